@@ -1,0 +1,214 @@
+import { RefusedError, UsageError } from "../errors.js";
+import type { BackendRow } from "../inventory/backends.js";
+import { formatHostPort, parseHostPort } from "../util/address.js";
+import {
+  type CommandContext,
+  type CommonOptions,
+  openContext,
+  pollUntil,
+  servingInstances,
+} from "./context.js";
+import { formatAge, formatMs, renderTable } from "./format.js";
+
+export interface AddOptions extends CommonOptions {
+  address?: string;
+  name?: string;
+  wait: boolean;
+}
+
+export interface ListOptions extends CommonOptions {
+  json?: boolean;
+  all?: boolean;
+}
+
+export interface RemoveOptions extends CommonOptions {
+  keepDroplet?: boolean;
+  force?: boolean;
+}
+
+/** The live figures `droplets list` shows are taken over this trailing window. */
+const LIST_WINDOW_MS = 60_000;
+
+function say(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+/** `droplets add --address HOST:PORT`: registers a server that is not a droplet. */
+export async function addStatic(options: AddOptions): Promise<void> {
+  const hostPort = parseHostPort(options.address ?? "");
+  if (!hostPort)
+    throw new UsageError(`--address ${options.address}: expected HOST:PORT such as 10.0.0.5:8080`);
+  const ctx = openContext(options);
+  try {
+    const row = ctx.backends.addStatic(formatHostPort(hostPort), options.name ?? null);
+    say(
+      `backend ${row.id} ${row.address}: joining (in rotation after ${ctx.config.health.healthyAfter} passing health checks)`,
+    );
+    if (!options.wait) return;
+    await waitForRotation(ctx, row);
+  } finally {
+    ctx.close();
+  }
+}
+
+/** Waits until a running `serve` has health-checked the backend into rotation. */
+async function waitForRotation(ctx: CommandContext, row: BackendRow): Promise<void> {
+  if (servingInstances(ctx).length === 0) {
+    say("no doproxy serve is running on this inventory; it will check the backend when it starts");
+    return;
+  }
+  const { healthyAfter, intervalMs, timeoutMs } = ctx.config.health;
+  const deadline = Date.now() + (healthyAfter + 3) * (intervalMs + timeoutMs) + 5_000;
+  const settled = await pollUntil(() => {
+    const current = ctx.backends.get(row.id);
+    return current && current.state !== "joining" ? current : undefined;
+  }, deadline);
+  if (settled?.state === "active") {
+    say(`backend ${row.id} ${row.address}: active (in rotation)`);
+    return;
+  }
+  const current = ctx.backends.get(row.id);
+  throw new RefusedError(
+    `backend ${row.id} ${row.address} did not pass health checks (${current?.state ?? "gone"}${current?.stateReason ? `: ${current.stateReason}` : ""})`,
+    `it stays registered and joins once ${ctx.config.health.path} answers; remove it with: doproxy droplets remove ${row.id}`,
+  );
+}
+
+/** `droplets list`: every backend with its state and live figures. */
+export function list(options: ListOptions): void {
+  const ctx = openContext(options);
+  try {
+    const now = Date.now();
+    const rows = options.all ? ctx.backends.all() : ctx.backends.live();
+    const figures = ctx.samples.summarize(now - LIST_WINDOW_MS, now);
+    const fresh = (lastTs: number | undefined) => lastTs !== undefined && now - lastTs < 5_000;
+    const entries = rows.map((row) => {
+      const f = figures.get(row.id);
+      return {
+        id: row.id,
+        kind: row.kind,
+        name: row.name,
+        address: row.address,
+        dropletId: row.dropletId,
+        state: row.state,
+        health: healthOf(row),
+        reason: row.stateReason,
+        inFlight: fresh(f?.lastTs) ? (f?.lastInFlight ?? 0) : 0,
+        p50Ms: f?.p50Ms ?? null,
+        p95Ms: f?.p95Ms ?? null,
+        requestsPerSecond: f ? Math.round(f.requestsPerSecond * 100) / 100 : 0,
+        createdAt: row.createdAt,
+        ageMs: now - row.createdAt,
+      };
+    });
+    if (options.json) {
+      say(JSON.stringify(entries, null, 2));
+      return;
+    }
+    if (entries.length === 0) {
+      say("no backends; add one with: doproxy droplets add --address HOST:PORT  (or: doproxy droplets add)");
+      return;
+    }
+    say(
+      renderTable(
+        ["ID", "NAME", "ADDRESS", "STATE", "HEALTH", "IN-FLIGHT", "P50", "P95", "REQ/S", "AGE"],
+        entries.map((e) => [
+          e.id,
+          e.name ?? (e.dropletId ? String(e.dropletId) : "-"),
+          e.address ?? "-",
+          e.state,
+          e.health,
+          e.inFlight,
+          formatMs(e.p50Ms ?? undefined),
+          formatMs(e.p95Ms ?? undefined),
+          e.requestsPerSecond.toFixed(1),
+          formatAge(e.createdAt, now),
+        ]),
+      ),
+    );
+  } finally {
+    ctx.close();
+  }
+}
+
+function healthOf(row: BackendRow): string {
+  switch (row.state) {
+    case "active":
+      return "healthy";
+    case "unhealthy":
+      return "failing";
+    case "joining":
+      return "checking";
+    default:
+      return "-";
+  }
+}
+
+/** Parses a backend id from the command line, or explains what is wrong. */
+export function parseBackendId(text: string): number {
+  if (!/^\d+$/.test(text))
+    throw new UsageError(`${text}: expected a backend id (a number from: doproxy droplets list)`);
+  return Number(text);
+}
+
+/** Refuses to take the pool below one active backend or below [autoscale] min, unless forced. */
+export function checkRemovalAllowed(ctx: CommandContext, row: BackendRow, force: boolean | undefined): void {
+  if (force) return;
+  const live = ctx.backends.live();
+  const activeAfter = live.filter((b) => b.state === "active" && b.id !== row.id).length;
+  if (row.state === "active" && activeAfter < 1) {
+    throw new RefusedError(
+      `backend ${row.id} is the last active backend; removing it would leave nothing to serve traffic`,
+      "pass --force to remove it anyway",
+    );
+  }
+  const min = ctx.config.autoscale.enabled ? ctx.config.autoscale.min : 0;
+  const droplets = live.filter((b) => b.kind === "droplet" && b.id !== row.id).length;
+  if (row.kind === "droplet" && droplets < min) {
+    throw new RefusedError(
+      `removing backend ${row.id} would leave ${droplets} droplets, below [autoscale] min = ${min}`,
+      "pass --force to remove it anyway",
+    );
+  }
+}
+
+/**
+ * Drains a backend: a running `serve` stops sending it new requests and reports when the ones in
+ * flight have finished, bounded by drain-timeout. Without a running `serve`, nothing is in flight.
+ */
+export async function drain(ctx: CommandContext, row: BackendRow, reason: string): Promise<void> {
+  const deadline = Date.now() + ctx.config.proxy.drainTimeoutMs;
+  if (row.state !== "draining") ctx.backends.startDrain(row.id, deadline, reason);
+  if (servingInstances(ctx).length === 0) return;
+  say(
+    `backend ${row.id}: draining (waiting up to ${Math.round(ctx.config.proxy.drainTimeoutMs / 1000)}s for requests in flight)`,
+  );
+  const drained = await pollUntil(
+    () => (ctx.backends.get(row.id)?.drainedAt ? true : undefined),
+    deadline + 1_000,
+  );
+  if (!drained) say(`backend ${row.id}: drain timeout reached; requests still in flight will be cut`);
+}
+
+/** `droplets remove ID` for a static backend; droplets are handled by the DigitalOcean flow. */
+export async function remove(idText: string, options: RemoveOptions): Promise<void> {
+  const id = parseBackendId(idText);
+  const ctx = openContext(options);
+  try {
+    const row = ctx.backends.get(id);
+    if (!row || row.state === "removed") {
+      throw new UsageError(
+        `no backend with id ${id}${row ? " (already removed)" : ""}`,
+        "see: doproxy droplets list",
+      );
+    }
+    checkRemovalAllowed(ctx, row, options.force);
+    await drain(ctx, row, "removed by hand");
+    ctx.backends.transition(id, "removed", "removed by hand", ["draining"]);
+    say(`backend ${id} ${row.address ?? row.name ?? ""}: removed`);
+  } finally {
+    ctx.close();
+  }
+}
+
+export { formatHostPort };

@@ -1,0 +1,64 @@
+import { loadConfig, resolveConfigPath } from "../config/load.js";
+import { watchConfig } from "../config/watch.js";
+import { openInventory } from "../inventory/open.js";
+import { createLogger, flushLog } from "../log.js";
+import { ProxyService } from "../proxy/service.js";
+import { formatHostPort } from "../util/address.js";
+import type { CommonOptions } from "./context.js";
+import { reportAndExit } from "./run.js";
+
+/**
+ * `doproxy serve`: the proxy, its health checks and metric recording, with hot reload of the
+ * configuration and a graceful stop on SIGTERM/SIGINT.
+ */
+export async function serve(options: CommonOptions): Promise<void> {
+  const file = resolveConfigPath(options.config);
+  const config = loadConfig(file);
+  const log = createLogger({ destination: "stdout" });
+  log.info(
+    { config: file ?? "(built-in defaults)", inventory: config.inventory.path },
+    "starting doproxy serve",
+  );
+  const db = openInventory(config.inventory.path);
+  const service = new ProxyService(config, db, log);
+  try {
+    await service.start();
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    db.close();
+    if (code === "EADDRINUSE" || code === "EACCES" || code === "EADDRNOTAVAIL") {
+      reportAndExit(
+        new Error(`cannot listen on ${formatHostPort(config.proxy.listen)}: ${code}; change [proxy] listen`),
+      );
+    }
+    throw error;
+  }
+
+  const watcher = watchConfig(
+    config,
+    (next) => {
+      log.info({ config: file }, "configuration reloaded");
+      void service.applyConfig(next);
+    },
+    (error) =>
+      log.error(
+        { config: file, error: error.message },
+        "configuration reload failed; keeping the last good configuration",
+      ),
+  );
+
+  let stopping = false;
+  const stop = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal, inFlight: service.server.activeRequests }, "stopping: draining requests in flight");
+    watcher.close();
+    await service.stop();
+    db.close();
+    log.info({}, "stopped");
+    flushLog(log);
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  process.on("SIGINT", () => void stop("SIGINT"));
+}

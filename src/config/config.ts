@@ -1,0 +1,139 @@
+import path from "node:path";
+import { type HostPort, parseHostPort } from "../util/address.js";
+import { parseDuration } from "../util/duration.js";
+import type { ConfigFile } from "./schema.js";
+
+/** The validated configuration, in the units the program works in (milliseconds, HostPort). */
+export interface Config {
+  /** Absolute path of the file this came from, or undefined for the built-in defaults. */
+  file: string | undefined;
+  proxy: {
+    listen: HostPort;
+    strategy: "round-robin" | "least-connections" | "latency";
+    xForwardedFor: boolean;
+    retries: number;
+    connectTimeoutMs: number;
+    timeoutMs: number;
+    drainTimeoutMs: number;
+    tls: { certFile: string; keyFile: string } | undefined;
+  };
+  health: {
+    path: string;
+    intervalMs: number;
+    timeoutMs: number;
+    healthyAfter: number;
+    unhealthyAfter: number;
+  };
+  inventory: { path: string; flushIntervalMs: number; retentionMs: number };
+  admin: { listen: HostPort; token: string | undefined };
+  digitalocean: {
+    token: string;
+    /** Where the token comes from, for error messages; never the token itself. */
+    tokenSource: string;
+    apiUrl: string;
+    region: string;
+    size: string;
+    image: string;
+    sshKeys: Array<string | number>;
+    tags: string[];
+    namePrefix: string;
+    userDataFile: string;
+    vpcUuid: string;
+    backendPort: number;
+    usePrivateIp: boolean;
+  };
+  autoscale: {
+    enabled: boolean;
+    dryRun: boolean;
+    min: number;
+    max: number;
+    evaluate: string;
+    scaleUpLatencyMs: number;
+    scaleUpConnections: number;
+    scaleUpAfterMs: number;
+    scaleUpCooldownMs: number;
+    scaleDownLatencyMs: number;
+    scaleDownConnections: number;
+    scaleDownAfterMs: number;
+    scaleDownCooldownMs: number;
+    replaceUnhealthyAfterMs: number;
+    schedule: Array<{ cron: string; min: number }>;
+  };
+}
+
+const ms = (text: string): number => parseDuration(text) as number;
+const hp = (text: string): HostPort => parseHostPort(text) as HostPort;
+
+/** Relative file paths in the configuration are relative to the configuration file's folder. */
+function resolveFrom(baseDir: string, file: string): string {
+  return path.isAbsolute(file) ? file : path.resolve(baseDir, file);
+}
+
+export function normalizeConfig(raw: ConfigFile, file: string | undefined): Config {
+  const baseDir = file ? path.dirname(file) : process.cwd();
+  const { proxy, health, inventory, admin, digitalocean: dig, autoscale: auto } = raw;
+  return {
+    file,
+    proxy: {
+      listen: hp(proxy.listen),
+      strategy: proxy.strategy,
+      xForwardedFor: proxy["x-forwarded-for"],
+      retries: proxy.retries,
+      connectTimeoutMs: ms(proxy["connect-timeout"]),
+      timeoutMs: ms(proxy.timeout),
+      drainTimeoutMs: ms(proxy["drain-timeout"]),
+      tls:
+        proxy["tls-cert"] && proxy["tls-key"]
+          ? {
+              certFile: resolveFrom(baseDir, proxy["tls-cert"]),
+              keyFile: resolveFrom(baseDir, proxy["tls-key"]),
+            }
+          : undefined,
+    },
+    health: {
+      path: health.path,
+      intervalMs: ms(health.interval),
+      timeoutMs: ms(health.timeout),
+      healthyAfter: health["healthy-after"],
+      unhealthyAfter: health["unhealthy-after"],
+    },
+    inventory: {
+      path: resolveFrom(baseDir, inventory.path),
+      flushIntervalMs: ms(inventory["flush-interval"]),
+      retentionMs: ms(inventory.retention),
+    },
+    admin: { listen: hp(admin.listen), token: admin.token || undefined },
+    digitalocean: {
+      token: dig.token,
+      tokenSource: "[digitalocean] token",
+      apiUrl: dig["api-url"].replace(/\/+$/, ""),
+      region: dig.region,
+      size: dig.size,
+      image: dig.image,
+      sshKeys: dig["ssh-keys"],
+      tags: dig.tags,
+      namePrefix: dig["name-prefix"],
+      userDataFile: dig["user-data-file"] ? resolveFrom(baseDir, dig["user-data-file"]) : "",
+      vpcUuid: dig["vpc-uuid"],
+      backendPort: dig["backend-port"],
+      usePrivateIp: dig["use-private-ip"],
+    },
+    autoscale: {
+      enabled: auto.enabled,
+      dryRun: auto["dry-run"],
+      min: auto.min,
+      max: auto.max,
+      evaluate: auto.evaluate,
+      scaleUpLatencyMs: ms(auto["scale-up-latency"]),
+      scaleUpConnections: auto["scale-up-connections"],
+      scaleUpAfterMs: ms(auto["scale-up-after"]),
+      scaleUpCooldownMs: ms(auto["scale-up-cooldown"]),
+      scaleDownLatencyMs: ms(auto["scale-down-latency"]),
+      scaleDownConnections: auto["scale-down-connections"],
+      scaleDownAfterMs: ms(auto["scale-down-after"]),
+      scaleDownCooldownMs: ms(auto["scale-down-cooldown"]),
+      replaceUnhealthyAfterMs: ms(auto["replace-unhealthy-after"]),
+      schedule: auto.schedule,
+    },
+  };
+}

@@ -1,0 +1,50 @@
+/**
+ * Typed errors raised at the edges (configuration, inventory, cloud API, command line).
+ * `src/cli/` turns them into one or two lines a person can act on and an exit code:
+ * 2 for bad usage or configuration, 1 for an operation that failed.
+ */
+export class DoproxyError extends Error {
+  readonly code: string;
+  readonly exitCode: 1 | 2;
+  readonly hint?: string;
+
+  constructor(
+    code: string,
+    message: string,
+    options: { exitCode?: 1 | 2; hint?: string; cause?: unknown } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.exitCode = options.exitCode ?? 1;
+    this.hint = options.hint;
+  }
+}
+
+/** A configuration file that cannot be used: names the file, line, key and what is wrong. */
+export class ConfigError extends DoproxyError {
+  constructor(message: string, hint?: string) {
+    super("DOPROXY_CONFIG", message, { exitCode: 2, hint });
+  }
+}
+
+/** The command line itself is wrong (unknown id, bad flag value). */
+export class UsageError extends DoproxyError {
+  constructor(message: string, hint?: string) {
+    super("DOPROXY_USAGE", message, { exitCode: 2, hint });
+  }
+}
+
+/** The SQLite inventory cannot be opened, migrated or written. */
+export class InventoryError extends DoproxyError {
+  constructor(message: string, options: { hint?: string; cause?: unknown } = {}) {
+    super("DOPROXY_INVENTORY", message, { exitCode: 1, ...options });
+  }
+}
+
+/** An operation that was refused because it would be unsafe (e.g. removing the last backend). */
+export class RefusedError extends DoproxyError {
+  constructor(message: string, hint?: string) {
+    super("DOPROXY_REFUSED", message, { exitCode: 1, hint });
+  }
+}

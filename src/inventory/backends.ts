@@ -1,0 +1,233 @@
+import { InventoryError } from "../errors.js";
+import { EventStore } from "./events.js";
+import type { Db } from "./open.js";
+
+/** DESIGN.md's backend lifecycle. */
+export const BACKEND_STATES = [
+  "provisioning",
+  "joining",
+  "active",
+  "unhealthy",
+  "draining",
+  "removed",
+] as const;
+export type BackendState = (typeof BACKEND_STATES)[number];
+export type BackendKind = "static" | "droplet";
+
+export interface BackendRow {
+  id: number;
+  kind: BackendKind;
+  name: string | null;
+  address: string | null;
+  dropletId: number | null;
+  state: BackendState;
+  stateReason: string | null;
+  createdAt: number;
+  stateChangedAt: number;
+  drainDeadline: number | null;
+  drainedAt: number | null;
+  removedAt: number | null;
+}
+
+const COLUMNS = `id, kind, name, address, droplet_id AS dropletId, state, state_reason AS stateReason,
+  created_at AS createdAt, state_changed_at AS stateChangedAt, drain_deadline AS drainDeadline,
+  drained_at AS drainedAt, removed_at AS removedAt`;
+
+/**
+ * The backends table. Every state change goes through `transition`, which only applies when the
+ * row is in one of the expected states (so `serve` and a CLI command cannot overwrite each
+ * other's decisions) and writes the matching event in the same transaction.
+ */
+export class BackendStore {
+  readonly events: EventStore;
+
+  constructor(private readonly db: Db) {
+    this.events = new EventStore(db);
+  }
+
+  get(id: number): BackendRow | undefined {
+    return this.db.prepare(`SELECT ${COLUMNS} FROM backends WHERE id = ?`).get(id) as BackendRow | undefined;
+  }
+
+  byDropletId(dropletId: number): BackendRow | undefined {
+    return this.db
+      .prepare(`SELECT ${COLUMNS} FROM backends WHERE droplet_id = ? ORDER BY id DESC LIMIT 1`)
+      .get(dropletId) as BackendRow | undefined;
+  }
+
+  /** Rows not yet removed, oldest first. */
+  live(): BackendRow[] {
+    return this.db
+      .prepare(`SELECT ${COLUMNS} FROM backends WHERE state <> 'removed' ORDER BY id`)
+      .all() as BackendRow[];
+  }
+
+  all(): BackendRow[] {
+    return this.db.prepare(`SELECT ${COLUMNS} FROM backends ORDER BY id`).all() as BackendRow[];
+  }
+
+  /** Registers a server that is not a droplet; it starts `joining` until health checks pass. */
+  addStatic(address: string, name: string | null = null, now = Date.now()): BackendRow {
+    return this.db.transaction(() => {
+      const existing = this.db
+        .prepare(`SELECT id, state FROM backends WHERE address = ? AND state <> 'removed'`)
+        .get(address) as { id: number; state: string } | undefined;
+      if (existing) {
+        throw new InventoryError(`${address} is already backend ${existing.id} (${existing.state})`, {
+          hint: `remove it first with: doproxy droplets remove ${existing.id}`,
+        });
+      }
+      const id = Number(
+        this.db
+          .prepare(
+            `INSERT INTO backends (kind, name, address, state, state_reason, created_at, state_changed_at)
+             VALUES ('static', ?, ?, 'joining', 'added by hand', ?, ?)`,
+          )
+          .run(name, address, now, now).lastInsertRowid,
+      );
+      this.events.add(
+        "backend.joining",
+        `backend ${id} (${address}) added; joining after health checks`,
+        id,
+        { address },
+        now,
+      );
+      return this.get(id) as BackendRow;
+    })();
+  }
+
+  /**
+   * Writes the row of a droplet before its create call is sent, so that a crash between the call
+   * and its answer leaves a trace that reconciliation resolves by name and tag.
+   */
+  addProvisioning(name: string, reason: string, now = Date.now()): BackendRow {
+    return this.db.transaction(() => {
+      const id = Number(
+        this.db
+          .prepare(
+            `INSERT INTO backends (kind, name, state, state_reason, created_at, state_changed_at)
+             VALUES ('droplet', ?, 'provisioning', ?, ?, ?)`,
+          )
+          .run(name, reason, now, now).lastInsertRowid,
+      );
+      this.events.add("backend.provisioning", `backend ${id} (${name}): ${reason}`, id, { name }, now);
+      return this.get(id) as BackendRow;
+    })();
+  }
+
+  /** Adopts a droplet that already exists: it joins once it has an address and passes checks. */
+  addDroplet(
+    dropletId: number,
+    name: string,
+    address: string | null,
+    reason: string,
+    now = Date.now(),
+  ): BackendRow {
+    return this.db.transaction(() => {
+      const existing = this.byDropletId(dropletId);
+      if (existing && existing.state !== "removed") {
+        throw new InventoryError(
+          `droplet ${dropletId} is already backend ${existing.id} (${existing.state})`,
+        );
+      }
+      const state: BackendState = address ? "joining" : "provisioning";
+      const id = Number(
+        this.db
+          .prepare(
+            `INSERT INTO backends (kind, name, address, droplet_id, state, state_reason, created_at, state_changed_at)
+             VALUES ('droplet', ?, ?, ?, ?, ?, ?, ?)`,
+          )
+          .run(name, address, dropletId, state, reason, now, now).lastInsertRowid,
+      );
+      this.events.add(
+        `backend.${state}`,
+        `backend ${id} (droplet ${dropletId} ${name}): ${reason}`,
+        id,
+        { dropletId, address },
+        now,
+      );
+      return this.get(id) as BackendRow;
+    })();
+  }
+
+  /** Records the droplet id the API gave for a row written before the create call. */
+  setDropletId(id: number, dropletId: number): void {
+    this.db.prepare("UPDATE backends SET droplet_id = ? WHERE id = ?").run(dropletId, id);
+  }
+
+  /** A provisioning droplet got its address: it starts joining (health checks, no traffic). */
+  setAddressJoining(id: number, address: string, now = Date.now()): boolean {
+    return this.db.transaction(() => {
+      this.db.prepare("UPDATE backends SET address = ? WHERE id = ?").run(address, id);
+      return this.transition(id, "joining", `booted at ${address}`, ["provisioning"], { address }, now);
+    })();
+  }
+
+  /**
+   * Moves a backend to `to` if it is in one of `from` (any live state when omitted), recording
+   * the event. Returns false when the row was not in an expected state (someone else moved it).
+   */
+  transition(
+    id: number,
+    to: BackendState,
+    reason: string,
+    from?: readonly BackendState[],
+    data?: Record<string, unknown>,
+    now = Date.now(),
+  ): boolean {
+    const allowed = from ?? BACKEND_STATES.filter((s) => s !== "removed");
+    return this.db.transaction(() => {
+      const placeholders = allowed.map(() => "?").join(", ");
+      const result = this.db
+        .prepare(
+          `UPDATE backends SET state = ?, state_reason = ?, state_changed_at = ?,
+             removed_at = CASE WHEN ? = 'removed' THEN ? ELSE removed_at END
+           WHERE id = ? AND state IN (${placeholders}) AND state <> ?`,
+        )
+        .run(to, reason, now, to, now, id, ...allowed, to);
+      if (result.changes === 0) return false;
+      const row = this.get(id) as BackendRow;
+      const label = row.address ?? row.name ?? "";
+      this.events.add(`backend.${to}`, `backend ${id} (${label}) ${to}: ${reason}`, id, data, now);
+      return true;
+    })();
+  }
+
+  /** Starts draining: the proxy stops sending new requests; in-flight ones finish until `deadline`. */
+  startDrain(id: number, deadline: number, reason: string, now = Date.now()): boolean {
+    return this.db.transaction(() => {
+      const moved = this.transition(
+        id,
+        "draining",
+        reason,
+        ["provisioning", "joining", "active", "unhealthy"],
+        { deadline },
+        now,
+      );
+      if (moved)
+        this.db
+          .prepare("UPDATE backends SET drain_deadline = ?, drained_at = NULL WHERE id = ?")
+          .run(deadline, id);
+      return moved;
+    })();
+  }
+
+  /** Set by the serving proxy when a draining backend has nothing left in flight. */
+  markDrained(id: number, now = Date.now()): void {
+    this.db
+      .prepare(
+        "UPDATE backends SET drained_at = ? WHERE id = ? AND state = 'draining' AND drained_at IS NULL",
+      )
+      .run(now, id);
+  }
+
+  /** Puts a draining backend back in rotation (load came back while it drained). */
+  reclaim(id: number, reason: string, now = Date.now()): boolean {
+    return this.db.transaction(() => {
+      const moved = this.transition(id, "active", reason, ["draining"], undefined, now);
+      if (moved)
+        this.db.prepare("UPDATE backends SET drain_deadline = NULL, drained_at = NULL WHERE id = ?").run(id);
+      return moved;
+    })();
+  }
+}

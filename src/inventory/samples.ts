@@ -1,0 +1,131 @@
+import { decodeInto, newCounts, quantile } from "../proxy/histogram.js";
+import type { Db } from "./open.js";
+
+/** One backend's aggregate over one flush interval, as the recorder hands it over. */
+export interface SampleRow {
+  backendId: number;
+  ts: number;
+  intervalMs: number;
+  requests: number;
+  errors: number;
+  status: [number, number, number, number, number]; // 1xx..5xx
+  rttSumMs: number;
+  rttMaxMs: number;
+  inFlight: number;
+  histogram: string;
+}
+
+/** Per-backend figures over a window, computed from the samples in it. */
+export interface BackendSummary {
+  backendId: number;
+  requests: number;
+  errors: number;
+  status5xx: number;
+  rttSumMs: number;
+  rttMaxMs: number;
+  p50Ms: number | undefined;
+  p95Ms: number | undefined;
+  p99Ms: number | undefined;
+  requestsPerSecond: number;
+  lastInFlight: number;
+  lastTs: number;
+}
+
+export class SampleStore {
+  private readonly insert;
+
+  constructor(private readonly db: Db) {
+    this.insert = db.prepare(
+      `INSERT INTO samples (backend_id, ts, interval_ms, requests, errors, status_1xx, status_2xx, status_3xx,
+         status_4xx, status_5xx, rtt_sum_ms, rtt_max_ms, in_flight, histogram)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+  }
+
+  /** Writes one flush's rows in a single transaction. */
+  insertBatch(rows: readonly SampleRow[]): void {
+    if (rows.length === 0) return;
+    this.db.transaction(() => {
+      for (const r of rows) {
+        this.insert.run(
+          r.backendId,
+          r.ts,
+          r.intervalMs,
+          r.requests,
+          r.errors,
+          ...r.status,
+          r.rttSumMs,
+          r.rttMaxMs,
+          r.inFlight,
+          r.histogram,
+        );
+      }
+    })();
+  }
+
+  /** Deletes samples older than the retention horizon; returns how many went. */
+  prune(olderThanMs: number): number {
+    return this.db.prepare("DELETE FROM samples WHERE ts < ?").run(olderThanMs).changes;
+  }
+
+  /** Per-backend summaries over (sinceMs, now]. */
+  summarize(sinceMs: number, now = Date.now()): Map<number, BackendSummary> {
+    const rows = this.db
+      .prepare(
+        `SELECT backend_id AS backendId, ts, requests, errors, status_5xx AS s5, rtt_sum_ms AS rttSum,
+                rtt_max_ms AS rttMax, in_flight AS inFlight, histogram
+         FROM samples WHERE ts > ? ORDER BY ts`,
+      )
+      .all(sinceMs) as Array<{
+      backendId: number;
+      ts: number;
+      requests: number;
+      errors: number;
+      s5: number;
+      rttSum: number;
+      rttMax: number;
+      inFlight: number;
+      histogram: string;
+    }>;
+    const counts = new Map<number, Uint32Array>();
+    const out = new Map<number, BackendSummary>();
+    const windowSeconds = Math.max(1, (now - sinceMs) / 1000);
+    for (const row of rows) {
+      let summary = out.get(row.backendId);
+      if (!summary) {
+        summary = {
+          backendId: row.backendId,
+          requests: 0,
+          errors: 0,
+          status5xx: 0,
+          rttSumMs: 0,
+          rttMaxMs: 0,
+          p50Ms: undefined,
+          p95Ms: undefined,
+          p99Ms: undefined,
+          requestsPerSecond: 0,
+          lastInFlight: 0,
+          lastTs: 0,
+        };
+        out.set(row.backendId, summary);
+        counts.set(row.backendId, newCounts());
+      }
+      summary.requests += row.requests;
+      summary.errors += row.errors;
+      summary.status5xx += row.s5;
+      summary.rttSumMs += row.rttSum;
+      summary.rttMaxMs = Math.max(summary.rttMaxMs, row.rttMax);
+      summary.lastInFlight = row.inFlight;
+      summary.lastTs = row.ts;
+      decodeInto(counts.get(row.backendId) as Uint32Array, row.histogram);
+    }
+    for (const [id, summary] of out) {
+      const histogram = counts.get(id) as Uint32Array;
+      summary.p50Ms = quantile(histogram, 0.5);
+      summary.p95Ms = quantile(histogram, 0.95);
+      summary.p99Ms = quantile(histogram, 0.99);
+      summary.requestsPerSecond = summary.requests / windowSeconds;
+    }
+    return out;
+  }
+}

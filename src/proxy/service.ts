@@ -1,0 +1,217 @@
+import { randomUUID } from "node:crypto";
+import type { Config } from "../config/load.js";
+import { BackendStore } from "../inventory/backends.js";
+import { InstanceStore } from "../inventory/instances.js";
+import { type Db, describeWriteFailure } from "../inventory/open.js";
+import { type SampleRow, SampleStore } from "../inventory/samples.js";
+import type { Logger } from "../log.js";
+import { formatHostPort, type HostPort } from "../util/address.js";
+import { Balancer } from "./balancer.js";
+import { HealthChecker } from "./health.js";
+import { Pool } from "./pool.js";
+import { Recorder } from "./recorder.js";
+import { ProxyServer, type ProxySettings } from "./server.js";
+
+/** How often the inventory is checked for changes made by other processes (CLI commands). */
+const INVENTORY_POLL_MS = 250;
+const PRUNE_EVERY_MS = 60_000;
+/** Unwritten samples kept while the inventory cannot be written (a full disk), before the oldest go. */
+const MAX_PENDING_SAMPLES = 100_000;
+
+function proxySettings(config: Config): ProxySettings {
+  const { xForwardedFor, retries, connectTimeoutMs, timeoutMs, tls } = config.proxy;
+  return { xForwardedFor, retries, connectTimeoutMs, timeoutMs, tls };
+}
+
+/**
+ * The proxy side of `doproxy serve`: the listener, the pool mirrored from the inventory, health
+ * checks, and the recorder flushed to SQLite. Configuration changes are applied in place.
+ */
+export class ProxyService {
+  readonly instanceId = randomUUID();
+  readonly backends: BackendStore;
+  readonly samples: SampleStore;
+  readonly instances: InstanceStore;
+  readonly pool: Pool;
+  readonly balancer: Balancer;
+  readonly recorder = new Recorder();
+  readonly server: ProxyServer;
+  private readonly health: HealthChecker;
+  private timers: NodeJS.Timeout[] = [];
+  private dataVersion = -1;
+  private pending: SampleRow[] = [];
+  private lastPrune = 0;
+  private flushFailing = false;
+
+  constructor(
+    private config: Config,
+    private readonly db: Db,
+    private readonly log: Logger,
+  ) {
+    this.backends = new BackendStore(db);
+    this.samples = new SampleStore(db);
+    this.instances = new InstanceStore(db);
+    this.balancer = new Balancer(config.proxy.strategy);
+    this.pool = new Pool(config.health, {
+      onHealthTransition: (backend, from, to, reason) => {
+        this.log.info({ backend: backend.address, id: backend.id, from, to, reason }, `backend ${to}`);
+        try {
+          return (
+            this.backends.transition(backend.id, to, reason, [from]) ||
+            this.backends.get(backend.id)?.state === to
+          );
+        } catch (error) {
+          // Routing must follow health even when the inventory cannot be written.
+          this.log.error(
+            { err: describeWriteFailure(db.name, "a backend transition", error).message },
+            "inventory write failed",
+          );
+          return true;
+        }
+      },
+      onDrained: (backend) => {
+        this.log.info({ backend: backend.address, id: backend.id }, "backend drained");
+        try {
+          this.backends.markDrained(backend.id);
+        } catch (error) {
+          this.log.error(
+            { err: describeWriteFailure(db.name, "a drain", error).message },
+            "inventory write failed",
+          );
+        }
+      },
+    });
+    this.server = new ProxyServer(this.pool, this.balancer, this.recorder, log, proxySettings(config));
+    this.health = new HealthChecker(this.pool, config.health);
+  }
+
+  async start(): Promise<HostPort> {
+    this.instances.register(this.instanceId);
+    this.syncFromInventory(true);
+    const bound = await this.server.listen(this.config.proxy.listen);
+    this.instances.setUrls(this.instanceId, this.server.url() ?? null, null);
+    this.health.start();
+    this.startTimers();
+    this.log.info(
+      {
+        listen: formatHostPort(bound),
+        strategy: this.config.proxy.strategy,
+        backends: this.pool.all().length,
+      },
+      "proxy listening",
+    );
+    return bound;
+  }
+
+  /** Applies a reloaded configuration without dropping requests in flight. */
+  async applyConfig(next: Config): Promise<void> {
+    const previous = this.config;
+    this.config = next;
+    this.balancer.strategy = next.proxy.strategy;
+    this.server.updateSettings(proxySettings(next));
+    this.pool.setThresholds(next.health);
+    this.health.update(next.health);
+    if (next.inventory.flushIntervalMs !== previous.inventory.flushIntervalMs) this.startTimers();
+    if (next.inventory.path !== previous.inventory.path) {
+      this.log.warn({ path: next.inventory.path }, "[inventory] path changes take effect at the next start");
+    }
+    const listenChanged = formatHostPort(next.proxy.listen) !== formatHostPort(previous.proxy.listen);
+    const tlsChanged = JSON.stringify(next.proxy.tls) !== JSON.stringify(previous.proxy.tls);
+    if (listenChanged || tlsChanged) {
+      try {
+        const bound = await this.server.listen(next.proxy.listen);
+        this.instances.setUrls(this.instanceId, this.server.url() ?? null, null);
+        this.log.info({ listen: formatHostPort(bound) }, "proxy listening on new address");
+      } catch (error) {
+        this.log.error(
+          { listen: formatHostPort(next.proxy.listen), err: (error as Error).message },
+          "cannot listen on new address; keeping the old one",
+        );
+      }
+    }
+  }
+
+  /** Mirrors inventory changes made by other processes into the live pool. */
+  syncFromInventory(force = false): void {
+    const version = this.db.pragma("data_version", { simple: true }) as number;
+    if (!force && version === this.dataVersion) return;
+    this.dataVersion = version;
+    const { added, removed } = this.pool.sync(this.backends.live());
+    for (const backend of added)
+      this.log.info(
+        { backend: backend.address, id: backend.id, state: backend.state },
+        "backend added to pool",
+      );
+    for (const backend of removed)
+      this.log.info({ backend: backend.address, id: backend.id }, "backend left pool");
+    if (added.length > 0) this.health.checkAll();
+  }
+
+  /** Writes the interval's samples in one transaction; keeps them for the next try if that fails. */
+  flush(now = Date.now()): void {
+    const inFlight = new Map(this.pool.all().map((b) => [b.id, b.inFlight] as const));
+    this.pending.push(...this.recorder.takeInterval(inFlight, now));
+    if (this.pending.length > MAX_PENDING_SAMPLES)
+      this.pending.splice(0, this.pending.length - MAX_PENDING_SAMPLES);
+    try {
+      this.samples.insertBatch(this.pending);
+      this.pending = [];
+      this.instances.heartbeat(this.instanceId, now);
+      if (now - this.lastPrune >= PRUNE_EVERY_MS) {
+        this.lastPrune = now;
+        const horizon = now - this.config.inventory.retentionMs;
+        const pruned = this.samples.prune(horizon) + this.backends.events.prune(horizon);
+        if (pruned > 0) this.log.info({ pruned }, "pruned old samples and events");
+      }
+      if (this.flushFailing) this.log.info({}, "inventory writable again; pending samples written");
+      this.flushFailing = false;
+    } catch (error) {
+      if (!this.flushFailing) {
+        this.log.error(
+          { err: describeWriteFailure(this.db.name, "samples", error).message, pending: this.pending.length },
+          "inventory write failed; samples kept in memory and retried",
+        );
+      }
+      this.flushFailing = true;
+    }
+  }
+
+  /**
+   * Graceful stop: no new connections, requests in flight finish (up to drain-timeout), then
+   * the last samples are written and this instance leaves the inventory.
+   */
+  async stop(): Promise<void> {
+    this.server.stopAccepting();
+    this.health.stop();
+    const deadline = Date.now() + this.config.proxy.drainTimeoutMs;
+    while (this.server.activeRequests > 0 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
+    if (this.server.activeRequests > 0) {
+      this.log.warn(
+        { inFlight: this.server.activeRequests },
+        "drain timeout reached; closing remaining connections",
+      );
+    }
+    this.server.destroyConnections();
+    for (const timer of this.timers) clearInterval(timer);
+    this.timers = [];
+    this.pool.closeAll();
+    this.flush();
+    try {
+      this.instances.unregister(this.instanceId);
+    } catch {
+      // Best effort: a stale heartbeat expires by itself.
+    }
+  }
+
+  private startTimers(): void {
+    for (const timer of this.timers) clearInterval(timer);
+    this.timers = [
+      setInterval(() => this.flush(), this.config.inventory.flushIntervalMs),
+      setInterval(() => {
+        this.syncFromInventory();
+        this.pool.checkDrains();
+      }, INVENTORY_POLL_MS),
+    ];
+  }
+}
