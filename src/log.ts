@@ -21,12 +21,12 @@ export interface LogOptions {
 }
 
 /**
- * pino JSON logs. The destination is asynchronous (buffered) so that the access log never blocks
+ * pino JSON logs. The destination is asynchronous (writes coalesce while one is pending) so that the access log never blocks
  * the proxy's hot path on a slow terminal or pipe; `flushLog` drains it at shutdown.
  */
 export function createLogger(options: LogOptions = {}): Logger {
   const fd = options.destination === "stderr" ? 2 : 1;
-  const destination = pino.destination({ fd, sync: false, minLength: 4096 });
+  const destination = pino.destination({ fd, sync: false });
   return pino(
     {
       level: options.level ?? process.env.DOPROXY_LOG_LEVEL ?? "info",

@@ -1,0 +1,115 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import Database from "better-sqlite3";
+import { freePort, startBackend } from "../helpers/backend.js";
+import { runCliAsync, serveConfig, startServe, workspace } from "../helpers/cli.js";
+import { request } from "../helpers/http.js";
+import { waitFor } from "../helpers/wait.js";
+
+async function share(port: number, count: number, concurrency: number): Promise<Record<string, number>> {
+  const tally: Record<string, number> = {};
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < count) {
+        next++;
+        const reply = await request(port, "/work");
+        assert.equal(reply.status, 200);
+        const name = reply.headers["x-backend"] as string;
+        tally[name] = (tally[name] ?? 0) + 1;
+      }
+    }),
+  );
+  return tally;
+}
+
+describe("doproxy serve: hot reload and shutdown", () => {
+  it("applies strategy and listen changes while serving and keeps the last good configuration on a broken edit", async () => {
+    const port = await freePort();
+    const ws = workspace(serveConfig(port));
+    const fast = await startBackend({ name: "fast", delayMs: 1 });
+    const slow = await startBackend({ name: "slow", delayMs: 60 });
+    const serve = await startServe(ws);
+    try {
+      for (const backend of [fast, slow])
+        assert.equal((await runCliAsync(ws, ["droplets", "add", "--address", backend.address])).status, 0);
+      const rr = await share(port, 200, 8);
+      assert.ok(
+        Math.abs((rr.fast ?? 0) - (rr.slow ?? 0)) <= 8,
+        `round-robin splits evenly: ${JSON.stringify(rr)}`,
+      );
+
+      const reloads = () => serve.logs().filter((l) => l.msg === "configuration reloaded").length;
+      ws.writeConfig(serveConfig(port, { proxy: 'strategy = "least-connections"' }));
+      await waitFor(() => reloads() === 1, "reload to least-connections");
+      const lc = await share(port, 400, 8);
+      assert.ok(
+        (lc.fast ?? 0) > 4 * (lc.slow ?? 0),
+        `least-connections favours the idle backend: ${JSON.stringify(lc)}`,
+      );
+
+      ws.writeConfig(serveConfig(port, { proxy: 'strategy = "latency"' }));
+      await waitFor(() => reloads() === 2, "reload to latency");
+      const lat = await share(port, 400, 4);
+      assert.ok(
+        (lat.fast ?? 0) > 4 * (lat.slow ?? 0),
+        `latency favours the fast backend: ${JSON.stringify(lat)}`,
+      );
+
+      // A broken edit: reported, and the proxy keeps serving with the last good configuration.
+      ws.writeConfig(serveConfig(port, { proxy: 'strategy = "random"' }));
+      const failed = await serve.waitForLog(
+        (l) => l.msg === "configuration reload failed; keeping the last good configuration",
+        "the broken edit reported",
+      );
+      assert.match(String(failed.error), /doproxy\.toml:\d+: \[proxy\] strategy = "random"/);
+      const still = await share(port, 200, 4);
+      assert.ok((still.fast ?? 0) > 4 * (still.slow ?? 0), "still the latency strategy");
+
+      // A new listen address: a request in flight on the old listener completes; new ones go to the new port.
+      const newPort = await freePort();
+      const inFlight = request(port, "/slow-one", { keepAlive: false });
+      ws.writeConfig(serveConfig(newPort, { proxy: 'strategy = "round-robin"' }));
+      await serve.waitForLog((l) => l.msg === "proxy listening on new address", "the new listener");
+      assert.equal((await inFlight).status, 200);
+      assert.equal((await request(newPort, "/", { keepAlive: false })).status, 200);
+      await assert.rejects(request(port, "/", { keepAlive: false }), /ECONNREFUSED/);
+    } finally {
+      await serve.stop();
+      await Promise.all([fast.close(), slow.close()]);
+      ws.cleanup();
+    }
+  });
+
+  it("on SIGTERM stops accepting, finishes the request in flight, flushes its sample and exits 0", async () => {
+    const port = await freePort();
+    const ws = workspace(serveConfig(port, { inventory: 'flush-interval = "1h"' }));
+    const slow = await startBackend({ name: "slow", delayMs: 1_500 });
+    const serve = await startServe(ws);
+    try {
+      assert.equal((await runCliAsync(ws, ["droplets", "add", "--address", slow.address])).status, 0);
+      const pending = request(port, "/slow", { keepAlive: false });
+      await waitFor(() => slow.started === 1, "the slow request reached the backend");
+      serve.child.kill("SIGTERM");
+      await serve.waitForLog((l) => l.msg === "stopping: draining requests in flight", "the drain to start");
+      await assert.rejects(
+        request(port, "/new", { keepAlive: false }),
+        /ECONNREFUSED|ECONNRESET/,
+        "no new connections once stopping",
+      );
+      const reply = await pending;
+      assert.equal(reply.status, 200);
+      assert.equal(reply.body, "slow GET /slow");
+      assert.equal(await serve.exited, 0);
+      // Samples are flushed every hour in this config: this one was written by the shutdown.
+      const db = new Database(ws.dbFile, { readonly: true });
+      const requests = db.prepare("SELECT SUM(requests) FROM samples").pluck().get();
+      db.close();
+      assert.equal(requests, 1);
+    } finally {
+      await serve.stop();
+      await slow.close();
+      ws.cleanup();
+    }
+  });
+});

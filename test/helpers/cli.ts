@@ -1,0 +1,175 @@
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { waitFor } from "./wait.js";
+
+export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+export const CLI = path.join(ROOT, "dist/cli/main.js");
+
+/** A scratch folder with a doproxy.toml, removed by cleanup(). */
+export interface Workspace {
+  dir: string;
+  configFile: string;
+  dbFile: string;
+  writeConfig(toml: string): void;
+  cleanup(): void;
+}
+
+export function workspace(toml = ""): Workspace {
+  const dir = mkdtempSync(path.join(tmpdir(), "doproxy-test-"));
+  const configFile = path.join(dir, "doproxy.toml");
+  const ws: Workspace = {
+    dir,
+    configFile,
+    dbFile: path.join(dir, "inventory", "doproxy.db"),
+    writeConfig: (text) => writeFileSync(configFile, text),
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
+  ws.writeConfig(toml);
+  return ws;
+}
+
+export interface RunResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a one-shot doproxy command to completion. */
+export function runCli(ws: Workspace, args: string[], env: NodeJS.ProcessEnv = {}): RunResult {
+  const result = spawnSync(process.execPath, [CLI, ...args], {
+    cwd: ws.dir,
+    env: { ...process.env, ...env, DOPROXY_CONFIG: "" },
+    encoding: "utf8",
+    timeout: 60_000,
+  });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** Runs a one-shot doproxy command without blocking the test's event loop (servers in-process keep answering). */
+export function runCliAsync(ws: Workspace, args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunResult> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      cwd: ws.dir,
+      env: { ...process.env, ...env, DOPROXY_CONFIG: "" },
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk) => {
+      stdout += chunk;
+    });
+    child.stderr.on("data", (chunk) => {
+      stderr += chunk;
+    });
+    child.on("close", (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
+/** A long-running doproxy process (serve, sim) whose JSON log lines are collected. */
+export interface Daemon {
+  child: ChildProcess;
+  output(): string;
+  logs(): Array<Record<string, unknown>>;
+  waitForLog(
+    predicate: (line: Record<string, unknown>) => boolean,
+    what: string,
+    timeoutMs?: number,
+  ): Promise<Record<string, unknown>>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  exited: Promise<number | null>;
+}
+
+export function startDaemon(ws: Workspace, args: string[], env: NodeJS.ProcessEnv = {}): Daemon {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    cwd: ws.dir,
+    env: { ...process.env, DOPROXY_LOG_LEVEL: "debug", ...env, DOPROXY_CONFIG: "" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  child.stdout?.on("data", (chunk) => {
+    out += chunk;
+  });
+  child.stderr?.on("data", (chunk) => {
+    out += chunk;
+  });
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  const logs = () =>
+    out
+      .split("\n")
+      .filter((line) => line.startsWith("{"))
+      .map((line) => {
+        try {
+          return JSON.parse(line) as Record<string, unknown>;
+        } catch {
+          return {};
+        }
+      });
+  return {
+    child,
+    exited,
+    output: () => out,
+    logs,
+    waitForLog: (predicate, what, timeoutMs = 10_000) =>
+      waitFor(
+        () => {
+          const found = logs().find(predicate);
+          if (!found && child.exitCode !== null) throw new Error(`doproxy exited with ${child.exitCode}`);
+          return found;
+        },
+        () => `${what}\n--- output ---\n${out.slice(-3000)}`,
+        timeoutMs,
+      ),
+    stop: async (signal = "SIGTERM") => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
+
+/** Starts `doproxy serve` in a workspace and waits until it listens; returns the daemon and its port. */
+export async function startServe(ws: Workspace): Promise<Daemon> {
+  const daemon = startDaemon(ws, ["serve"]);
+  await daemon.waitForLog((line) => line.msg === "proxy listening", "serve to listen");
+  return daemon;
+}
+
+/** A minimal doproxy.toml for tests: loopback, short health intervals, fast flushes. */
+export function serveConfig(
+  port: number,
+  extra: { proxy?: string; health?: string; inventory?: string; admin?: string; rest?: string } = {},
+): string {
+  const sections: Record<string, string> = {
+    proxy: `listen = "127.0.0.1:${port}"\ndrain-timeout = "5s"`,
+    health: 'interval = "100ms"\ntimeout = "300ms"\nhealthy-after = 1\nunhealthy-after = 2',
+    inventory: 'flush-interval = "200ms"',
+    admin: 'listen = "127.0.0.1:0"',
+  };
+  let text = "";
+  for (const [name, base] of Object.entries(sections)) {
+    text += `[${name}]\n${mergeKeys(base, extra[name as keyof typeof extra] ?? "")}\n`;
+  }
+  return text + (extra.rest ?? "");
+}
+
+/** TOML lines of `base` with every key that `override` sets replaced by its value there. */
+function mergeKeys(base: string, override: string): string {
+  const keyOf = (line: string) => /^\s*([\w-]+)\s*=/.exec(line)?.[1];
+  const overridden = new Set(override.split("\n").map(keyOf).filter(Boolean));
+  return [...base.split("\n").filter((line) => !overridden.has(keyOf(line))), ...override.split("\n")].join(
+    "\n",
+  );
+}
+
+export function cleanupAll(...items: Array<{ cleanup(): void } | undefined>): void {
+  for (const item of items) {
+    try {
+      item?.cleanup();
+    } catch {
+      // best effort
+    }
+  }
+}
+
+export { rmSync };
