@@ -24,6 +24,9 @@ export class Recorder {
   private current = new Map<number, IntervalStats>();
   private intervalStart = Date.now();
 
+  /** `enabled = false` exists only so the benchmark can measure what recording costs. */
+  constructor(private readonly enabled = true) {}
+
   private stats(backendId: number): IntervalStats {
     let stats = this.current.get(backendId);
     if (!stats) {
@@ -35,6 +38,7 @@ export class Recorder {
 
   /** A response whose headers arrived after `rttMs` with `status`. */
   record(backendId: number, rttMs: number, status: number): void {
+    if (!this.enabled) return;
     const stats = this.stats(backendId);
     stats.requests++;
     const klass = Math.floor(status / 100);
@@ -51,6 +55,7 @@ export class Recorder {
    * answered `status` itself. A timeout still has a round-trip time: what the client waited.
    */
   recordFailure(backendId: number, status: number, waitedMs?: number): void {
+    if (!this.enabled) return;
     const stats = this.stats(backendId);
     stats.requests++;
     stats.errors++;

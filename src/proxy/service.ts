@@ -34,7 +34,8 @@ export class ProxyService {
   readonly instances: InstanceStore;
   readonly pool: Pool;
   readonly balancer: Balancer;
-  readonly recorder = new Recorder();
+  /** DOPROXY_RECORDING=off is for `npm run bench` only: it measures what recording costs. */
+  readonly recorder = new Recorder(process.env.DOPROXY_RECORDING !== "off");
   readonly server: ProxyServer;
   private readonly health: HealthChecker;
   private timers: NodeJS.Timeout[] = [];

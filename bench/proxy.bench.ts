@@ -1,0 +1,216 @@
+/**
+ * `npm run bench`: drives the same load through doproxy (recording and health checks on, then
+ * recording off), a bare http-proxy-3 proxy (as written in a few lines, and with a keep-alive
+ * agent), nginx when installed, and the backend directly — all in one run on this machine, so the
+ * ratios compare like with like. Only loopback addresses are used; every run is bounded in time.
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import autocannon from "autocannon";
+
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+
+interface Target {
+  name: string;
+  url: string;
+}
+interface Result {
+  name: string;
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+}
+
+const children: ChildProcess[] = [];
+const scratch = mkdtempSync(path.join(tmpdir(), "doproxy-bench-"));
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Starts a child process and resolves once it prints its first line (or a matching one). */
+function start(
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  ready = (line: string) => line.startsWith("{"),
+): Promise<ChildProcess> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    children.push(child);
+    let buffered = "";
+    let resolved = false;
+    child.stdout?.on("data", (chunk) => {
+      if (resolved) return; // keep draining so a chatty child never blocks on a full pipe
+      buffered += chunk;
+      if (buffered.split("\n").some(ready)) {
+        resolved = true;
+        resolve(child);
+      }
+    });
+    child.once("exit", (code) => reject(new Error(`${command} ${args.join(" ")} exited with ${code}`)));
+  });
+}
+
+async function startDoproxy(name: string, backendPort: number, env: NodeJS.ProcessEnv): Promise<Target> {
+  const port = await freePort();
+  const dir = path.join(scratch, name);
+  const config = path.join(dir, "doproxy.toml");
+  execFileSync("mkdir", ["-p", dir]);
+  writeFileSync(
+    config,
+    `[proxy]\nlisten = "127.0.0.1:${port}"\n[health]\ninterval = "1s"\n[inventory]\npath = "${dir}/doproxy.db"\n[admin]\nlisten = "127.0.0.1:0"\n`,
+  );
+  const cli = path.join(ROOT, "dist/cli/main.js");
+  execFileSync(process.execPath, [
+    cli,
+    "droplets",
+    "add",
+    "--no-wait",
+    "--address",
+    `127.0.0.1:${backendPort}`,
+    "--config",
+    config,
+  ]);
+  await start(process.execPath, [cli, "serve", "--config", config], env, (line) =>
+    line.includes('"backend active"'),
+  );
+  return { name, url: `http://127.0.0.1:${port}/` };
+}
+
+async function measure(target: Target, seconds: number): Promise<Result> {
+  const result = await autocannon({ url: target.url, connections: CONNECTIONS, duration: seconds });
+  return {
+    name: target.name,
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    errors: result.errors + result.non2xx + result.timeouts,
+  };
+}
+
+function which(command: string): string | undefined {
+  try {
+    return execFileSync("which", [command], { encoding: "utf8" }).trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function startNginx(backendPort: number): Promise<Target | undefined> {
+  const nginx = which("nginx");
+  if (!nginx) return undefined;
+  const port = await freePort();
+  const dir = path.join(scratch, "nginx");
+  execFileSync("mkdir", ["-p", dir]);
+  writeFileSync(
+    path.join(dir, "nginx.conf"),
+    `daemon off; worker_processes 1; pid ${dir}/nginx.pid; error_log ${dir}/error.log;
+events { worker_connections 4096; }
+http { access_log off;
+  upstream backend { server 127.0.0.1:${backendPort}; keepalive 128; }
+  server { listen 127.0.0.1:${port};
+    location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; } } }`,
+  );
+  const child = spawn(nginx, ["-c", path.join(dir, "nginx.conf"), "-p", dir], { stdio: "ignore" });
+  children.push(child);
+  // nginx prints nothing when ready: wait until the port accepts connections (bounded).
+  for (let i = 0; i < 100; i++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = createServer().listen(port, "127.0.0.1");
+      socket.once("listening", () => socket.close(() => resolve(false)));
+      socket.once("error", () => resolve(true));
+    });
+    if (ok) return { name: "nginx (1 worker, keep-alive)", url: `http://127.0.0.1:${port}/` };
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return undefined;
+}
+
+async function main(): Promise<void> {
+  const tsx = ["--import", "tsx"];
+  const backendPort = await freePort();
+  await start(process.execPath, [...tsx, "bench/backend-server.ts", String(backendPort)]);
+  const targets: Target[] = [{ name: "backend directly", url: `http://127.0.0.1:${backendPort}/` }];
+  const barePort = await freePort();
+  await start(process.execPath, [
+    ...tsx,
+    "bench/bare-proxy.ts",
+    String(barePort),
+    `http://127.0.0.1:${backendPort}`,
+  ]);
+  targets.push({ name: "bare http-proxy-3", url: `http://127.0.0.1:${barePort}/` });
+  const bareKaPort = await freePort();
+  await start(process.execPath, [
+    ...tsx,
+    "bench/bare-proxy.ts",
+    String(bareKaPort),
+    `http://127.0.0.1:${backendPort}`,
+    "keepalive",
+  ]);
+  targets.push({ name: "bare http-proxy-3 + keep-alive agent", url: `http://127.0.0.1:${bareKaPort}/` });
+  targets.push(await startDoproxy("doproxy (recording on)", backendPort, {}));
+  targets.push(await startDoproxy("doproxy (recording off)", backendPort, { DOPROXY_RECORDING: "off" }));
+  const nginx = await startNginx(backendPort);
+  if (nginx) targets.push(nginx);
+
+  console.log(
+    `load: autocannon, ${CONNECTIONS} connections, ${SECONDS}s per target, best of ${ROUNDS} rounds, one 64-byte backend\n`,
+  );
+  const best = new Map<string, Result>();
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const target of targets) {
+      await measure(target, 1); // warm-up: connections, JIT
+      const result = await measure(target, SECONDS);
+      const previous = best.get(target.name);
+      if (!previous || result.rps > previous.rps) best.set(target.name, result);
+    }
+  }
+  const bare = best.get("bare http-proxy-3") as Result;
+  const direct = best.get("backend directly") as Result;
+  const rows = [...best.values()].map((r) => [
+    r.name,
+    Math.round(r.rps).toString(),
+    `${r.p50}`,
+    `${r.p99}`,
+    (r.rps / bare.rps).toFixed(2),
+    (r.rps / direct.rps).toFixed(2),
+    String(r.errors),
+  ]);
+  const head = ["target", "req/s", "p50 ms", "p99 ms", "vs bare", "vs direct", "errors"];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] as string).length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number)))
+      .join("  ");
+  console.log(line(head));
+  for (const row of rows) console.log(line(row));
+  const on = best.get("doproxy (recording on)") as Result;
+  const off = best.get("doproxy (recording off)") as Result;
+  console.log(`\ndoproxy vs bare http-proxy-3: ${(on.rps / bare.rps).toFixed(2)}x (target >= 1.00)`);
+  console.log(`recording cost: ${(((off.rps - on.rps) / off.rps) * 100).toFixed(1)}% (target <= 5%)`);
+  if (!nginx) console.log("nginx: not installed (apt-get install nginx-light to include it)");
+}
+
+try {
+  await main();
+} finally {
+  for (const child of children) child.kill("SIGTERM");
+  rmSync(scratch, { recursive: true, force: true });
+}
