@@ -48,3 +48,13 @@ export class RefusedError extends DoproxyError {
     super("DOPROXY_REFUSED", message, { exitCode: 1, hint });
   }
 }
+
+/** A DigitalOcean API call failed for good (after the retries its kind allows). */
+export class ApiError extends DoproxyError {
+  readonly status: number | undefined;
+
+  constructor(message: string, options: { status?: number; hint?: string; cause?: unknown } = {}) {
+    super("DOPROXY_API", message, { exitCode: 1, hint: options.hint, cause: options.cause });
+    this.status = options.status;
+  }
+}

@@ -40,16 +40,18 @@ export function servingInstances(ctx: CommandContext) {
   return ctx.instances.alive(heartbeatStaleMs(ctx.config));
 }
 
-/** Waits for `check` to return a value, polling until `deadline` (ms since epoch). */
+/** Waits for `check` to return a value, polling until `deadline` (ms since epoch); `between` runs between polls. */
 export async function pollUntil<T>(
   check: () => T | undefined,
   deadline: number,
   everyMs = 100,
+  between?: () => Promise<void>,
 ): Promise<T | undefined> {
   for (;;) {
     const value = check();
     if (value !== undefined) return value;
     if (Date.now() >= deadline) return undefined;
     await new Promise((resolve) => setTimeout(resolve, everyMs));
+    if (between) await between();
   }
 }

@@ -8,6 +8,7 @@ import {
   pollUntil,
   servingInstances,
 } from "./context.js";
+import { removeDroplet } from "./droplets-cloud.js";
 import { formatAge, formatMs, renderTable } from "./format.js";
 
 export interface AddOptions extends CommonOptions {
@@ -190,7 +191,7 @@ export async function drain(ctx: CommandContext, row: BackendRow, reason: string
   if (!drained) say(`backend ${row.id}: drain timeout reached; requests still in flight will be cut`);
 }
 
-/** `droplets remove ID` for a static backend; droplets are handled by the DigitalOcean flow. */
+/** `droplets remove ID`: drains the backend, then removes it (destroying a droplet unless --keep-droplet). */
 export async function remove(idText: string, options: RemoveOptions): Promise<void> {
   const id = parseBackendId(idText);
   const ctx = openContext(options);
@@ -202,6 +203,10 @@ export async function remove(idText: string, options: RemoveOptions): Promise<vo
         "see: doproxy droplets list",
       );
     }
+    if (row.kind === "droplet") {
+      await removeDroplet(ctx, row, options);
+      return;
+    }
     checkRemovalAllowed(ctx, row, options.force);
     await drain(ctx, row, "removed by hand");
     ctx.backends.transition(id, "removed", "removed by hand", ["draining"]);
@@ -210,5 +215,3 @@ export async function remove(idText: string, options: RemoveOptions): Promise<vo
     ctx.close();
   }
 }
-
-export { formatHostPort };

@@ -3,9 +3,11 @@ import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
 import { configCheck } from "./config-check.js";
 import { addStatic, list, remove } from "./droplets.js";
+import { addDroplets, sync } from "./droplets-cloud.js";
 import { events } from "./events.js";
 import { action } from "./run.js";
 import { serve } from "./serve.js";
+import { sim } from "./sim.js";
 
 const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
   version: string;
@@ -34,10 +36,12 @@ withConfig(
   droplets
     .command("add")
     .description("create droplets, adopt one (--id) or register a server that is not a droplet (--address)")
+    .option("--count <n>", "how many droplets to create", "1")
+    .option("--id <droplet-id>", "adopt an existing droplet")
     .option("--address <host:port>", "register a server that is not a droplet")
     .option("--name <name>", "a name to show for an --address backend")
     .option("--no-wait", "return once registered instead of waiting for it to join"),
-).action(action((options) => addStatic(options)));
+).action(action((options) => (options.address !== undefined ? addStatic(options) : addDroplets(options))));
 withConfig(
   droplets
     .command("list")
@@ -55,12 +59,39 @@ withConfig(
 ).action(action((id, options) => remove(id, options)));
 
 withConfig(
+  droplets
+    .command("sync")
+    .description("reconcile the inventory with the droplets that carry the pool tag on DigitalOcean")
+    .option("--apply", "make the changes instead of only reporting them")
+    .option("--json", "machine-readable output"),
+).action(action((options) => sync(options)));
+
+withConfig(
   program
     .command("events")
     .description("scaling decisions and backend transitions")
     .option("--since <duration>", "how far back", "1h")
     .option("--json", "machine-readable output"),
 ).action(action((options) => events(options)));
+
+withConfig(
+  program
+    .command("sim")
+    .description("local DigitalOcean API simulator whose droplets are real HTTP servers on 127.0.1.N")
+    .option("--listen <host:port>", "where the API listens", "127.0.0.1:4010")
+    .option("--token <token>", "require this bearer token (default: accept any)")
+    .option("--boot-time <duration>", "how long a new droplet takes to become active", "2s")
+    .option("--capacity <n>", "requests a simulated droplet serves at once (the rest queue)", "8")
+    .option("--service-time <duration>", "time a simulated droplet takes per request", "50ms")
+    .option("--backend-port <port>", "port the simulated droplets serve HTTP on", "8080")
+    .option("--health-path <path>", "health path the droplets answer at once", "/health")
+    .option("--burst <n>", "requests allowed per minute before 429", "250")
+    .option("--hourly <n>", "requests allowed per hour before 429", "5000")
+    .option("--droplet-limit <n>", "droplets the account may have", "500")
+    .option("--fail-rate <share>", "share (0..1) of API requests answered with a 5xx", "0")
+    .option("--slow <duration>", "extra delay before every API answer", "0ms")
+    .option("--never-boot <n>", "the next N droplets created never become active", "0"),
+).action(action((options) => sim(options)));
 
 const config = program.command("config").description("configuration tools");
 withConfig(

@@ -1,3 +1,5 @@
+import { DigitalOceanProvider } from "../cloud/digitalocean.js";
+import { CloudWatcher } from "../cloud/watcher.js";
 import { loadConfig, resolveConfigPath } from "../config/load.js";
 import { watchConfig } from "../config/watch.js";
 import { openInventory } from "../inventory/open.js";
@@ -34,6 +36,12 @@ export async function serve(options: CommonOptions): Promise<void> {
     throw error;
   }
 
+  const cloud = config.digitalocean.token
+    ? new CloudWatcher(new DigitalOceanProvider(config.digitalocean), service.backends, config, log)
+    : undefined;
+  if (cloud) await cloud.start();
+  else log.info({}, "no DigitalOcean token: backends are managed by hand (droplets add --address)");
+
   const watcher = watchConfig(
     config,
     (next) => {
@@ -53,6 +61,7 @@ export async function serve(options: CommonOptions): Promise<void> {
     stopping = true;
     log.info({ signal, inFlight: service.server.activeRequests }, "stopping: draining requests in flight");
     watcher.close();
+    cloud?.stop();
     await service.stop();
     db.close();
     log.info({}, "stopped");

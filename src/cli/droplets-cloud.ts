@@ -1,0 +1,198 @@
+import { DigitalOceanProvider } from "../cloud/digitalocean.js";
+import { DropletLifecycle } from "../cloud/lifecycle.js";
+import type { CloudProvider } from "../cloud/provider.js";
+import { RefusedError, UsageError } from "../errors.js";
+import type { BackendRow } from "../inventory/backends.js";
+import {
+  type CommandContext,
+  type CommonOptions,
+  openContext,
+  pollUntil,
+  servingInstances,
+} from "./context.js";
+import { checkRemovalAllowed, drain, parseBackendId } from "./droplets.js";
+import { Progress } from "./progress.js";
+
+export interface CloudAddOptions extends CommonOptions {
+  count: string;
+  id?: string;
+  wait: boolean;
+}
+
+export interface SyncOptions extends CommonOptions {
+  apply?: boolean;
+  json?: boolean;
+}
+
+/** How long `droplets add` waits for a droplet to boot before leaving it to `serve`/`sync`. */
+const BOOT_TIMEOUT_MS = Number(process.env.DOPROXY_BOOT_TIMEOUT_MS ?? 600_000);
+const BOOT_POLL_MS = 1_000;
+
+function say(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+export function providerFor(ctx: CommandContext): CloudProvider {
+  return new DigitalOceanProvider(ctx.config.digitalocean);
+}
+
+/** `droplets add [--count N] [--no-wait]` and `droplets add --id DROPLET_ID`. */
+export async function addDroplets(options: CloudAddOptions): Promise<void> {
+  const count = Number(options.count);
+  if (!Number.isInteger(count) || count < 1 || count > 100)
+    throw new UsageError(`--count ${options.count}: expected a whole number from 1 to 100`);
+  const ctx = openContext(options);
+  try {
+    const provider = providerFor(ctx);
+    const lifecycle = new DropletLifecycle(provider, ctx.backends, ctx.config);
+    if (options.id !== undefined) {
+      await adopt(ctx, provider, lifecycle, options);
+      return;
+    }
+    const { region, size, image } = ctx.config.digitalocean;
+    say(
+      `creating ${count} droplet${count > 1 ? "s" : ""} (${size}, ${image}, ${region}) through the ${provider.description}`,
+    );
+    const rows = await lifecycle.provision(count, "added by hand");
+    for (const row of rows) say(`backend ${row.id}: droplet ${row.dropletId} ${row.name} created`);
+    if (!options.wait) {
+      say("not waiting: a running doproxy serve adds the droplets when they boot and pass health checks");
+      return;
+    }
+    await bringUp(ctx, lifecycle, rows);
+  } finally {
+    ctx.close();
+  }
+}
+
+async function adopt(
+  ctx: CommandContext,
+  provider: CloudProvider,
+  lifecycle: DropletLifecycle,
+  options: CloudAddOptions,
+): Promise<void> {
+  const dropletId = Number(options.id);
+  if (!Number.isInteger(dropletId) || dropletId < 1)
+    throw new UsageError(`--id ${options.id}: expected a droplet id (a number)`);
+  const droplet = await provider.getDroplet(dropletId);
+  if (!droplet) throw new UsageError(`no droplet ${dropletId} on the ${provider.description}`);
+  const address = droplet.status === "active" ? lifecycle.addressOf(droplet) : undefined;
+  const row = ctx.backends.addDroplet(droplet.id, droplet.name, address ?? null, "adopted by hand");
+  say(`backend ${row.id}: droplet ${droplet.id} ${droplet.name} adopted (${row.state})`);
+  if (!provider.poolTag || !droplet.tags.includes(provider.poolTag)) {
+    say(
+      `note: droplet ${droplet.id} lacks the tag "${provider.poolTag}"; \`droplets sync\` only sees tagged droplets`,
+    );
+  }
+  if (options.wait) await bringUp(ctx, lifecycle, [row]);
+}
+
+/** Waits for each droplet to boot, then health-gates it into rotation, showing each step. */
+async function bringUp(ctx: CommandContext, lifecycle: DropletLifecycle, rows: BackendRow[]): Promise<void> {
+  const progress = new Progress();
+  const deadline = Date.now() + BOOT_TIMEOUT_MS;
+  const label = (row: BackendRow) => `backend ${row.id} ${row.name ?? ""}`.trim();
+  for (const row of rows)
+    progress.update(label(row), row.state === "provisioning" ? "booting" : "health checks");
+  const failures: string[] = [];
+  // One list call per poll covers every droplet still booting.
+  const booting = () => rows.filter((row) => ctx.backends.get(row.id)?.state === "provisioning");
+  while (booting().length > 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, BOOT_POLL_MS));
+    for (const row of await lifecycle.advanceBooted())
+      progress.update(label(row), `booted at ${row.address}; health checks`);
+  }
+  await Promise.all(
+    rows.map(async (row) => {
+      const booted = ctx.backends.get(row.id) as BackendRow;
+      if (booted.state === "provisioning") {
+        progress.update(label(row), "did not become active in time");
+        failures.push(`${label(row)} did not boot within ${Math.round(BOOT_TIMEOUT_MS / 1000)}s`);
+        return;
+      }
+      const gateDeadline =
+        Date.now() +
+        (ctx.config.health.healthyAfter + 5) * (ctx.config.health.intervalMs + ctx.config.health.timeoutMs) +
+        10_000;
+      const active =
+        booted.state === "active" ||
+        (servingInstances(ctx).length > 0
+          ? await pollUntil(
+              () => (ctx.backends.get(row.id)?.state === "active" ? true : undefined),
+              gateDeadline,
+            )
+          : await lifecycle.gateLocally(booted, gateDeadline));
+      if (active) progress.update(label(row), `active at ${booted.address} (in rotation)`);
+      else {
+        progress.update(label(row), "failing health checks");
+        failures.push(
+          `${label(row)} at ${booted.address} did not pass health checks on ${ctx.config.health.path}`,
+        );
+      }
+    }),
+  );
+  progress.done();
+  if (failures.length > 0) {
+    throw new RefusedError(
+      failures.join("; "),
+      "the droplets stay in the inventory; `doproxy serve` keeps checking them, `doproxy droplets remove ID` destroys one",
+    );
+  }
+}
+
+/** `droplets remove ID` for a droplet: drain, destroy (or release), mark removed. */
+export async function removeDroplet(
+  ctx: CommandContext,
+  row: BackendRow,
+  options: { keepDroplet?: boolean; force?: boolean },
+): Promise<void> {
+  checkRemovalAllowed(ctx, row, options.force);
+  const lifecycle = new DropletLifecycle(providerFor(ctx), ctx.backends, ctx.config);
+  await drain(ctx, row, "removed by hand");
+  await lifecycle.destroy(ctx.backends.get(row.id) as BackendRow, {
+    keepDroplet: options.keepDroplet,
+    reason: "removed by hand",
+  });
+  say(
+    `backend ${row.id} ${row.name ?? ""}: ${options.keepDroplet ? "removed; droplet kept" : `droplet ${row.dropletId} destroyed`}`,
+  );
+}
+
+/** `droplets sync [--apply]`: reconcile the inventory with the droplets carrying the pool tag. */
+export async function sync(options: SyncOptions): Promise<void> {
+  const ctx = openContext(options);
+  try {
+    const provider = providerFor(ctx);
+    const lifecycle = new DropletLifecycle(provider, ctx.backends, ctx.config);
+    const report = await lifecycle.reconcile(Boolean(options.apply));
+    if (options.json) {
+      say(JSON.stringify({ applied: Boolean(options.apply), ...report }, null, 2));
+      return;
+    }
+    const verb = options.apply ? "" : " (would)";
+    say(
+      `${provider.description}: ${report.unknown.length + report.gone.length + report.recovered.length + report.abandoned.length} differences with tag "${provider.poolTag}"`,
+    );
+    for (const d of report.unknown) say(`  unknown droplet ${d.id} ${d.name} (${d.status})${verb} adopt`);
+    for (const r of report.gone)
+      say(`  backend ${r.id} ${r.name ?? ""}: droplet ${r.dropletId} is gone${verb} mark removed`);
+    for (const { row, droplet } of report.recovered)
+      say(
+        `  backend ${row.id} ${row.name}: left provisioning by a crash, found droplet ${droplet.id}${verb} link it`,
+      );
+    for (const r of report.abandoned)
+      say(`  backend ${r.id} ${r.name}: its create never happened${verb} mark removed`);
+    for (const r of report.pending)
+      say(`  backend ${r.id} ${r.name}: provisioning for less than a minute; left alone`);
+    if (
+      !options.apply &&
+      report.unknown.length + report.gone.length + report.recovered.length + report.abandoned.length > 0
+    ) {
+      say("run with --apply to make these changes");
+    }
+  } finally {
+    ctx.close();
+  }
+}
+
+export { parseBackendId };

@@ -1,0 +1,57 @@
+/**
+ * When a DigitalOcean call is tried again: 429 waits until `ratelimit-reset`, 5xx and network
+ * errors back off exponentially with full jitter, everything else (401, 404, 422) fails at once.
+ */
+export interface RetryPolicy {
+  attempts: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+  /** Longest wait for a rate-limit reset before giving up. */
+  maxRateLimitWaitMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = {
+  attempts: 5,
+  baseDelayMs: 250,
+  maxDelayMs: 8_000,
+  maxRateLimitWaitMs: 65_000,
+};
+
+export interface FailureInfo {
+  /** HTTP status, or undefined for a network error. */
+  status: number | undefined;
+  /** Unix seconds from the ratelimit-reset header, on a 429. */
+  rateLimitReset: number | undefined;
+}
+
+export type RetryDecision = { retry: false } | { retry: true; delayMs: number; reason: string };
+
+/** Pure: what to do after the `attempt`-th (1-based) failure. */
+export function decideRetry(
+  failure: FailureInfo,
+  attempt: number,
+  policy: RetryPolicy,
+  now: number,
+  random: () => number,
+): RetryDecision {
+  if (attempt >= policy.attempts) return { retry: false };
+  const { status } = failure;
+  if (status === 429) {
+    const untilReset =
+      failure.rateLimitReset !== undefined
+        ? failure.rateLimitReset * 1000 - now
+        : policy.baseDelayMs * 2 ** attempt;
+    const delayMs = Math.max(250, untilReset + Math.floor(random() * 250));
+    if (delayMs > policy.maxRateLimitWaitMs) return { retry: false };
+    return { retry: true, delayMs, reason: "rate limited (429); waiting for ratelimit-reset" };
+  }
+  if (status === undefined || status >= 500) {
+    const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
+    return {
+      retry: true,
+      delayMs: Math.floor(random() * ceiling) + 50,
+      reason: status === undefined ? "network error" : `server error (${status})`,
+    };
+  }
+  return { retry: false };
+}

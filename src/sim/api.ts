@@ -1,0 +1,431 @@
+import { randomUUID } from "node:crypto";
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Logger } from "../log.js";
+import { imageFor, imageJson, REGIONS, regionJson, SIZES, sizeJson } from "./catalogue.js";
+import { RateLimiter } from "./ratelimit.js";
+import { ApiSpec } from "./spec.js";
+import { actionJson, dropletJson, type SimDroplet, SimState } from "./state.js";
+
+export interface SimOptions {
+  /** When set, every /v2 request needs "Authorization: Bearer <token>". */
+  token?: string;
+  bootTimeMs: number;
+  capacity: number;
+  serviceTimeMs: number;
+  backendPort: number;
+  healthPath: string;
+  perMinute: number;
+  perHour: number;
+  dropletLimit: number;
+  faults?: Partial<Faults>;
+}
+
+/** Failures on demand, set by flags at start and changed at run time through POST /_sim/faults. */
+export interface Faults {
+  /** Share (0..1) of /v2 requests answered with a 5xx. */
+  failRate: number;
+  /** Extra delay before every /v2 answer, ms. */
+  slowMs: number;
+  /** The next N droplets created never become active. */
+  neverBoot: number;
+  /** The next `count` /v2 requests are answered with `status` (401, 422, 429, 500, 503 ...). */
+  failNext: { status: number; count: number; resetInMs?: number } | null;
+}
+
+interface RequestRecord {
+  ts: number;
+  method: string;
+  path: string;
+  query: Record<string, string>;
+  status: number;
+}
+
+const ERROR_IDS: Record<number, string> = {
+  400: "bad_request",
+  401: "unauthorized",
+  404: "not_found",
+  422: "unprocessable_entity",
+  429: "too_many_requests",
+  500: "server_error",
+  502: "bad_gateway",
+  503: "service_unavailable",
+};
+
+class ApiFailure extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * `doproxy sim`: the droplet part of DigitalOcean API v2 on loopback, with real simulated
+ * droplets. Request bodies and queries are validated against DigitalOcean's OpenAPI document.
+ */
+export class Simulator {
+  readonly state: SimState;
+  readonly faults: Faults;
+  private readonly spec = new ApiSpec();
+  private readonly limiter: RateLimiter;
+  private readonly server: http.Server;
+  readonly requests: RequestRecord[] = [];
+
+  constructor(
+    private readonly options: SimOptions,
+    private readonly log?: Logger,
+  ) {
+    this.state = new SimState(
+      { capacity: options.capacity, serviceTimeMs: options.serviceTimeMs },
+      options.bootTimeMs,
+      options.backendPort,
+      options.healthPath,
+      (d) =>
+        this.log?.info(
+          { id: d.id, name: d.name, address: `${d.privateIp}:${options.backendPort}` },
+          "droplet booted",
+        ),
+    );
+    this.faults = { failRate: 0, slowMs: 0, neverBoot: 0, failNext: null, ...options.faults };
+    this.limiter = new RateLimiter(options.perMinute, options.perHour);
+    this.server = http.createServer((req, res) => void this.handle(req, res));
+  }
+
+  async listen(host: string, port: number): Promise<string> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(port, host, () => resolve());
+    });
+    const bound = this.server.address() as AddressInfo;
+    return `http://${bound.address.includes(":") ? `[${bound.address}]` : bound.address}:${bound.port}`;
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await this.state.destroyAll();
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? "/", `http://${req.headers.host ?? "localhost"}`);
+    const record: RequestRecord = {
+      ts: Date.now(),
+      method: req.method ?? "GET",
+      path: url.pathname,
+      query: Object.fromEntries(url.searchParams),
+      status: 0,
+    };
+    try {
+      const body = await readBody(req);
+      if (url.pathname.startsWith("/_sim/")) return this.control(req, res, url, body);
+      this.requests.push(record);
+      if (this.requests.length > 10_000) this.requests.splice(0, 1000);
+      const rate = this.limiter.take();
+      for (const [name, value] of Object.entries(rate.headers)) res.setHeader(name, value);
+      if (this.options.token !== undefined && req.headers.authorization !== `Bearer ${this.options.token}`) {
+        throw new ApiFailure(401, "Unable to authenticate you.");
+      }
+      if (rate.limited) throw new ApiFailure(429, "API Rate limit exceeded.");
+      if (this.faults.slowMs > 0) await new Promise((resolve) => setTimeout(resolve, this.faults.slowMs));
+      const injected = this.injectedFailure();
+      if (injected) {
+        // An injected 429 says when to come back, as the real limit does.
+        if (injected.resetInMs !== undefined)
+          res.setHeader("ratelimit-reset", String(Math.ceil((Date.now() + injected.resetInMs) / 1000)));
+        throw injected.failure;
+      }
+      const { status, payload } = await this.route(req.method ?? "GET", url, body);
+      record.status = status;
+      send(res, status, payload);
+    } catch (error) {
+      const status = error instanceof ApiFailure ? error.status : 500;
+      const message =
+        error instanceof ApiFailure ? error.message : "Server was unable to give you a response.";
+      record.status = status;
+      send(res, status, { id: ERROR_IDS[status] ?? "error", message, request_id: randomUUID() });
+    }
+  }
+
+  private injectedFailure(): { failure: ApiFailure; resetInMs?: number } | undefined {
+    const next = this.faults.failNext;
+    if (next && next.count > 0) {
+      next.count--;
+      if (next.count === 0) this.faults.failNext = null;
+      const messages: Record<number, string> = {
+        401: "Unable to authenticate you.",
+        422: "The request was invalid.",
+        429: "API Rate limit exceeded.",
+      };
+      return {
+        failure: new ApiFailure(
+          next.status,
+          messages[next.status] ?? "Server was unable to give you a response.",
+        ),
+        resetInMs: next.status === 429 ? (next.resetInMs ?? 1000) : undefined,
+      };
+    }
+    if (this.faults.failRate > 0 && Math.random() < this.faults.failRate) {
+      return {
+        failure: new ApiFailure(Math.random() < 0.5 ? 500 : 503, "Server was unable to give you a response."),
+      };
+    }
+    return undefined;
+  }
+
+  private async route(
+    method: string,
+    url: URL,
+    body: unknown,
+  ): Promise<{ status: number; payload?: unknown }> {
+    const path = url.pathname.replace(/\/+$/, "");
+    const dropletMatch = /^\/v2\/droplets\/(\d+)$/.exec(path);
+    const actionMatch = /^\/v2\/actions\/(\d+)$/.exec(path);
+    if (path === "/v2/droplets" && method === "GET") {
+      this.checkQuery("get", "/v2/droplets", url);
+      const tag = url.searchParams.get("tag_name") ?? undefined;
+      const name = url.searchParams.get("name");
+      const all = this.state.tagged(tag).filter((d) => !name || d.name === name);
+      return { status: 200, payload: this.page(url, "droplets", all.map(dropletJson)) };
+    }
+    if (path === "/v2/droplets" && method === "POST") return this.createDroplets(body, url.origin);
+    if (path === "/v2/droplets" && method === "DELETE") {
+      const tag = url.searchParams.get("tag_name");
+      if (!tag) throw new ApiFailure(422, "tag_name is required to delete droplets by tag.");
+      await Promise.all(this.state.tagged(tag).map((d) => this.state.destroy(d)));
+      return { status: 204 };
+    }
+    if (dropletMatch && method === "GET")
+      return { status: 200, payload: { droplet: dropletJson(this.droplet(dropletMatch[1] as string)) } };
+    if (dropletMatch && method === "DELETE") {
+      await this.state.destroy(this.droplet(dropletMatch[1] as string));
+      return { status: 204 };
+    }
+    if (path === "/v2/account" && method === "GET") {
+      return {
+        status: 200,
+        payload: {
+          account: {
+            droplet_limit: this.options.dropletLimit,
+            floating_ip_limit: 3,
+            email: "sim@doproxy.invalid",
+            name: "doproxy simulator",
+            uuid: "b6fr89dbf6d9156cace5f3c78dc9851d957381ef",
+            email_verified: true,
+            status: "active",
+            status_message: "",
+          },
+        },
+      };
+    }
+    if (path === "/v2/actions" && method === "GET") {
+      this.checkQuery("get", "/v2/actions", url);
+      return {
+        status: 200,
+        payload: this.page(url, "actions", [...this.state.actions.values()].map(actionJson)),
+      };
+    }
+    if (actionMatch && method === "GET") {
+      const action = this.state.actions.get(Number(actionMatch[1]));
+      if (!action) throw new ApiFailure(404, "The resource you were accessing could not be found.");
+      return { status: 200, payload: { action: actionJson(action) } };
+    }
+    if (path === "/v2/regions" && method === "GET")
+      return {
+        status: 200,
+        payload: this.page(
+          url,
+          "regions",
+          REGIONS.map((r) => regionJson(r.slug)),
+        ),
+      };
+    if (path === "/v2/sizes" && method === "GET")
+      return {
+        status: 200,
+        payload: this.page(
+          url,
+          "sizes",
+          SIZES.map((s) => sizeJson(s.slug)),
+        ),
+      };
+    throw new ApiFailure(404, "The resource you were accessing could not be found.");
+  }
+
+  private createDroplets(body: unknown, origin: string): { status: number; payload: unknown } {
+    const errors = this.spec.validateRequestBody("post", "/v2/droplets", body);
+    if (errors.length > 0)
+      throw new ApiFailure(422, `invalid request body: ${errors.slice(0, 3).join("; ")}`);
+    const request = body as {
+      name?: string;
+      names?: string[];
+      region?: string;
+      size: string;
+      image: string | number;
+      tags?: string[] | null;
+      vpc_uuid?: string;
+      user_data?: string;
+    };
+    const names = request.names ?? [request.name as string];
+    if (names.length === 0 || names.length > 10)
+      throw new ApiFailure(422, "You may only create between 1 and 10 Droplets at a time.");
+    for (const name of names) {
+      if (!/^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,253}[a-zA-Z0-9])?$/.test(name))
+        throw new ApiFailure(422, `Name is invalid: ${name}`);
+    }
+    const region = request.region ?? "nyc3";
+    if (!REGIONS.some((r) => r.slug === region))
+      throw new ApiFailure(422, "You specified an invalid region for Droplet creation.");
+    if (!SIZES.some((s) => s.slug === request.size))
+      throw new ApiFailure(422, "You specified an invalid size for Droplet creation.");
+    if (!imageFor(request.image))
+      throw new ApiFailure(422, "You specified an invalid image for Droplet creation.");
+    if (this.state.droplets.size + names.length > this.options.dropletLimit) {
+      throw new ApiFailure(
+        422,
+        `creating this/these droplet(s) will exceed your droplet limit (${this.options.dropletLimit})`,
+      );
+    }
+    const created = names.map((name) => {
+      const neverBoots = this.faults.neverBoot > 0;
+      if (neverBoots) this.faults.neverBoot--;
+      return this.state.create(
+        {
+          name,
+          region,
+          size: request.size,
+          image: request.image,
+          tags: request.tags ?? [],
+          vpcUuid: request.vpc_uuid || randomUUID(),
+          userData: request.user_data,
+        },
+        neverBoots,
+      );
+    });
+    const actions = created.map((d) => {
+      const action = [...this.state.actions.values()].reverse().find((a) => a.resourceId === d.id);
+      return { id: action?.id ?? 0, rel: "create", href: `${origin}/v2/actions/${action?.id ?? 0}` };
+    });
+    const payload = request.names
+      ? { droplets: created.map(dropletJson), links: { actions } }
+      : { droplet: dropletJson(created[0] as SimDroplet), links: { actions } };
+    return { status: 202, payload };
+  }
+
+  private droplet(idText: string): SimDroplet {
+    const droplet = this.state.droplets.get(Number(idText));
+    if (!droplet) throw new ApiFailure(404, "The resource you were accessing could not be found.");
+    return droplet;
+  }
+
+  /** Rejects query parameters the spec does not allow (per_page above 200, page 0 ...). */
+  private checkQuery(method: string, specPath: string, url: URL): void {
+    const allowed = this.spec.queryParameters(method, specPath);
+    for (const [name, value] of url.searchParams) {
+      const schema = allowed.get(name);
+      if (!schema) continue;
+      if (schema.type === "integer") {
+        const n = Number(value);
+        const min = schema.minimum as number | undefined;
+        const max = schema.maximum as number | undefined;
+        if (!Number.isInteger(n) || (min !== undefined && n < min) || (max !== undefined && n > max)) {
+          throw new ApiFailure(
+            400,
+            `${name} must be an integer${min !== undefined ? ` >= ${min}` : ""}${max !== undefined ? ` and <= ${max}` : ""}`,
+          );
+        }
+      }
+    }
+  }
+
+  /** Pages a list the way the API does: page/per_page (default 20, at most 200), links.pages and meta.total. */
+  private page(url: URL, key: string, items: unknown[]): Record<string, unknown> {
+    const perPage = Number(url.searchParams.get("per_page") ?? 20);
+    const page = Number(url.searchParams.get("page") ?? 1);
+    const last = Math.max(1, Math.ceil(items.length / perPage));
+    const link = (n: number) => {
+      const target = new URL(url.toString());
+      target.searchParams.set("page", String(n));
+      target.searchParams.set("per_page", String(perPage));
+      return target.toString();
+    };
+    const pages: Record<string, string> = {};
+    if (page > 1) {
+      pages.first = link(1);
+      pages.prev = link(page - 1);
+    }
+    if (page < last) {
+      pages.next = link(page + 1);
+      pages.last = link(last);
+    }
+    return {
+      [key]: items.slice((page - 1) * perPage, page * perPage),
+      links: Object.keys(pages).length ? { pages } : {},
+      meta: { total: items.length },
+    };
+  }
+
+  /** Test and demo control: GET state and requests, POST faults and capacity. */
+  private control(req: IncomingMessage, res: ServerResponse, url: URL, body: unknown): void {
+    if (url.pathname === "/_sim/state") {
+      return send(res, 200, {
+        droplets: [...this.state.droplets.values()].map((d) => ({
+          id: d.id,
+          name: d.name,
+          status: d.status,
+          tags: d.tags,
+          address: d.privateIp ? `${d.privateIp}:${this.options.backendPort}` : null,
+          inFlight: d.server?.inFlight ?? 0,
+          served: d.server?.served ?? 0,
+        })),
+        faults: this.faults,
+      });
+    }
+    if (url.pathname === "/_sim/requests") return send(res, 200, { requests: this.requests });
+    if (url.pathname === "/_sim/faults" && req.method === "POST") {
+      const change = (body ?? {}) as Partial<Faults> & {
+        capacity?: number;
+        serviceTimeMs?: number;
+        bootTimeMs?: number;
+        perMinute?: number;
+      };
+      if (change.failRate !== undefined) this.faults.failRate = change.failRate;
+      if (change.slowMs !== undefined) this.faults.slowMs = change.slowMs;
+      if (change.neverBoot !== undefined) this.faults.neverBoot = change.neverBoot;
+      if (change.failNext !== undefined) this.faults.failNext = change.failNext;
+      if (change.capacity !== undefined) this.state.capacity.capacity = change.capacity;
+      if (change.serviceTimeMs !== undefined) this.state.capacity.serviceTimeMs = change.serviceTimeMs;
+      if (change.bootTimeMs !== undefined) this.state.bootTimeMs = change.bootTimeMs;
+      if (change.perMinute !== undefined) this.limiter.perMinute = change.perMinute;
+      return send(res, 200, { faults: this.faults });
+    }
+    send(res, 404, { id: "not_found", message: "unknown simulator control endpoint" });
+  }
+}
+
+async function readBody(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  if (chunks.length === 0) return undefined;
+  const text = Buffer.concat(chunks).toString("utf8");
+  if (text.trim() === "") return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new ApiFailure(400, "The request body is not valid JSON.");
+  }
+}
+
+function send(res: ServerResponse, status: number, payload?: unknown): void {
+  if (status === 204 || payload === undefined) {
+    res.writeHead(status, { "content-type": "application/json; charset=utf-8" });
+    res.end();
+    return;
+  }
+  const body = JSON.stringify(payload);
+  res.writeHead(status, {
+    "content-type": "application/json; charset=utf-8",
+    "content-length": Buffer.byteLength(body),
+  });
+  res.end(body);
+}

@@ -1,0 +1,37 @@
+/**
+ * DigitalOcean's two rate limits: a burst limit per minute and a limit per hour. Every answer
+ * carries ratelimit-limit / -remaining / -reset (Unix seconds when the oldest counted request
+ * expires); past either limit the API answers 429.
+ */
+export class RateLimiter {
+  private readonly minute: number[] = [];
+  private readonly hour: number[] = [];
+
+  constructor(
+    public perMinute: number,
+    public perHour: number,
+  ) {}
+
+  /** Counts a request; returns the headers and whether it is over a limit. */
+  take(now = Date.now()): { limited: boolean; headers: Record<string, string> } {
+    while (this.minute.length && (this.minute[0] as number) <= now - 60_000) this.minute.shift();
+    while (this.hour.length && (this.hour[0] as number) <= now - 3_600_000) this.hour.shift();
+    const limited = this.minute.length >= this.perMinute || this.hour.length >= this.perHour;
+    if (!limited) {
+      this.minute.push(now);
+      this.hour.push(now);
+    }
+    const minuteFull = this.minute.length >= this.perMinute;
+    const oldest = minuteFull ? (this.minute[0] as number) + 60_000 : (this.hour[0] ?? now) + 3_600_000;
+    return {
+      limited,
+      headers: {
+        "ratelimit-limit": String(this.perHour),
+        "ratelimit-remaining": String(
+          Math.max(0, Math.min(this.perHour - this.hour.length, this.perMinute - this.minute.length)),
+        ),
+        "ratelimit-reset": String(Math.ceil(oldest / 1000)),
+      },
+    };
+  }
+}

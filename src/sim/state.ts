@@ -1,0 +1,196 @@
+import { imageFor, imageJson, regionJson, sizeJson } from "./catalogue.js";
+import { type CapacitySettings, DropletServer } from "./droplet-server.js";
+
+export type SimStatus = "new" | "active" | "off" | "archive";
+
+export interface SimDroplet {
+  id: number;
+  name: string;
+  region: string;
+  size: string;
+  image: string | number;
+  tags: string[];
+  vpcUuid: string;
+  userData: string | undefined;
+  status: SimStatus;
+  createdAt: string;
+  privateIp: string | undefined;
+  publicIp: string | undefined;
+  server: DropletServer | undefined;
+  bootTimer: NodeJS.Timeout | undefined;
+  /** A fault: this droplet stays `new` for ever. */
+  neverBoots: boolean;
+}
+
+export interface SimAction {
+  id: number;
+  status: "in-progress" | "completed" | "errored";
+  type: string;
+  startedAt: string;
+  completedAt: string | null;
+  resourceId: number;
+}
+
+/**
+ * The simulator's account: droplets, actions, and the address plan (private 127.0.1.N,
+ * public 127.0.2.N) that gives each booted droplet a real HTTP server of its own.
+ */
+export class SimState {
+  readonly droplets = new Map<number, SimDroplet>();
+  readonly actions = new Map<number, SimAction>();
+  private nextDropletId = 500_000_001;
+  private nextActionId = 2_000_000_001;
+  private nextHost = 2;
+  private readonly freeHosts: number[] = [];
+
+  constructor(
+    public capacity: CapacitySettings,
+    public bootTimeMs: number,
+    readonly backendPort: number,
+    readonly healthPath: string,
+    private readonly onBooted: (droplet: SimDroplet) => void = () => undefined,
+  ) {}
+
+  create(
+    spec: {
+      name: string;
+      region: string;
+      size: string;
+      image: string | number;
+      tags: string[];
+      vpcUuid: string;
+      userData?: string;
+    },
+    neverBoots: boolean,
+  ): SimDroplet {
+    const droplet: SimDroplet = {
+      id: this.nextDropletId++,
+      ...spec,
+      userData: spec.userData,
+      status: "new",
+      createdAt: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+      privateIp: undefined,
+      publicIp: undefined,
+      server: undefined,
+      bootTimer: undefined,
+      neverBoots,
+    };
+    this.droplets.set(droplet.id, droplet);
+    const action = this.addAction("create", droplet.id);
+    if (!neverBoots) {
+      droplet.bootTimer = setTimeout(() => void this.boot(droplet, action), this.bootTimeMs);
+      droplet.bootTimer.unref?.();
+    }
+    return droplet;
+  }
+
+  async destroy(droplet: SimDroplet): Promise<void> {
+    this.droplets.delete(droplet.id);
+    if (droplet.bootTimer) clearTimeout(droplet.bootTimer);
+    this.addAction("destroy", droplet.id, "completed");
+    const server = droplet.server;
+    droplet.server = undefined;
+    droplet.status = "archive";
+    if (server) await server.close();
+    const host = droplet.privateIp ? Number(droplet.privateIp.split(".")[3]) : undefined;
+    if (host !== undefined) this.freeHosts.push(host);
+  }
+
+  async destroyAll(): Promise<void> {
+    await Promise.all([...this.droplets.values()].map((d) => this.destroy(d)));
+  }
+
+  tagged(tag: string | undefined): SimDroplet[] {
+    const all = [...this.droplets.values()].sort((a, b) => a.id - b.id);
+    return tag === undefined ? all : all.filter((d) => d.tags.includes(tag));
+  }
+
+  private async boot(droplet: SimDroplet, action: SimAction): Promise<void> {
+    if (!this.droplets.has(droplet.id)) return;
+    const host = this.freeHosts.shift() ?? this.nextHost++;
+    droplet.privateIp = `127.0.1.${host}`;
+    droplet.publicIp = `127.0.2.${host}`;
+    const server = new DropletServer(droplet.name, this.capacity, this.healthPath);
+    try {
+      await server.listen([droplet.privateIp, droplet.publicIp], this.backendPort);
+    } catch {
+      action.status = "errored";
+      return;
+    }
+    if (!this.droplets.has(droplet.id)) {
+      await server.close();
+      return;
+    }
+    droplet.server = server;
+    droplet.status = "active";
+    action.status = "completed";
+    action.completedAt = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+    this.onBooted(droplet);
+  }
+
+  private addAction(
+    type: string,
+    resourceId: number,
+    status: SimAction["status"] = "in-progress",
+  ): SimAction {
+    const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+    const action: SimAction = {
+      id: this.nextActionId++,
+      status,
+      type,
+      startedAt: now,
+      completedAt: status === "completed" ? now : null,
+      resourceId,
+    };
+    this.actions.set(action.id, action);
+    return action;
+  }
+}
+
+/** A droplet as the API shows it (the spec's `droplet` schema). */
+export function dropletJson(d: SimDroplet) {
+  const size = sizeJson(d.size);
+  const image = imageFor(d.image);
+  const v4 = [];
+  if (d.privateIp)
+    v4.push({ ip_address: d.privateIp, netmask: "255.255.0.0", gateway: "127.0.1.1", type: "private" });
+  if (d.publicIp)
+    v4.push({ ip_address: d.publicIp, netmask: "255.255.0.0", gateway: "127.0.2.1", type: "public" });
+  return {
+    id: d.id,
+    name: d.name,
+    memory: size.memory,
+    vcpus: size.vcpus,
+    disk: size.disk,
+    locked: false,
+    status: d.status,
+    kernel: null,
+    created_at: d.createdAt,
+    features: ["private_networking"],
+    backup_ids: [],
+    next_backup_window: null,
+    snapshot_ids: [],
+    image: image ? imageJson(image, d.createdAt) : {},
+    volume_ids: [],
+    size,
+    size_slug: size.slug,
+    networks: { v4, v6: [] },
+    region: regionJson(d.region),
+    tags: d.tags,
+    vpc_uuid: d.vpcUuid,
+  };
+}
+
+export function actionJson(a: SimAction) {
+  return {
+    id: a.id,
+    status: a.status,
+    type: a.type,
+    started_at: a.startedAt,
+    completed_at: a.completedAt,
+    resource_id: a.resourceId,
+    resource_type: "droplet",
+    region: regionJson("nyc3"),
+    region_slug: "nyc3",
+  };
+}

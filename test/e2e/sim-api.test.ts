@@ -1,0 +1,188 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { ApiSpec } from "../../src/sim/spec.js";
+import { type Workspace, workspace } from "../helpers/cli.js";
+import { type SimHandle, startSim } from "../helpers/sim.js";
+import { waitFor } from "../helpers/wait.js";
+
+/** Every simulator answer is checked against DigitalOcean's OpenAPI document. */
+describe("doproxy sim conforms to the DigitalOcean spec", () => {
+  const spec = new ApiSpec();
+  let ws: Workspace;
+  let sim: SimHandle;
+
+  before(async () => {
+    ws = workspace("");
+    sim = await startSim(ws);
+  });
+  after(async () => {
+    await sim?.daemon.stop();
+    ws?.cleanup();
+  });
+
+  async function call(method: string, path: string, specPath: string, body?: unknown, token?: string) {
+    const reply = await sim.api(method, path, body, token);
+    const errors = spec.validateResponse(method, specPath, reply.status, reply.body);
+    assert.deepEqual(
+      errors,
+      [],
+      `${method} ${path} -> ${reply.status} ${JSON.stringify(reply.body ?? null).slice(0, 300)}`,
+    );
+    for (const header of ["ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"])
+      assert.match(reply.headers.get(header) ?? "", /^\d+$/, header);
+    return reply;
+  }
+
+  it("creates one droplet and several, which boot into real HTTP servers", async () => {
+    const one = await call("POST", "/v2/droplets", "/v2/droplets", {
+      name: "web-1",
+      region: "nyc3",
+      size: "s-1vcpu-1gb",
+      image: "ubuntu-24-04-x64",
+      tags: ["doproxy"],
+    });
+    assert.equal(one.status, 202);
+    const droplet = (one.body as { droplet: { id: number; status: string; networks: { v4: unknown[] } } })
+      .droplet;
+    assert.equal(droplet.status, "new");
+    assert.deepEqual(droplet.networks.v4, [], "no address before it boots");
+    const many = await call("POST", "/v2/droplets", "/v2/droplets", {
+      names: ["web-2", "web-3"],
+      region: "ams3",
+      size: "s-2vcpu-2gb",
+      image: "debian-12-x64",
+      tags: ["doproxy"],
+    });
+    assert.equal((many.body as { droplets: unknown[] }).droplets.length, 2);
+
+    const booted = await waitFor(async () => {
+      const got = await call("GET", `/v2/droplets/${droplet.id}`, "/v2/droplets/{droplet_id}");
+      const d = (
+        got.body as {
+          droplet: { status: string; networks: { v4: Array<{ ip_address: string; type: string }> } };
+        }
+      ).droplet;
+      return d.status === "active" ? d : undefined;
+    }, "the droplet to boot");
+    const types = booted.networks.v4.map((n) => n.type).sort();
+    assert.deepEqual(types, ["private", "public"]);
+    const privateIp = booted.networks.v4.find((n) => n.type === "private")?.ip_address as string;
+    assert.match(privateIp, /^127\.0\.1\.\d+$/);
+    const served = await fetch(`http://${privateIp}:${sim.backendPort}/hello`);
+    assert.equal(served.status, 200);
+    assert.match(await served.text(), /web-1 served GET \/hello/);
+    assert.equal((await fetch(`http://${privateIp}:${sim.backendPort}/health`)).status, 200);
+
+    assert.equal(
+      (await call("DELETE", `/v2/droplets/${droplet.id}`, "/v2/droplets/{droplet_id}")).status,
+      204,
+    );
+    await assert.rejects(
+      fetch(`http://${privateIp}:${sim.backendPort}/hello`),
+      "a destroyed droplet refuses connections",
+    );
+    assert.equal((await call("GET", `/v2/droplets/${droplet.id}`, "/v2/droplets/{droplet_id}")).status, 404);
+  });
+
+  it("pages lists with links and meta, 20 by default and at most 200", async () => {
+    const names = Array.from({ length: 10 }, (_, i) => `page-${i}`);
+    for (let batch = 0; batch < 3; batch++) {
+      await call("POST", "/v2/droplets", "/v2/droplets", {
+        names: names.map((n) => `${n}-${batch}`),
+        size: "s-1vcpu-1gb",
+        image: "ubuntu-24-04-x64",
+        tags: ["paged"],
+      });
+    }
+    const first = await call("GET", "/v2/droplets?tag_name=paged", "/v2/droplets");
+    const body = first.body as {
+      droplets: unknown[];
+      links: { pages: { next: string; last: string } };
+      meta: { total: number };
+    };
+    assert.equal(body.droplets.length, 20);
+    assert.equal(body.meta.total, 30);
+    assert.match(body.links.pages.next, /page=2/);
+    const second = await call("GET", "/v2/droplets?tag_name=paged&page=2", "/v2/droplets");
+    assert.equal((second.body as { droplets: unknown[] }).droplets.length, 10);
+    assert.equal((await sim.api("GET", "/v2/droplets?per_page=201")).status, 400);
+    assert.equal((await call("DELETE", "/v2/droplets?tag_name=paged", "/v2/droplets")).status, 204);
+    assert.equal(
+      ((await call("GET", "/v2/droplets?tag_name=paged", "/v2/droplets")).body as { meta: { total: number } })
+        .meta.total,
+      0,
+    );
+  });
+
+  it("answers account, actions, regions and sizes in the spec's shapes", async () => {
+    await call("GET", "/v2/account", "/v2/account");
+    const actions = await call("GET", "/v2/actions", "/v2/actions");
+    const first = (actions.body as { actions: Array<{ id: number }> }).actions[0];
+    assert.ok(first);
+    await call("GET", `/v2/actions/${first.id}`, "/v2/actions/{action_id}");
+    await call("GET", "/v2/regions", "/v2/regions");
+    await call("GET", "/v2/sizes", "/v2/sizes");
+  });
+
+  it("fails like the real API: 401, 404, 422 with its error shape, 429 and 5xx on demand", async () => {
+    const unauthorized = await call("GET", "/v2/droplets", "/v2/droplets", undefined, "wrong-token");
+    assert.equal(unauthorized.status, 401);
+    assert.equal((unauthorized.body as { id: string }).id, "unauthorized");
+    assert.equal((await call("GET", "/v2/droplets/999", "/v2/droplets/{droplet_id}")).status, 404);
+    const invalid = await call("POST", "/v2/droplets", "/v2/droplets", { name: "x", size: 5 });
+    assert.equal(invalid.status, 422);
+    assert.match((invalid.body as { message: string }).message, /invalid request body/);
+    const region = await call("POST", "/v2/droplets", "/v2/droplets", {
+      name: "x",
+      region: "mars1",
+      size: "s-1vcpu-1gb",
+      image: "ubuntu-24-04-x64",
+    });
+    assert.equal(region.status, 422);
+    assert.equal(
+      (region.body as { message: string }).message,
+      "You specified an invalid region for Droplet creation.",
+    );
+    const size = await call("POST", "/v2/droplets", "/v2/droplets", {
+      name: "x",
+      size: "huge",
+      image: "ubuntu-24-04-x64",
+    });
+    assert.match((size.body as { message: string }).message, /invalid size/);
+    const image = await call("POST", "/v2/droplets", "/v2/droplets", {
+      name: "x",
+      size: "s-1vcpu-1gb",
+      image: "windows-95",
+    });
+    assert.match((image.body as { message: string }).message, /invalid image/);
+
+    await sim.faults({ failNext: { status: 429, count: 1 } });
+    const limited = await call("GET", "/v2/droplets", "/v2/droplets");
+    assert.equal(limited.status, 429);
+    assert.ok(Number(limited.headers.get("ratelimit-reset")) * 1000 >= Date.now());
+    await sim.faults({ failNext: { status: 503, count: 1 } });
+    assert.equal((await call("GET", "/v2/droplets", "/v2/droplets")).status, 503);
+    assert.equal(
+      (await call("GET", "/v2/droplets", "/v2/droplets")).status,
+      200,
+      "the fault was for one request only",
+    );
+  });
+
+  it("rate-limits past the burst and says when the limit resets", async () => {
+    const local = workspace("");
+    const limitedSim = await startSim(local, ["--burst", "3"]);
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 5; i++) statuses.push((await limitedSim.api("GET", "/v2/account")).status);
+      assert.deepEqual(statuses, [200, 200, 200, 429, 429]);
+      const reply = await limitedSim.api("GET", "/v2/account");
+      assert.equal(reply.headers.get("ratelimit-remaining"), "0");
+      const resetMs = Number(reply.headers.get("ratelimit-reset")) * 1000;
+      assert.ok(resetMs > Date.now() && resetMs <= Date.now() + 61_000);
+    } finally {
+      await limitedSim.daemon.stop();
+      local.cleanup();
+    }
+  });
+});
