@@ -29,7 +29,7 @@ describe("API retry policy", () => {
     );
   });
   it("backs off exponentially with jitter, capped, for 5xx and network errors", () => {
-    const ceilings = [1, 2, 3, 4].map((attempt) => {
+    const [c1, c2, c3, c4] = [1, 2, 3, 4].map((attempt) => {
       const top = decideRetry(
         { status: 503, rateLimitReset: undefined },
         attempt,
@@ -47,7 +47,7 @@ describe("API retry policy", () => {
       assert.ok(top.retry && bottom.retry);
       assert.equal(bottom.delayMs, 50);
       return top.delayMs;
-    });
+    }) as [number, number, number, number];
     assert.ok(
       ceilings[0] < ceilings[1] && ceilings[1] < ceilings[2] && ceilings[2] < ceilings[3],
       JSON.stringify(ceilings),
