@@ -18,10 +18,8 @@ interface ApiDroplet {
   networks?: { v4?: Array<{ ip_address: string; type: "public" | "private" }> };
 }
 
-export interface CallObserver {
-  /** Every API call's outcome, for metrics and logs: "ok", "retry", "error". */
-  (operation: string, outcome: "ok" | "retry" | "error", detail?: string): void;
-}
+/** Sees every API call's outcome, for metrics and logs: "ok", "retry", "error". */
+export type CallObserver = (operation: string, outcome: "ok" | "retry" | "error", detail?: string) => void;
 
 const PAGE_SIZE = 200; // the API's maximum: the fewest requests for a complete list
 

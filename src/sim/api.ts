@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "../log.js";
-import { imageFor, imageJson, REGIONS, regionJson, SIZES, sizeJson } from "./catalogue.js";
+import { imageFor, REGIONS, regionJson, SIZES, sizeJson } from "./catalogue.js";
 import { RateLimiter } from "./ratelimit.js";
 import { ApiSpec } from "./spec.js";
 import { actionJson, dropletJson, type SimDroplet, SimState } from "./state.js";
@@ -119,7 +119,10 @@ export class Simulator {
     };
     try {
       const body = await readBody(req);
-      if (url.pathname.startsWith("/_sim/")) return this.control(req, res, url, body);
+      if (url.pathname.startsWith("/_sim/")) {
+        this.control(req, res, url, body);
+        return;
+      }
       this.requests.push(record);
       if (this.requests.length > 10_000) this.requests.splice(0, 1000);
       const rate = this.limiter.take();
@@ -368,7 +371,7 @@ export class Simulator {
   /** Test and demo control: GET state and requests, POST faults and capacity. */
   private control(req: IncomingMessage, res: ServerResponse, url: URL, body: unknown): void {
     if (url.pathname === "/_sim/state") {
-      return send(res, 200, {
+      send(res, 200, {
         droplets: [...this.state.droplets.values()].map((d) => ({
           id: d.id,
           name: d.name,
@@ -380,8 +383,12 @@ export class Simulator {
         })),
         faults: this.faults,
       });
+      return;
     }
-    if (url.pathname === "/_sim/requests") return send(res, 200, { requests: this.requests });
+    if (url.pathname === "/_sim/requests") {
+      send(res, 200, { requests: this.requests });
+      return;
+    }
     if (url.pathname === "/_sim/faults" && req.method === "POST") {
       const change = (body ?? {}) as Partial<Faults> & {
         capacity?: number;
@@ -397,7 +404,8 @@ export class Simulator {
       if (change.serviceTimeMs !== undefined) this.state.capacity.serviceTimeMs = change.serviceTimeMs;
       if (change.bootTimeMs !== undefined) this.state.bootTimeMs = change.bootTimeMs;
       if (change.perMinute !== undefined) this.limiter.perMinute = change.perMinute;
-      return send(res, 200, { faults: this.faults });
+      send(res, 200, { faults: this.faults });
+      return;
     }
     send(res, 404, { id: "not_found", message: "unknown simulator control endpoint" });
   }
