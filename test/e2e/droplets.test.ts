@@ -1,0 +1,327 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { describe, it } from "node:test";
+import Database from "better-sqlite3";
+import { freePort } from "../helpers/backend.js";
+import { CLI, runCliAsync, serveConfig, startServe, workspace } from "../helpers/cli.js";
+import { request } from "../helpers/http.js";
+import { simSection, startSim } from "../helpers/sim.js";
+import { waitFor } from "../helpers/wait.js";
+
+interface ListEntry {
+  id: number;
+  kind: string;
+  name: string;
+  address: string | null;
+  dropletId: number | null;
+  state: string;
+}
+
+async function listed(ws: ReturnType<typeof workspace>, env: NodeJS.ProcessEnv): Promise<ListEntry[]> {
+  const result = await runCliAsync(ws, ["droplets", "list", "--json"], env);
+  assert.equal(result.status, 0, result.stderr);
+  return JSON.parse(result.stdout) as ListEntry[];
+}
+
+describe("doproxy droplets against doproxy sim", () => {
+  it("add waits for boot and joins the pool a running serve proxies to; remove drains a request in flight, then destroys", async () => {
+    const ws = workspace("");
+    const sim = await startSim(ws, ["--service-time", "5ms"]);
+    const env = { DIGITALOCEAN_TOKEN: sim.token };
+    const port = await freePort();
+    ws.writeConfig(serveConfig(port, { rest: simSection(sim) }));
+    const serve = await startServe(ws);
+    try {
+      const added = await runCliAsync(ws, ["droplets", "add", "--count", "2"], env);
+      assert.equal(added.status, 0, added.stderr + added.stdout);
+      assert.match(added.stdout, /creating 2 droplets/);
+      assert.match(added.stdout, /booting/);
+      assert.equal(
+        added.stdout.match(/active at 127\.0\.1\.\d+:\d+ \(in rotation\)/g)?.length,
+        2,
+        added.stdout,
+      );
+
+      // serve proxies to both new droplets within two seconds.
+      const seen = await waitFor(
+        async () => {
+          const names = new Set<string>();
+          for (let i = 0; i < 8; i++) names.add((await request(port, "/")).body.split(" ")[0] as string);
+          return names.size === 2 ? names : undefined;
+        },
+        "both droplets serving through the proxy",
+        2_000,
+      );
+      const entries = await listed(ws, env);
+      assert.deepEqual([...seen].sort(), entries.map((e) => e.name).sort());
+      assert.ok(entries.every((e) => e.state === "active" && e.kind === "droplet" && e.dropletId));
+
+      // A slow request in flight on the droplet being removed completes before it is destroyed.
+      await sim.faults({ serviceTimeMs: 1_500 });
+      const victim = entries[0] as ListEntry;
+      const inFlight = (async () => {
+        for (;;) {
+          const reply = await request(port, "/slow");
+          if (reply.body.startsWith(victim.name)) return reply;
+        }
+      })();
+      await waitFor(
+        async () => (await sim.state()).droplets.find((d) => d.id === victim.dropletId)?.inFlight,
+        "a request in flight on the victim",
+      );
+      const removed = await runCliAsync(ws, ["droplets", "remove", String(victim.id)], env);
+      assert.equal(removed.status, 0, removed.stderr);
+      assert.match(removed.stdout, /draining/);
+      assert.match(removed.stdout, new RegExp(`droplet ${victim.dropletId} destroyed`));
+      const reply = await inFlight;
+      assert.equal(reply.status, 200, "the request in flight finished before the droplet was destroyed");
+      const state = await sim.state();
+      assert.equal(
+        state.droplets.find((d) => d.id === victim.dropletId),
+        undefined,
+        "the droplet is destroyed on DigitalOcean",
+      );
+      await sim.faults({ serviceTimeMs: 5 });
+      for (let i = 0; i < 6; i++)
+        assert.doesNotMatch((await request(port, "/")).body, new RegExp(victim.name));
+      const events = JSON.parse((await runCliAsync(ws, ["events", "--json"], env)).stdout) as Array<{
+        kind: string;
+        backendId: number;
+      }>;
+      const victimKinds = events.filter((e) => e.backendId === victim.id).map((e) => e.kind);
+      assert.deepEqual(victimKinds, [
+        "backend.provisioning",
+        "backend.joining",
+        "backend.active",
+        "backend.draining",
+        "backend.removed",
+      ]);
+
+      // Refuses to remove the last active backend without --force.
+      const last = (await listed(ws, env))[0] as ListEntry;
+      const refused = await runCliAsync(ws, ["droplets", "remove", String(last.id)], env);
+      assert.equal(refused.status, 1);
+      assert.match(refused.stderr, /last active backend/);
+      assert.match(refused.stderr, /--force/);
+      const kept = await runCliAsync(
+        ws,
+        ["droplets", "remove", String(last.id), "--force", "--keep-droplet"],
+        env,
+      );
+      assert.equal(kept.status, 0, kept.stderr);
+      assert.ok(
+        (await sim.state()).droplets.some((d) => d.id === last.dropletId),
+        "--keep-droplet leaves the droplet running",
+      );
+      const unknown = await runCliAsync(ws, ["droplets", "remove", "4242"], env);
+      assert.equal(unknown.status, 2);
+      assert.match(unknown.stderr, /no backend with id 4242/);
+    } finally {
+      await serve.stop();
+      await sim.daemon.stop();
+      ws.cleanup();
+    }
+  });
+
+  it("list and sync see every droplet across pages (more than 20 and more than 200)", async () => {
+    const ws = workspace("");
+    const sim = await startSim(ws, ["--boot-time", "0ms"]);
+    const env = { DIGITALOCEAN_TOKEN: sim.token };
+    ws.writeConfig(serveConfig(await freePort(), { rest: simSection(sim) }));
+    try {
+      for (let batch = 0; batch < 21; batch++) {
+        const names = Array.from({ length: 10 }, (_, i) => `outside-${batch}-${i}`);
+        const reply = await sim.api("POST", "/v2/droplets", {
+          names,
+          size: "s-1vcpu-1gb",
+          image: "ubuntu-24-04-x64",
+          tags: ["doproxy"],
+        });
+        assert.equal(reply.status, 202);
+      }
+      await sim.api("POST", "/v2/droplets", {
+        name: "not-ours",
+        size: "s-1vcpu-1gb",
+        image: "ubuntu-24-04-x64",
+        tags: ["other"],
+      });
+      const report = await runCliAsync(ws, ["droplets", "sync", "--json"], env);
+      assert.equal(report.status, 0, report.stderr);
+      const parsed = JSON.parse(report.stdout) as { applied: boolean; unknown: Array<{ name: string }> };
+      assert.equal(parsed.applied, false);
+      assert.equal(parsed.unknown.length, 210, "all 210 tagged droplets, none of the untagged one");
+      assert.equal((await listed(ws, env)).length, 0, "without --apply nothing changes");
+      const listCalls = (await sim.requests()).filter((r) => r.method === "GET" && r.path === "/v2/droplets");
+      assert.ok(
+        listCalls.every((r) => r.query.per_page === "200" && r.query.tag_name === "doproxy"),
+        JSON.stringify(listCalls.slice(0, 3)),
+      );
+      assert.deepEqual(
+        listCalls.map((r) => r.query.page),
+        ["1", "2"],
+      );
+
+      const applied = await runCliAsync(ws, ["droplets", "sync", "--apply"], env);
+      assert.equal(applied.status, 0, applied.stderr);
+      const entries = await listed(ws, env);
+      assert.equal(entries.length, 210);
+      assert.ok(
+        entries.every(
+          (e) =>
+            e.kind === "droplet" && e.state === "joining" && /^127\.0\.1\.\d+:\d+$/.test(e.address ?? ""),
+        ),
+      );
+      const table = await runCliAsync(ws, ["droplets", "list"], env);
+      assert.equal(table.stdout.trim().split("\n").length, 211, "a header and one line per droplet");
+
+      // A droplet destroyed behind doproxy's back is marked removed by sync.
+      const gone = entries[5] as ListEntry;
+      assert.equal((await sim.api("DELETE", `/v2/droplets/${gone.dropletId}`)).status, 204);
+      const again = JSON.parse(
+        (await runCliAsync(ws, ["droplets", "sync", "--apply", "--json"], env)).stdout,
+      ) as { gone: Array<{ id: number }>; unknown: unknown[] };
+      assert.deepEqual(
+        again.gone.map((r) => r.id),
+        [gone.id],
+      );
+      assert.equal(again.unknown.length, 0);
+      assert.equal((await listed(ws, env)).length, 209);
+    } finally {
+      await sim.daemon.stop();
+      ws.cleanup();
+    }
+  });
+
+  it("explains every API fault: rejected token, 422, 429 waits, 5xx retries then fails, unreachable API", async () => {
+    const ws = workspace("");
+    const sim = await startSim(ws);
+    const env = { DIGITALOCEAN_TOKEN: sim.token };
+    ws.writeConfig(serveConfig(await freePort(), { rest: simSection(sim) }));
+    try {
+      const rejected = await runCliAsync(ws, ["droplets", "sync"], { DIGITALOCEAN_TOKEN: "not-the-token" });
+      assert.equal(rejected.status, 1);
+      assert.match(rejected.stderr, /DigitalOcean rejected the API token \(401/);
+      assert.match(rejected.stderr, /environment variable DIGITALOCEAN_TOKEN/);
+      assert.doesNotMatch(rejected.stderr, /not-the-token/);
+
+      const missing = await runCliAsync(ws, ["droplets", "add"], { DIGITALOCEAN_TOKEN: "" });
+      assert.equal(missing.status, 2);
+      assert.match(missing.stderr, /no DigitalOcean API token/);
+
+      ws.writeConfig(serveConfig(await freePort(), { rest: `${simSection(sim)}region = "mars1"\n` }));
+      const invalid = await runCliAsync(ws, ["droplets", "add"], env);
+      assert.equal(invalid.status, 1);
+      assert.match(invalid.stderr, /refused the create request \(422\): You specified an invalid region/);
+      assert.equal((await listed(ws, env)).length, 0, "a refused create leaves no live row");
+      ws.writeConfig(serveConfig(await freePort(), { rest: simSection(sim) }));
+
+      await sim.faults({ failNext: { status: 429, count: 1, resetInMs: 1000 } });
+      const started = Date.now();
+      const limited = await runCliAsync(ws, ["droplets", "sync"], env);
+      assert.equal(limited.status, 0, limited.stderr);
+      assert.ok(Date.now() - started >= 900, "waited for ratelimit-reset before retrying");
+
+      await sim.faults({ failNext: { status: 503, count: 2 } });
+      const before = (await sim.requests()).length;
+      const recovered = await runCliAsync(ws, ["droplets", "add", "--no-wait"], env);
+      assert.equal(recovered.status, 0, recovered.stderr);
+      const attempts = (await sim.requests())
+        .slice(before)
+        .filter((r) => r.method === "POST" || r.status === 503);
+      assert.deepEqual(
+        attempts.map((r) => r.status).filter((s) => s === 503).length,
+        2,
+        "two 5xx answers were retried",
+      );
+      assert.equal((await sim.state()).droplets.length, 1, "retries created exactly one droplet");
+
+      await sim.faults({ failRate: 1 });
+      const failed = await runCliAsync(ws, ["droplets", "sync"], env);
+      assert.equal(failed.status, 1);
+      assert.match(failed.stderr, /failed after 5 attempts \(50[03]/);
+      await sim.faults({ failRate: 0 });
+
+      ws.writeConfig(
+        serveConfig(await freePort(), {
+          rest: simSection(sim).replace(sim.url, `http://127.0.0.1:${await freePort()}`),
+        }),
+      );
+      const unreachable = await runCliAsync(ws, ["droplets", "sync"], env);
+      assert.equal(unreachable.status, 1);
+      assert.match(
+        unreachable.stderr,
+        /cannot reach the DigitalOcean API at http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)/,
+      );
+      for (const result of [rejected, missing, invalid, limited, recovered, failed, unreachable]) {
+        assert.doesNotMatch(
+          result.stdout + result.stderr,
+          new RegExp(sim.token),
+          "the token never appears in output",
+        );
+        assert.doesNotMatch(result.stderr, /\n\s+at /, "no stack traces");
+      }
+    } finally {
+      await sim.daemon.stop();
+      ws.cleanup();
+    }
+  });
+
+  it("kill -9 during add never leaks a droplet: sync finds it by name", async () => {
+    const ws = workspace("");
+    const sim = await startSim(ws, ["--slow", "1500ms"]);
+    const env = { DIGITALOCEAN_TOKEN: sim.token };
+    ws.writeConfig(serveConfig(await freePort(), { rest: simSection(sim) }));
+    try {
+      const child = spawn(process.execPath, [CLI, "droplets", "add"], {
+        cwd: ws.dir,
+        env: { ...process.env, ...env },
+        stdio: "ignore",
+      });
+      const exited = new Promise((resolve) => child.on("exit", resolve));
+      // The row is written before the create call; the (slow) call is then in flight.
+      await waitFor(() => {
+        try {
+          const db = new Database(ws.dbFile, { readonly: true });
+          const row = db.prepare("SELECT state FROM backends").get();
+          db.close();
+          return row;
+        } catch {
+          return undefined;
+        }
+      }, "the provisioning row");
+      await waitFor(
+        async () => (await sim.requests()).some((r) => r.method === "POST"),
+        "the create call to arrive",
+      );
+      child.kill("SIGKILL");
+      await exited;
+      await waitFor(
+        async () => (await sim.state()).droplets.length === 1,
+        "the droplet the killed command asked for",
+      );
+      await sim.faults({ slowMs: 0 });
+
+      const before = await listed(ws, env);
+      assert.equal(before.length, 1);
+      assert.equal(before[0]?.state, "provisioning");
+      assert.equal(before[0]?.dropletId, null, "the command died before it learned the droplet id");
+
+      const synced = JSON.parse(
+        (await runCliAsync(ws, ["droplets", "sync", "--apply", "--json"], env)).stdout,
+      ) as { recovered: unknown[]; unknown: unknown[] };
+      assert.equal(synced.recovered.length, 1);
+      assert.equal(synced.unknown.length, 0, "recovered by name, not adopted twice");
+      const droplet = (await sim.state()).droplets[0];
+      const after = await listed(ws, env);
+      assert.equal(after.length, 1);
+      assert.equal(after[0]?.dropletId, droplet?.id);
+      assert.ok(["provisioning", "joining"].includes(after[0]?.state as string));
+      // The token never reaches the inventory.
+      assert.doesNotMatch(readFileSync(ws.dbFile).toString("latin1"), new RegExp(sim.token));
+    } finally {
+      await sim.daemon.stop();
+      ws.cleanup();
+    }
+  });
+});
