@@ -1,7 +1,9 @@
+import { AutoscaleController } from "../autoscale/controller.js";
 import { DigitalOceanProvider } from "../cloud/digitalocean.js";
 import { CloudWatcher } from "../cloud/watcher.js";
 import { loadConfig, resolveConfigPath } from "../config/load.js";
 import { watchConfig } from "../config/watch.js";
+import { LeaseStore } from "../inventory/leases.js";
 import { openInventory } from "../inventory/open.js";
 import { createLogger, flushLog } from "../log.js";
 import { ProxyService } from "../proxy/service.js";
@@ -42,11 +44,30 @@ export async function serve(options: CommonOptions): Promise<void> {
   if (cloud) await cloud.start();
   else log.info({}, "no DigitalOcean token: backends are managed by hand (droplets add --address)");
 
+  let current = config;
+  const autoscaler = cloud
+    ? new AutoscaleController({
+        config: () => current,
+        backends: service.backends,
+        samples: service.samples,
+        leases: new LeaseStore(db),
+        pool: service.pool,
+        lifecycle: cloud.lifecycle,
+        log,
+        instanceId: service.instanceId,
+      })
+    : undefined;
+  autoscaler?.reconfigure();
+  if (config.autoscale.enabled && !autoscaler)
+    log.warn({}, "[autoscale] enabled needs a DigitalOcean token; autoscaling is off");
+
   const watcher = watchConfig(
     config,
     (next) => {
       log.info({ config: file }, "configuration reloaded");
+      current = next;
       void service.applyConfig(next);
+      autoscaler?.reconfigure();
     },
     (error) =>
       log.error(
@@ -62,6 +83,7 @@ export async function serve(options: CommonOptions): Promise<void> {
     log.info({ signal, inFlight: service.server.activeRequests }, "stopping: draining requests in flight");
     watcher.close();
     cloud?.stop();
+    autoscaler?.stop();
     await service.stop();
     db.close();
     log.info({}, "stopped");

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { isValidCron, isValidScheduleCron } from "../autoscale/schedule.js";
 import { parseHostPort } from "../util/address.js";
 import { parseDuration } from "../util/duration.js";
 
@@ -77,7 +78,9 @@ const digitaloceanSection = z.strictObject({
 });
 
 const scheduleEntry = z.strictObject({
-  cron: z.string().min(1),
+  cron: z
+    .string()
+    .refine(isValidScheduleCron, { message: 'expected a cron expression such as "0 8 * * 1-5"' }),
   min: count(0),
 });
 
@@ -87,7 +90,10 @@ const autoscaleSection = z
     "dry-run": z.boolean().default(false),
     min: count(0).default(1),
     max: count(1).default(5),
-    evaluate: z.string().min(1).default("*/5 * * * * *"),
+    evaluate: z
+      .string()
+      .refine(isValidCron, { message: 'expected a node-cron expression such as "*/5 * * * * *"' })
+      .default("*/5 * * * * *"),
     "scale-up-latency": positiveDuration.default("500ms"),
     "scale-up-connections": z.number().positive().default(50),
     "scale-up-after": duration.default("1m"),

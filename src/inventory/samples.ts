@@ -68,6 +68,30 @@ export class SampleStore {
     return this.db.prepare("DELETE FROM samples WHERE ts < ?").run(olderThanMs).changes;
   }
 
+  /** The whole pool over (sinceMs, now]: requests, errors and the p95 of the merged histogram. */
+  poolWindow(
+    sinceMs: number,
+    now = Date.now(),
+  ): { requests: number; errors: number; p95Ms: number | undefined; requestsPerSecond: number } {
+    const rows = this.db
+      .prepare("SELECT requests, errors, histogram FROM samples WHERE ts > ? AND ts <= ?")
+      .all(sinceMs, now) as Array<{ requests: number; errors: number; histogram: string }>;
+    const merged = newCounts();
+    let requests = 0;
+    let errors = 0;
+    for (const row of rows) {
+      requests += row.requests;
+      errors += row.errors;
+      decodeInto(merged, row.histogram);
+    }
+    return {
+      requests,
+      errors,
+      p95Ms: quantile(merged, 0.95),
+      requestsPerSecond: requests / Math.max(0.001, (now - sinceMs) / 1000),
+    };
+  }
+
   /** Per-backend summaries over (sinceMs, now]. */
   summarize(sinceMs: number, now = Date.now()): Map<number, BackendSummary> {
     const rows = this.db

@@ -39,7 +39,8 @@ export class ProxyService {
   readonly server: ProxyServer;
   private readonly health: HealthChecker;
   private timers: NodeJS.Timeout[] = [];
-  private dataVersion = -1;
+  private dataVersion = "";
+  private readonly totalChanges;
   private pending: SampleRow[] = [];
   private lastPrune = 0;
   private flushFailing = false;
@@ -52,6 +53,7 @@ export class ProxyService {
     this.backends = new BackendStore(db);
     this.samples = new SampleStore(db);
     this.instances = new InstanceStore(db);
+    this.totalChanges = db.prepare("SELECT total_changes()").pluck();
     this.balancer = new Balancer(config.proxy.strategy);
     this.pool = new Pool(config.health, {
       onHealthTransition: (backend, from, to, reason) => {
@@ -132,9 +134,12 @@ export class ProxyService {
     }
   }
 
-  /** Mirrors inventory changes made by other processes into the live pool. */
+  /**
+   * Mirrors inventory changes into the live pool: data_version moves when another process (a
+   * CLI command) commits, total_changes when this one does (the autoscaler, the cloud watcher).
+   */
   syncFromInventory(force = false): void {
-    const version = this.db.pragma("data_version", { simple: true }) as number;
+    const version = `${this.db.pragma("data_version", { simple: true })}:${this.totalChanges.get()}`;
     if (!force && version === this.dataVersion) return;
     this.dataVersion = version;
     const { added, removed } = this.pool.sync(this.backends.live());

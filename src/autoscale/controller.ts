@@ -1,0 +1,254 @@
+import { CronExpressionParser } from "cron-parser";
+import type { DropletLifecycle } from "../cloud/lifecycle.js";
+import type { Config } from "../config/load.js";
+import type { BackendRow, BackendStore } from "../inventory/backends.js";
+import type { LeaseStore } from "../inventory/leases.js";
+import type { SampleStore } from "../inventory/samples.js";
+import type { Logger } from "../log.js";
+import type { Pool } from "../proxy/pool.js";
+import {
+  type Decision,
+  decide,
+  EMPTY_MEMORY,
+  holdCategory,
+  type PolicyMemory,
+  type ScaleInputs,
+} from "./policy.js";
+import { scheduleFloor, startTicker } from "./schedule.js";
+
+/** Row reasons that mark a drain the autoscaler started (and must finish by destroying). */
+const AUTOSCALE_REASON = "autoscale:";
+const LEASE = "autoscale";
+
+export interface ControllerDeps {
+  config: () => Config;
+  backends: BackendStore;
+  samples: SampleStore;
+  leases: LeaseStore;
+  pool: Pool;
+  lifecycle: DropletLifecycle;
+  log: Logger;
+  instanceId: string;
+  /** Every decision (for metrics). */
+  onDecision?: (decision: Decision) => void;
+}
+
+/**
+ * The autoscaler inside `serve`: on every node-cron tick it takes (or renews) the lease, gathers
+ * the inputs, calls the pure `decide()`, records the decision as an event and carries it out
+ * through the provider. Failures are events too; the next tick tries again within the rules.
+ */
+export class AutoscaleController {
+  private memory: PolicyMemory = EMPTY_MEMORY;
+  private ticker: { stop(): void } | undefined;
+  private expression = "";
+  private lastHold: string | undefined;
+  private leader = false;
+  lastInputs: ScaleInputs | undefined;
+  lastDecision: Decision | undefined;
+
+  constructor(private readonly deps: ControllerDeps) {}
+
+  /** Starts, restarts (new expression) or stops the ticker to match the configuration. */
+  reconfigure(): void {
+    const settings = this.deps.config().autoscale;
+    if (!settings.enabled) {
+      this.stop();
+      return;
+    }
+    if (this.ticker && this.expression === settings.evaluate) return;
+    this.stop();
+    this.expression = settings.evaluate;
+    this.ticker = startTicker(settings.evaluate, async () => {
+      try {
+        await this.tick();
+      } catch (error) {
+        this.deps.log.error({ err: (error as Error).message }, "autoscale tick failed");
+      }
+    });
+    this.deps.log.info(
+      { evaluate: settings.evaluate, min: settings.min, max: settings.max, dryRun: settings.dryRun },
+      "autoscaler running",
+    );
+  }
+
+  stop(): void {
+    this.ticker?.stop();
+    this.ticker = undefined;
+    if (this.leader) this.deps.leases.release(LEASE, this.deps.instanceId);
+    this.leader = false;
+  }
+
+  get isLeader(): boolean {
+    return this.leader;
+  }
+
+  async tick(now = Date.now()): Promise<Decision | undefined> {
+    const config = this.deps.config();
+    const settings = config.autoscale;
+    const { log } = this.deps;
+    const holds = this.deps.leases.acquire(
+      LEASE,
+      this.deps.instanceId,
+      this.leaseTtl(settings.evaluate),
+      now,
+    );
+    if (holds !== this.leader)
+      log.info(
+        { leader: holds },
+        holds
+          ? "autoscaler lease taken: this process scales the pool"
+          : "another doproxy serve holds the autoscaler lease",
+      );
+    this.leader = holds;
+    if (!holds) return undefined;
+
+    if (!settings.dryRun) await this.finishDrains(now);
+    const inputs = this.gather(config, now);
+    const decision = decide(inputs, settings, this.memory);
+    const previous = this.memory;
+    this.memory = decision.memory;
+    this.lastInputs = inputs;
+    this.lastDecision = decision;
+    this.record(decision, inputs, settings.dryRun);
+    this.deps.onDecision?.(decision);
+    if (settings.dryRun || decision.actions.length === 0) return decision;
+    try {
+      await this.execute(decision, config, now);
+    } catch (error) {
+      // Forget that this step happened so the next tick tries again (still within the rules).
+      this.memory = {
+        ...decision.memory,
+        lastScaleUp: previous.lastScaleUp,
+        lastScaleDown: previous.lastScaleDown,
+        replacing: previous.replacing,
+      };
+      const message = (error as Error).message;
+      log.error({ decision: decision.kind, err: message }, "scaling action failed; the next tick retries");
+      this.deps.backends.events.add("scale.error", `${decision.kind} failed: ${message}`, null, {
+        decision: decision.kind,
+        reason: decision.reason,
+      });
+    }
+    return decision;
+  }
+
+  /** Gathers the policy's inputs from the live pool and the recent samples. */
+  gather(config: Config, now: number): ScaleInputs {
+    const settings = config.autoscale;
+    const windowMs = Math.max(
+      3 * config.inventory.flushIntervalMs,
+      Math.min(10_000, settings.scaleUpAfterMs || 10_000),
+    );
+    const window = this.deps.samples.poolWindow(now - windowMs, now);
+    const active = this.deps.pool.routable();
+    const inFlight = active.reduce((sum, b) => sum + b.inFlight, 0);
+    const droplets = this.deps.backends
+      .live()
+      .filter((row) => row.kind === "droplet")
+      .map((row) => ({
+        id: row.id,
+        state: row.state,
+        inFlight: this.deps.pool.get(row.id)?.inFlight ?? 0,
+        createdAt: row.createdAt,
+        stateChangedAt: row.stateChangedAt,
+      }));
+    return {
+      now,
+      p95Ms: window.p95Ms,
+      errorRate: window.requests ? window.errors / window.requests : 0,
+      requestsPerSecond: window.requestsPerSecond,
+      inFlightPerActive: active.length ? inFlight / active.length : 0,
+      activeBackends: active.length,
+      droplets,
+      floor: scheduleFloor(settings.schedule, settings.min, new Date(now)).floor,
+    };
+  }
+
+  private record(decision: Decision, inputs: ScaleInputs, dryRun: boolean): void {
+    const count = (state: string) => inputs.droplets.filter((d) => d.state === state).length;
+    const data = {
+      dryRun,
+      p95Ms: inputs.p95Ms === undefined ? null : Math.round(inputs.p95Ms * 10) / 10,
+      errorRate: Math.round(inputs.errorRate * 1000) / 1000,
+      requestsPerSecond: Math.round(inputs.requestsPerSecond * 10) / 10,
+      inFlightPerActive: Math.round(inputs.inFlightPerActive * 10) / 10,
+      active: count("active"),
+      booting: count("provisioning") + count("joining"),
+      unhealthy: count("unhealthy"),
+      draining: count("draining"),
+      floor: inputs.floor,
+      actions: decision.actions,
+    };
+    // A hold is recorded when its kind changes, not on every tick, so events stay readable.
+    if (decision.kind === "hold") {
+      const category = holdCategory(decision.reason);
+      if (category === this.lastHold) return;
+      this.lastHold = category;
+    } else {
+      this.lastHold = undefined;
+    }
+    const prefix = dryRun ? "[dry run] " : "";
+    this.deps.backends.events.add(`scale.${decision.kind}`, `${prefix}${decision.reason}`, null, data);
+    this.deps.log.info({ decision: decision.kind, reason: decision.reason, ...data }, "autoscale decision");
+  }
+
+  private async execute(decision: Decision, config: Config, now: number): Promise<void> {
+    for (const action of decision.actions) {
+      if (action.kind === "create") {
+        const rows = await this.deps.lifecycle.provision(
+          action.count,
+          `${AUTOSCALE_REASON} ${decision.kind}`,
+        );
+        this.deps.log.info(
+          { created: rows.map((r) => ({ id: r.id, name: r.name, dropletId: r.dropletId })) },
+          "droplets ordered",
+        );
+      } else if (action.kind === "drain") {
+        this.deps.backends.startDrain(
+          action.backendId,
+          now + config.proxy.drainTimeoutMs,
+          `${AUTOSCALE_REASON} ${decision.reason}`,
+        );
+      } else {
+        this.deps.backends.reclaim(action.backendId, `${AUTOSCALE_REASON} ${decision.reason}`);
+      }
+    }
+  }
+
+  /** Destroys droplets the autoscaler drained once nothing is in flight (or the drain timed out). */
+  private async finishDrains(now: number): Promise<void> {
+    const done = this.deps.backends
+      .live()
+      .filter(
+        (row: BackendRow) =>
+          row.state === "draining" && row.kind === "droplet" && row.stateReason?.startsWith(AUTOSCALE_REASON),
+      )
+      .filter((row) => row.drainedAt !== null || (row.drainDeadline !== null && now >= row.drainDeadline));
+    for (const row of done) {
+      try {
+        await this.deps.lifecycle.destroy(row, {
+          reason: row.drainedAt !== null ? "autoscale: drained" : "autoscale: drain timeout reached",
+        });
+      } catch (error) {
+        this.deps.backends.events.add(
+          "scale.error",
+          `destroying backend ${row.id} failed: ${(error as Error).message}`,
+          row.id,
+        );
+      }
+    }
+  }
+
+  /** The lease outlives three ticks, so a live leader never loses it between ticks. */
+  private leaseTtl(expression: string): number {
+    try {
+      const it = CronExpressionParser.parse(expression);
+      const a = it.next().getTime();
+      const b = it.next().getTime();
+      return Math.max(3 * (b - a), 5_000);
+    } catch {
+      return 30_000;
+    }
+  }
+}

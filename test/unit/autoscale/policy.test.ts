@@ -1,0 +1,365 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import {
+  type AutoscaleSettings,
+  type DecisionKind,
+  type DropletView,
+  decide,
+  EMPTY_MEMORY,
+  type PolicyMemory,
+  type ScaleInputs,
+} from "../../../src/autoscale/policy.js";
+import { scheduleFloor } from "../../../src/autoscale/schedule.js";
+import type { BackendState } from "../../../src/inventory/backends.js";
+
+const settings: AutoscaleSettings = {
+  enabled: true,
+  dryRun: false,
+  min: 1,
+  max: 5,
+  evaluate: "*/5 * * * * *",
+  scaleUpLatencyMs: 500,
+  scaleUpConnections: 50,
+  scaleUpAfterMs: 60_000,
+  scaleUpCooldownMs: 300_000,
+  scaleDownLatencyMs: 150,
+  scaleDownConnections: 10,
+  scaleDownAfterMs: 600_000,
+  scaleDownCooldownMs: 900_000,
+  replaceUnhealthyAfterMs: 180_000,
+  schedule: [],
+};
+
+const NOW = 10_000_000;
+
+function droplet(id: number, state: BackendState, extra: Partial<DropletView> = {}): DropletView {
+  return { id, state, inFlight: 0, createdAt: id * 1000, stateChangedAt: 0, ...extra };
+}
+
+function inputs(extra: Partial<ScaleInputs> = {}): ScaleInputs {
+  const droplets = extra.droplets ?? [droplet(1, "active")];
+  return {
+    now: NOW,
+    p95Ms: 100,
+    errorRate: 0,
+    requestsPerSecond: 10,
+    inFlightPerActive: 5,
+    activeBackends: droplets.filter((d) => d.state === "active").length,
+    droplets,
+    floor: 1,
+    ...extra,
+  };
+}
+
+function memory(extra: Partial<PolicyMemory> = {}): PolicyMemory {
+  return { ...EMPTY_MEMORY, ...extra };
+}
+
+interface Row {
+  name: string;
+  in: Partial<ScaleInputs>;
+  mem?: Partial<PolicyMemory>;
+  set?: Partial<AutoscaleSettings>;
+  kind: DecisionKind;
+  actions?: unknown[];
+  reason?: RegExp;
+}
+
+const table: Row[] = [
+  // Scale up
+  {
+    name: "a first breach starts the window and holds",
+    in: { p95Ms: 900 },
+    kind: "hold",
+    reason: /for 0s of 60s/,
+  },
+  {
+    name: "a breach one tick short of scale-up-after holds",
+    in: { p95Ms: 900 },
+    mem: { breachSince: NOW - 59_999 },
+    kind: "hold",
+  },
+  {
+    name: "a breach held exactly scale-up-after scales up",
+    in: { p95Ms: 900 },
+    mem: { breachSince: NOW - 60_000 },
+    kind: "scale-up",
+    actions: [{ kind: "create", count: 1 }],
+  },
+  {
+    name: "p95 exactly at the threshold is no breach",
+    in: { p95Ms: 500 },
+    mem: { breachSince: NOW - 120_000 },
+    kind: "hold",
+    reason: /steady/,
+  },
+  {
+    name: "in-flight per active above the threshold is a breach too",
+    in: { inFlightPerActive: 51 },
+    mem: { breachSince: NOW - 60_000 },
+    kind: "scale-up",
+    actions: [{ kind: "create", count: 1 }],
+  },
+  {
+    name: "the step tracks the target: 2 active at 3x the latency want 4 more",
+    in: { p95Ms: 1500, droplets: [droplet(1, "active"), droplet(2, "active")] },
+    mem: { breachSince: NOW - 60_000 },
+    set: { max: 10 },
+    kind: "scale-up",
+    actions: [{ kind: "create", count: 4 }],
+  },
+  {
+    name: "the worst metric decides the step",
+    in: { p95Ms: 600, inFlightPerActive: 150, droplets: [droplet(1, "active"), droplet(2, "active")] },
+    mem: { breachSince: NOW - 60_000 },
+    set: { max: 10 },
+    kind: "scale-up",
+    actions: [{ kind: "create", count: 4 }],
+  },
+  {
+    name: "never above max",
+    in: { p95Ms: 5000, droplets: [droplet(1, "active"), droplet(2, "active"), droplet(3, "active")] },
+    mem: { breachSince: NOW - 60_000 },
+    kind: "scale-up",
+    actions: [{ kind: "create", count: 2 }],
+  },
+  {
+    name: "at max holds",
+    in: { p95Ms: 5000, droplets: [1, 2, 3, 4, 5].map((i) => droplet(i, "active")) },
+    mem: { breachSince: NOW - 60_000 },
+    kind: "hold",
+    reason: /already at max/,
+  },
+  {
+    name: "capacity still booting counts: no second order for the same breach",
+    in: { p95Ms: 900, droplets: [droplet(1, "active"), droplet(2, "provisioning")] },
+    mem: { breachSince: NOW - 60_000 },
+    kind: "hold",
+    reason: /still booting/,
+  },
+  {
+    name: "a joining droplet is capacity on the way too",
+    in: { p95Ms: 900, droplets: [droplet(1, "active"), droplet(2, "joining")] },
+    mem: { breachSince: NOW - 120_000 },
+    kind: "hold",
+    reason: /still booting/,
+  },
+  {
+    name: "a breach in cooldown holds, and says so",
+    in: { p95Ms: 900 },
+    mem: { breachSince: NOW - 60_000, lastScaleUp: NOW - 299_999 },
+    kind: "hold",
+    reason: /in cooldown/,
+  },
+  {
+    name: "cooldown ends exactly on time",
+    in: { p95Ms: 900 },
+    mem: { breachSince: NOW - 60_000, lastScaleUp: NOW - 300_000 },
+    kind: "scale-up",
+  },
+  {
+    name: "load returning while a droplet drains reclaims it instead of creating",
+    in: { p95Ms: 900, droplets: [droplet(1, "active"), droplet(2, "draining")] },
+    kind: "reclaim",
+    actions: [{ kind: "reclaim", backendId: 2 }],
+  },
+  // Scale down
+  {
+    name: "calm short of scale-down-after holds",
+    in: { p95Ms: 100, inFlightPerActive: 1, droplets: [droplet(1, "active"), droplet(2, "active")] },
+    mem: { calmSince: NOW - 599_999 },
+    kind: "hold",
+  },
+  {
+    name: "calm for scale-down-after removes one: fewest in flight",
+    in: {
+      p95Ms: 100,
+      inFlightPerActive: 1,
+      droplets: [
+        droplet(1, "active", { inFlight: 3 }),
+        droplet(2, "active", { inFlight: 1 }),
+        droplet(3, "active", { inFlight: 2 }),
+      ],
+    },
+    mem: { calmSince: NOW - 600_000 },
+    kind: "scale-down",
+    actions: [{ kind: "drain", backendId: 2 }],
+  },
+  {
+    name: "ties go to the newest droplet",
+    in: {
+      p95Ms: 100,
+      inFlightPerActive: 0,
+      droplets: [droplet(1, "active"), droplet(3, "active"), droplet(2, "active")],
+    },
+    mem: { calmSince: NOW - 600_000 },
+    kind: "scale-down",
+    actions: [{ kind: "drain", backendId: 3 }],
+  },
+  {
+    name: "no traffic at all is calm",
+    in: { p95Ms: undefined, inFlightPerActive: 0, droplets: [droplet(1, "active"), droplet(2, "active")] },
+    mem: { calmSince: NOW - 600_000 },
+    kind: "scale-down",
+  },
+  {
+    name: "p95 exactly at the scale-down threshold is not calm",
+    in: { p95Ms: 150, inFlightPerActive: 0, droplets: [droplet(1, "active"), droplet(2, "active")] },
+    mem: { calmSince: NOW - 600_000 },
+    kind: "hold",
+    reason: /steady/,
+  },
+  {
+    name: "never below min",
+    in: { p95Ms: 10, inFlightPerActive: 0 },
+    mem: { calmSince: NOW - 600_000 },
+    kind: "hold",
+    reason: /at the floor of 1/,
+  },
+  {
+    name: "never below a schedule floor",
+    in: { p95Ms: 10, inFlightPerActive: 0, floor: 3, droplets: [1, 2, 3].map((i) => droplet(i, "active")) },
+    mem: { calmSince: NOW - 600_000 },
+    kind: "hold",
+    reason: /at the floor of 3/,
+  },
+  {
+    name: "one at a time: no second drain while one drains",
+    in: {
+      p95Ms: 10,
+      inFlightPerActive: 0,
+      droplets: [droplet(1, "active"), droplet(2, "active"), droplet(3, "draining")],
+    },
+    mem: { calmSince: NOW - 600_000 },
+    kind: "hold",
+    reason: /change is still in progress/,
+  },
+  {
+    name: "scale-down cooldown",
+    in: { p95Ms: 10, inFlightPerActive: 0, droplets: [droplet(1, "active"), droplet(2, "active")] },
+    mem: { calmSince: NOW - 600_000, lastScaleDown: NOW - 899_999 },
+    kind: "hold",
+    reason: /in cooldown/,
+  },
+  // Floors and replacement
+  {
+    name: "below the floor grows at once, without a breach and despite cooldown",
+    in: { floor: 3, droplets: [droplet(1, "active")] },
+    mem: { lastScaleUp: NOW - 1 },
+    kind: "floor",
+    actions: [{ kind: "create", count: 2 }],
+  },
+  {
+    name: "booting droplets count towards the floor",
+    in: { floor: 2, droplets: [droplet(1, "active"), droplet(2, "provisioning")] },
+    kind: "hold",
+  },
+  {
+    name: "below the floor reclaims a draining droplet first",
+    in: { floor: 2, droplets: [droplet(1, "active"), droplet(2, "draining")] },
+    kind: "floor",
+    actions: [{ kind: "reclaim", backendId: 2 }],
+  },
+  {
+    name: "an empty pool is grown to min",
+    in: { droplets: [], p95Ms: undefined, inFlightPerActive: 0 },
+    kind: "floor",
+    actions: [{ kind: "create", count: 1 }],
+  },
+  {
+    name: "unhealthy past replace-unhealthy-after gets a replacement first",
+    in: { droplets: [droplet(1, "active"), droplet(2, "unhealthy", { stateChangedAt: NOW - 180_000 })] },
+    kind: "replace",
+    actions: [{ kind: "create", count: 1 }],
+  },
+  {
+    name: "unhealthy for less than that waits",
+    in: { droplets: [droplet(1, "active"), droplet(2, "unhealthy", { stateChangedAt: NOW - 179_999 })] },
+    kind: "hold",
+  },
+  {
+    name: "once the replacement is active the unhealthy droplet is drained",
+    in: {
+      droplets: [
+        droplet(1, "active"),
+        droplet(2, "unhealthy"),
+        droplet(3, "active", { createdAt: NOW - 5_000 }),
+      ],
+    },
+    mem: { replacing: { 2: NOW - 10_000 } },
+    kind: "replace",
+    actions: [{ kind: "drain", backendId: 2 }],
+  },
+  {
+    name: "while the replacement boots nothing more is ordered",
+    in: {
+      droplets: [
+        droplet(1, "active"),
+        droplet(2, "unhealthy"),
+        droplet(3, "provisioning", { createdAt: NOW - 5_000 }),
+      ],
+    },
+    mem: { replacing: { 2: NOW - 10_000 } },
+    kind: "hold",
+  },
+];
+
+describe("decide(): the scaling policy", () => {
+  for (const row of table) {
+    it(row.name, () => {
+      const decision = decide(inputs(row.in), { ...settings, ...row.set }, memory(row.mem));
+      assert.equal(decision.kind, row.kind, decision.reason);
+      if (row.actions) assert.deepEqual(decision.actions, row.actions);
+      if (row.kind === "hold") assert.deepEqual(decision.actions, []);
+      if (row.reason) assert.match(decision.reason, row.reason);
+    });
+  }
+
+  it("remembers when it scaled, so the cooldown applies to the next tick", () => {
+    const first = decide(inputs({ p95Ms: 900 }), settings, memory({ breachSince: NOW - 60_000 }));
+    assert.equal(first.kind, "scale-up");
+    assert.equal(first.memory.lastScaleUp, NOW);
+    const next = decide(inputs({ now: NOW + 5_000, p95Ms: 900 }), settings, first.memory);
+    assert.equal(next.kind, "hold");
+  });
+
+  it("a calm tick resets the breach window and vice versa", () => {
+    const calm = decide(
+      inputs({ p95Ms: 10, inFlightPerActive: 0 }),
+      settings,
+      memory({ breachSince: NOW - 59_000 }),
+    );
+    assert.equal(calm.memory.breachSince, undefined);
+    assert.equal(calm.memory.calmSince, NOW);
+    const breach = decide(inputs({ p95Ms: 900 }), settings, calm.memory);
+    assert.equal(breach.memory.calmSince, undefined);
+    assert.equal(breach.memory.breachSince, NOW);
+  });
+});
+
+describe("schedule floors", () => {
+  const entries = [
+    { cron: "0 8 * * 1-5", min: 3 },
+    { cron: "0 20 * * 1-5", min: 1 },
+  ];
+  it("the entry that fired last is in force until the next one", () => {
+    // 2026-11-18 is a Wednesday.
+    assert.equal(scheduleFloor(entries, 1, new Date("2026-11-18T09:00:00")).floor, 3);
+    assert.equal(
+      scheduleFloor(entries, 1, new Date("2026-11-18T08:00:00")).floor,
+      3,
+      "from its cron time on",
+    );
+    assert.equal(scheduleFloor(entries, 1, new Date("2026-11-18T07:59:59")).floor, 1);
+    assert.equal(scheduleFloor(entries, 1, new Date("2026-11-18T21:00:00")).floor, 1);
+    assert.equal(
+      scheduleFloor(entries, 1, new Date("2026-11-21T12:00:00")).floor,
+      1,
+      "Saturday: Friday evening's entry is in force",
+    );
+  });
+  it("never lowers [autoscale] min", () => {
+    assert.equal(scheduleFloor(entries, 2, new Date("2026-11-18T21:00:00")).floor, 2);
+    assert.equal(scheduleFloor([], 2, new Date()).floor, 2);
+  });
+});
