@@ -189,7 +189,13 @@ export class AutoscaleController {
       this.lastHold = undefined;
     }
     const prefix = dryRun ? "[dry run] " : "";
-    this.deps.backends.events.add(`scale.${decision.kind}`, `${prefix}${decision.reason}`, null, data);
+    // Event kinds: scale.up, scale.down, scale.reclaim, scale.replace, scale.floor, scale.hold.
+    this.deps.backends.events.add(
+      `scale.${decision.kind.replace(/^scale-/, "")}`,
+      `${prefix}${decision.reason}`,
+      null,
+      data,
+    );
     this.deps.log.info({ decision: decision.kind, reason: decision.reason, ...data }, "autoscale decision");
   }
 

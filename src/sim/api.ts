@@ -382,6 +382,7 @@ export class Simulator {
           served: d.server?.served ?? 0,
         })),
         faults: this.faults,
+        destroyedWithInFlight: this.state.destroyedWithInFlight,
       });
       return;
     }

@@ -42,6 +42,8 @@ export class SimState {
   private nextActionId = 2_000_000_001;
   private nextHost = 2;
   private readonly freeHosts: number[] = [];
+  /** Droplets destroyed while requests were still in flight on them (a drain that did not happen). */
+  destroyedWithInFlight = 0;
 
   constructor(
     public capacity: CapacitySettings,
@@ -89,6 +91,7 @@ export class SimState {
     if (droplet.bootTimer) clearTimeout(droplet.bootTimer);
     this.addAction("destroy", droplet.id, "completed");
     const server = droplet.server;
+    if (server && server.inFlight > 0) this.destroyedWithInFlight++;
     droplet.server = undefined;
     droplet.status = "archive";
     if (server) await server.close();

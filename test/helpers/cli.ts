@@ -94,7 +94,14 @@ export function startDaemon(ws: Workspace, args: string[], env: NodeJS.ProcessEn
   child.stderr?.on("data", (chunk) => {
     out += chunk;
   });
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  // "close" comes after the output pipes are drained, so an exit's last words are kept.
+  let closed = false;
+  const exited = new Promise<number | null>((resolve) =>
+    child.on("close", (code) => {
+      closed = true;
+      resolve(code);
+    }),
+  );
   const logs = () =>
     out
       .split("\n")
@@ -115,7 +122,7 @@ export function startDaemon(ws: Workspace, args: string[], env: NodeJS.ProcessEn
       waitFor(
         () => {
           const found = logs().find(predicate);
-          if (!found && child.exitCode !== null) throw new Error(`doproxy exited with ${child.exitCode}`);
+          if (!found && closed) throw new Error(`doproxy exited with ${child.exitCode}`);
           return found;
         },
         () => `${what}\n--- output ---\n${out.slice(-3000)}`,
@@ -129,8 +136,8 @@ export function startDaemon(ws: Workspace, args: string[], env: NodeJS.ProcessEn
 }
 
 /** Starts `doproxy serve` in a workspace and waits until it listens; returns the daemon and its port. */
-export async function startServe(ws: Workspace): Promise<Daemon> {
-  const daemon = startDaemon(ws, ["serve"]);
+export async function startServe(ws: Workspace, env: NodeJS.ProcessEnv = {}): Promise<Daemon> {
+  const daemon = startDaemon(ws, ["serve"], env);
   await daemon.waitForLog((line) => line.msg === "proxy listening", "serve to listen");
   return daemon;
 }

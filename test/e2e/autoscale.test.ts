@@ -1,0 +1,238 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { freePort } from "../helpers/backend.js";
+import {
+  runCliAsync,
+  serveConfig,
+  startDaemon,
+  startServe,
+  type Workspace,
+  workspace,
+} from "../helpers/cli.js";
+import { request } from "../helpers/http.js";
+import { type SimHandle, simSection, startSim } from "../helpers/sim.js";
+import { waitFor } from "../helpers/wait.js";
+
+interface EventRow {
+  ts: number;
+  kind: string;
+  backendId: number | null;
+  message: string;
+}
+
+/** Short settings: a droplet serves 2 requests at a time for 40ms each, so 12 clients saturate one. */
+function autoscaleConfig(port: number, sim: SimHandle, extra = ""): string {
+  return serveConfig(port, {
+    proxy: 'drain-timeout = "10s"\nstrategy = "least-connections"',
+    inventory: 'flush-interval = "250ms"',
+    rest: `${simSection(sim)}
+[autoscale]
+enabled = true
+min = 1
+max = 3
+evaluate = "* * * * * *"
+scale-up-latency = "150ms"
+scale-up-connections = 4
+scale-up-after = "2s"
+scale-up-cooldown = "3s"
+scale-down-latency = "100ms"
+scale-down-connections = 1
+scale-down-after = "3s"
+scale-down-cooldown = "2s"
+replace-unhealthy-after = "1m"
+${extra}`,
+  });
+}
+
+async function events(ws: Workspace, env: NodeJS.ProcessEnv): Promise<EventRow[]> {
+  const result = await runCliAsync(ws, ["events", "--since", "1h", "--json"], env);
+  assert.equal(result.status, 0, result.stderr);
+  return JSON.parse(result.stdout) as EventRow[];
+}
+
+function percentile(values: number[], q: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] as number;
+}
+
+describe("autoscaling against doproxy sim", () => {
+  it("grows under load until p95 falls back, returns to min when load stops, and never fails a request", async () => {
+    const ws = workspace("");
+    const sim = await startSim(ws, ["--capacity", "2", "--service-time", "40ms", "--boot-time", "500ms"]);
+    const env = { DIGITALOCEAN_TOKEN: sim.token };
+    const port = await freePort();
+    ws.writeConfig(autoscaleConfig(port, sim));
+    const serve = startDaemon(ws, ["serve"], env);
+    const observed = { maxDroplets: 0, minDropletsAfterStart: Number.POSITIVE_INFINITY };
+    let watching = true;
+    const watcher = (async () => {
+      while (watching) {
+        const count = (await sim.state()).droplets.length;
+        observed.maxDroplets = Math.max(observed.maxDroplets, count);
+        if (observed.minDropletsAfterStart !== Number.POSITIVE_INFINITY || count > 0)
+          observed.minDropletsAfterStart = Math.min(observed.minDropletsAfterStart, count);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    })();
+    try {
+      await serve.waitForLog((l) => l.msg === "proxy listening", "serve to listen");
+      // The empty pool is grown to min without any traffic.
+      await waitFor(
+        async () => (await request(port, "/warm")).status === 200,
+        "the first droplet to serve",
+        15_000,
+      );
+
+      const failures: string[] = [];
+      const latencies: Array<{ at: number; ms: number }> = [];
+      let loading = true;
+      const clients = Array.from({ length: 12 }, async () => {
+        const stopAt = Date.now() + 45_000; // bounded even if the assertions below never release it
+        while (loading && Date.now() < stopAt) {
+          const started = Date.now();
+          try {
+            const reply = await request(port, "/work");
+            if (reply.status < 200 || reply.status > 299)
+              failures.push(`${reply.status} ${reply.body.trim()}`);
+          } catch (error) {
+            failures.push((error as Error).message);
+          }
+          latencies.push({ at: Date.now(), ms: Date.now() - started });
+        }
+      });
+      const loadStarted = Date.now();
+      await waitFor(
+        async () => (await sim.state()).droplets.filter((d) => d.status === "active").length >= 2,
+        "the pool to grow",
+        30_000,
+        200,
+      );
+      await waitFor(
+        () => {
+          const recent = latencies.filter((l) => l.at > Date.now() - 2_000).map((l) => l.ms);
+          return recent.length > 50 && percentile(recent, 0.95) < 150 ? percentile(recent, 0.95) : undefined;
+        },
+        "client p95 back under scale-up-latency (150ms)",
+        30_000,
+        250,
+      );
+      const grewAfterMs = Date.now() - loadStarted;
+      loading = false;
+      await Promise.all(clients);
+
+      await waitFor(
+        async () => (await sim.state()).droplets.length === 1,
+        "the pool back at min",
+        40_000,
+        250,
+      );
+      watching = false;
+      await watcher;
+
+      assert.deepEqual(failures, [], "every client request succeeded");
+      assert.ok(observed.maxDroplets <= 3, `never above max: saw ${observed.maxDroplets}`);
+      assert.ok(
+        observed.minDropletsAfterStart >= 1,
+        `never below min: saw ${observed.minDropletsAfterStart}`,
+      );
+      assert.equal(
+        (await sim.state()).destroyedWithInFlight,
+        0,
+        "no droplet was destroyed with requests in flight",
+      );
+
+      const log = await events(ws, env);
+      const kinds = log.map((e) => e.kind);
+      assert.ok(kinds.includes("scale.floor"), "grew to min");
+      assert.ok(kinds.includes("scale.up"), "scaled up");
+      assert.ok(kinds.includes("scale.down"), "scaled down");
+      assert.ok(
+        log.some((e) => e.kind === "scale.hold" && /above scale-up thresholds/.test(e.message)),
+        "the breach window is explained",
+      );
+
+      // Reaction time: first breach seen -> the first droplet ordered for it serving.
+      const firstBreach = log.find(
+        (e) => e.kind === "scale.hold" && /above scale-up thresholds for/.test(e.message),
+      ) as EventRow;
+      const scaleUp = log.find((e) => e.kind === "scale.up") as EventRow;
+      const served = log.find((e) => e.kind === "backend.active" && e.ts > scaleUp.ts) as EventRow;
+      const reaction = served.ts - firstBreach.ts;
+      console.log(
+        `# reaction: first breach -> new droplet active ${reaction}ms (scale-up-after 2000ms + boot 500ms + health checks); load -> p95 back under threshold ${grewAfterMs}ms`,
+      );
+      assert.ok(reaction >= 2_000, "no scale-up before the breach lasted scale-up-after");
+    } finally {
+      watching = false;
+      await serve.stop();
+      await sim.daemon.stop();
+      ws.cleanup();
+    }
+  });
+
+  it("two serve processes on one inventory provision once; dry run records without calling the API", async () => {
+    const ws = workspace("");
+    const sim = await startSim(ws, ["--boot-time", "200ms"]);
+    const env = { DIGITALOCEAN_TOKEN: sim.token };
+    ws.writeConfig(autoscaleConfig(await freePort(), sim, "").replace("min = 1", "min = 2"));
+    const first = await startServe(ws, env);
+    // The second process shares the inventory but listens elsewhere.
+    const other = workspace("");
+    other.writeConfig(
+      autoscaleConfig(await freePort(), sim, "")
+        .replace("min = 1", "min = 2")
+        .replace(
+          '[inventory]\nflush-interval = "250ms"',
+          `[inventory]\nflush-interval = "250ms"\npath = "${ws.dbFile}"`,
+        ),
+    );
+    const second = await startServe(other, env);
+    try {
+      await waitFor(
+        async () => (await sim.state()).droplets.filter((d) => d.status === "active").length === 2,
+        "two droplets",
+        15_000,
+      );
+      // Several more ticks of both processes: still exactly two droplets, one POST per droplet.
+      const ticks = (await events(ws, env)).length;
+      await waitFor(
+        async () => (await events(ws, env)).length > ticks || (await sim.requests()).length > 20,
+        "more ticks",
+        5_000,
+      );
+      assert.equal((await sim.state()).droplets.length, 2);
+      const creates = (await sim.requests()).filter((r) => r.method === "POST" && r.path === "/v2/droplets");
+      assert.equal(creates.length, 1, "one create call for the floor of two");
+      const leaders = [first, second].filter((d) =>
+        d.logs().some((l) => l.msg === "autoscaler lease taken: this process scales the pool"),
+      );
+      assert.equal(leaders.length, 1, "exactly one process holds the lease");
+    } finally {
+      await Promise.all([first.stop(), second.stop()]);
+      other.cleanup();
+    }
+
+    // Dry run: the decision is recorded, no droplet is created.
+    const dry = workspace("");
+    dry.writeConfig(autoscaleConfig(await freePort(), sim, "dry-run = true").replace("min = 1", "min = 3"));
+    assert.equal((await sim.api("DELETE", "/v2/droplets?tag_name=doproxy")).status, 204);
+    const before = (await sim.state()).droplets.length;
+    const daemon = await startServe(dry, env);
+    try {
+      const log = await waitFor(async () => {
+        const rows = await events(dry, env);
+        return rows.find((e) => e.kind === "scale.floor") ? rows : undefined;
+      }, "a dry-run decision");
+      assert.match(
+        (log.find((e) => e.kind === "scale.floor") as EventRow).message,
+        /^\[dry run\] .*creating 3/,
+      );
+      assert.equal((await sim.state()).droplets.length, before, "no droplet was created");
+    } finally {
+      await daemon.stop();
+      await sim.daemon.stop();
+      dry.cleanup();
+      ws.cleanup();
+    }
+  });
+});
