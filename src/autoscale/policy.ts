@@ -94,7 +94,7 @@ export function decide(inputs: ScaleInputs, settings: AutoscaleSettings, previou
   for (const [idText, orderedAt] of Object.entries(memory.replacing)) {
     const id = Number(idText);
     const old = droplets.find((d) => d.id === id);
-    if (!old || old.state !== "unhealthy") {
+    if (old?.state !== "unhealthy") {
       delete memory.replacing[id]; // recovered or gone: nothing to replace any more
       continue;
     }

@@ -16,6 +16,7 @@ export interface SimHandle {
       inFlight: number;
       served: number;
     }>;
+    destroyedWithInFlight: number;
   }>;
   requests(): Promise<Array<{ method: string; path: string; query: Record<string, string>; status: number }>>;
   faults(change: Record<string, unknown>): Promise<void>;
