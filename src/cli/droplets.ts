@@ -1,5 +1,5 @@
 import { RefusedError, UsageError } from "../errors.js";
-import type { BackendRow } from "../inventory/backends.js";
+import { type BackendRow, healthLabel } from "../inventory/backends.js";
 import { formatHostPort, parseHostPort } from "../util/address.js";
 import {
   type CommandContext,
@@ -75,33 +75,76 @@ async function waitForRotation(ctx: CommandContext, row: BackendRow): Promise<vo
   );
 }
 
+interface ListEntry {
+  id: number;
+  kind: string;
+  name: string | null;
+  address: string | null;
+  dropletId: number | null;
+  state: string;
+  health: string;
+  reason: string | null;
+  inFlight: number;
+  p50Ms: number | null;
+  p95Ms: number | null;
+  requestsPerSecond: number;
+  createdAt: number;
+  ageMs: number;
+}
+
+/**
+ * Live figures from a running `serve` (its admin API has in-flight counts from memory), or
+ * undefined when none answers within a second.
+ */
+async function fromRunningServe(ctx: CommandContext): Promise<ListEntry[] | undefined> {
+  for (const instance of servingInstances(ctx)) {
+    if (!instance.adminUrl) continue;
+    try {
+      const token = ctx.config.admin.token;
+      const response = await fetch(`${instance.adminUrl}/api/backends`, {
+        headers: token ? { authorization: `Bearer ${token}` } : {},
+        signal: AbortSignal.timeout(1_000),
+      });
+      if (response.ok) return (await response.json()) as ListEntry[];
+    } catch {
+      // Not reachable from here (another host, a stale row): the inventory still answers.
+    }
+  }
+  return undefined;
+}
+
+/** Figures computed from the inventory alone (no `serve` running, or `--all`). */
+function fromInventory(ctx: CommandContext, all: boolean | undefined, now: number): ListEntry[] {
+  const rows = all ? ctx.backends.all() : ctx.backends.live();
+  const figures = ctx.samples.summarize(now - LIST_WINDOW_MS, now);
+  const fresh = (lastTs: number | undefined) => lastTs !== undefined && now - lastTs < 5_000;
+  return rows.map((row) => {
+    const f = figures.get(row.id);
+    return {
+      id: row.id,
+      kind: row.kind,
+      name: row.name,
+      address: row.address,
+      dropletId: row.dropletId,
+      state: row.state,
+      health: healthLabel(row.state),
+      reason: row.stateReason,
+      inFlight: fresh(f?.lastTs) ? (f?.lastInFlight ?? 0) : 0,
+      p50Ms: f?.p50Ms ?? null,
+      p95Ms: f?.p95Ms ?? null,
+      requestsPerSecond: f ? Math.round(f.requestsPerSecond * 100) / 100 : 0,
+      createdAt: row.createdAt,
+      ageMs: now - row.createdAt,
+    };
+  });
+}
+
 /** `droplets list`: every backend with its state and live figures. */
-export function list(options: ListOptions): void {
+export async function list(options: ListOptions): Promise<void> {
   const ctx = openContext(options);
   try {
     const now = Date.now();
-    const rows = options.all ? ctx.backends.all() : ctx.backends.live();
-    const figures = ctx.samples.summarize(now - LIST_WINDOW_MS, now);
-    const fresh = (lastTs: number | undefined) => lastTs !== undefined && now - lastTs < 5_000;
-    const entries = rows.map((row) => {
-      const f = figures.get(row.id);
-      return {
-        id: row.id,
-        kind: row.kind,
-        name: row.name,
-        address: row.address,
-        dropletId: row.dropletId,
-        state: row.state,
-        health: healthOf(row),
-        reason: row.stateReason,
-        inFlight: fresh(f?.lastTs) ? (f?.lastInFlight ?? 0) : 0,
-        p50Ms: f?.p50Ms ?? null,
-        p95Ms: f?.p95Ms ?? null,
-        requestsPerSecond: f ? Math.round(f.requestsPerSecond * 100) / 100 : 0,
-        createdAt: row.createdAt,
-        ageMs: now - row.createdAt,
-      };
-    });
+    const entries = (!options.all && (await fromRunningServe(ctx))) || fromInventory(ctx, options.all, now);
     if (options.json) {
       say(JSON.stringify(entries, null, 2));
       return;
@@ -129,19 +172,6 @@ export function list(options: ListOptions): void {
     );
   } finally {
     ctx.close();
-  }
-}
-
-function healthOf(row: BackendRow): string {
-  switch (row.state) {
-    case "active":
-      return "healthy";
-    case "unhealthy":
-      return "failing";
-    case "joining":
-      return "checking";
-    default:
-      return "-";
   }
 }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
+import { VERSION } from "../version.js";
 import { configCheck } from "./config-check.js";
 import { addStatic, list, remove } from "./droplets.js";
 import { addDroplets, sync } from "./droplets-cloud.js";
@@ -8,10 +8,6 @@ import { events } from "./events.js";
 import { action } from "./run.js";
 import { serve } from "./serve.js";
 import { sim } from "./sim.js";
-
-const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
-  version: string;
-};
 
 /** Every command takes --config; the default is ./doproxy.toml, then $DOPROXY_CONFIG. */
 function withConfig(command: Command): Command {
@@ -23,7 +19,7 @@ function withConfig(command: Command): Command {
 const program = new Command()
   .name("doproxy")
   .description("Load-balancing reverse proxy that owns and autoscales its pool of DigitalOcean droplets")
-  .version(pkg.version)
+  .version(VERSION)
   .showHelpAfterError()
   .exitOverride();
 

@@ -1,13 +1,16 @@
+import { AdminServer } from "../admin/server.js";
 import { AutoscaleController } from "../autoscale/controller.js";
 import { DigitalOceanProvider } from "../cloud/digitalocean.js";
 import { CloudWatcher } from "../cloud/watcher.js";
 import { loadConfig, resolveConfigPath } from "../config/load.js";
 import { watchConfig } from "../config/watch.js";
+import { ConfigError } from "../errors.js";
 import { LeaseStore } from "../inventory/leases.js";
 import { openInventory } from "../inventory/open.js";
 import { createLogger, flushLog } from "../log.js";
 import { ProxyService } from "../proxy/service.js";
-import { formatHostPort } from "../util/address.js";
+import { formatHostPort, isLoopback } from "../util/address.js";
+import { VERSION } from "../version.js";
 import type { CommonOptions } from "./context.js";
 import { reportAndExit } from "./run.js";
 
@@ -18,7 +21,14 @@ import { reportAndExit } from "./run.js";
 export async function serve(options: CommonOptions): Promise<void> {
   const file = resolveConfigPath(options.config);
   const config = loadConfig(file);
+  if (!isLoopback(config.admin.listen.host) && !config.admin.token) {
+    throw new ConfigError(
+      `[admin] listen = "${formatHostPort(config.admin.listen)}" is not a loopback address and [admin] token is not set`,
+      'set [admin] token (e.g. token = "${DOPROXY_ADMIN_TOKEN}") or listen on 127.0.0.1',
+    );
+  }
   const log = createLogger({ destination: "stdout" });
+  const startedAt = Date.now();
   log.info(
     { config: file ?? "(built-in defaults)", inventory: config.inventory.path },
     "starting doproxy serve",
@@ -55,16 +65,41 @@ export async function serve(options: CommonOptions): Promise<void> {
         lifecycle: cloud.lifecycle,
         log,
         instanceId: service.instanceId,
+        onDecision: (decision) => service.metrics.decision(decision.kind),
       })
     : undefined;
   autoscaler?.reconfigure();
   if (config.autoscale.enabled && !autoscaler)
     log.warn({}, "[autoscale] enabled needs a DigitalOcean token; autoscaling is off");
 
+  let lastReload: { ok: boolean; at: number | null; error: string | null } = {
+    ok: true,
+    at: null,
+    error: null,
+  };
+  const admin = new AdminServer(
+    { version: VERSION, startedAt, config: () => current, lastReload: () => lastReload, service, autoscaler },
+    () => current.admin.token,
+    log,
+  );
+  try {
+    const adminUrl = await admin.listen(config.admin.listen);
+    service.instances.setUrls(service.instanceId, service.server.url() ?? null, adminUrl);
+  } catch (error) {
+    log.error(
+      {
+        listen: formatHostPort(config.admin.listen),
+        err: (error as NodeJS.ErrnoException).code ?? (error as Error).message,
+      },
+      "cannot start the admin listener; proxying continues without it",
+    );
+  }
+
   const watcher = watchConfig(
     config,
     (next) => {
       log.info({ config: file }, "configuration reloaded");
+      lastReload = { ok: true, at: Date.now(), error: null };
       current = next;
       void service.applyConfig(next);
       autoscaler?.reconfigure();
@@ -84,6 +119,7 @@ export async function serve(options: CommonOptions): Promise<void> {
     watcher.close();
     cloud?.stop();
     autoscaler?.stop();
+    await admin.close();
     await service.stop();
     db.close();
     log.info({}, "stopped");

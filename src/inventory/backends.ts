@@ -14,6 +14,14 @@ export const BACKEND_STATES = [
 export type BackendState = (typeof BACKEND_STATES)[number];
 export type BackendKind = "static" | "droplet";
 
+/** The health column people see: derived from the lifecycle state. */
+export function healthLabel(state: BackendState): string {
+  if (state === "active") return "healthy";
+  if (state === "unhealthy") return "failing";
+  if (state === "joining") return "checking";
+  return "-";
+}
+
 export interface BackendRow {
   id: number;
   kind: BackendKind;
@@ -64,6 +72,15 @@ export class BackendStore {
 
   all(): BackendRow[] {
     return this.db.prepare(`SELECT ${COLUMNS} FROM backends ORDER BY id`).all() as BackendRow[];
+  }
+
+  /** How many backends were in the pool (added, not yet removed) at each of `times`. */
+  poolSizeAt(times: readonly number[]): number[] {
+    const spans = this.db.prepare("SELECT created_at AS c, removed_at AS r FROM backends").all() as Array<{
+      c: number;
+      r: number | null;
+    }>;
+    return times.map((t) => spans.filter((s) => s.c <= t && (s.r === null || s.r > t)).length);
   }
 
   /** Registers a server that is not a droplet; it starts `joining` until health checks pass. */

@@ -15,6 +15,14 @@ export interface SampleRow {
   histogram: string;
 }
 
+export interface SeriesPoint {
+  ts: number;
+  requestsPerSecond: number;
+  errorRate: number;
+  p95Ms: number | null;
+  p99Ms: number | null;
+}
+
 /** Per-backend figures over a window, computed from the samples in it. */
 export interface BackendSummary {
   backendId: number;
@@ -90,6 +98,37 @@ export class SampleStore {
       p95Ms: quantile(merged, 0.95),
       requestsPerSecond: requests / Math.max(0.001, (now - sinceMs) / 1000),
     };
+  }
+
+  /**
+   * The pool as a time series over (sinceMs, now] in buckets of `stepMs`: requests/s, error rate,
+   * p95 and p99 of each bucket's merged histogram. Bounded by the window asked for.
+   */
+  series(sinceMs: number, stepMs: number, now = Date.now()): SeriesPoint[] {
+    const buckets = Math.max(1, Math.ceil((now - sinceMs) / stepMs));
+    const points = Array.from({ length: buckets }, (_, i) => ({
+      ts: sinceMs + (i + 1) * stepMs,
+      requests: 0,
+      errors: 0,
+      histogram: newCounts(),
+    }));
+    const rows = this.db
+      .prepare("SELECT ts, requests, errors, histogram FROM samples WHERE ts > ? AND ts <= ? ORDER BY ts")
+      .iterate(sinceMs, now) as Iterable<{ ts: number; requests: number; errors: number; histogram: string }>;
+    for (const row of rows) {
+      const point = points[Math.min(buckets - 1, Math.floor((row.ts - sinceMs - 1) / stepMs))];
+      if (!point) continue;
+      point.requests += row.requests;
+      point.errors += row.errors;
+      decodeInto(point.histogram, row.histogram);
+    }
+    return points.map((p) => ({
+      ts: p.ts,
+      requestsPerSecond: p.requests / (stepMs / 1000),
+      errorRate: p.requests ? p.errors / p.requests : 0,
+      p95Ms: quantile(p.histogram, 0.95) ?? null,
+      p99Ms: quantile(p.histogram, 0.99) ?? null,
+    }));
   }
 
   /** Per-backend summaries over (sinceMs, now]. */

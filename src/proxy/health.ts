@@ -68,6 +68,7 @@ export class HealthChecker {
   constructor(
     private readonly pool: Pool,
     private settings: HealthSettings,
+    private readonly onResult?: (backend: LiveBackend, ok: boolean) => void,
   ) {}
 
   start(): void {
@@ -102,6 +103,7 @@ export class HealthChecker {
     try {
       const result = await probe(backend.target, this.settings.path, this.settings.timeoutMs);
       this.pool.reportCheck(backend, result.ok, result.reason);
+      this.onResult?.(backend, result.ok);
     } finally {
       this.pending.delete(backend.id);
     }

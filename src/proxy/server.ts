@@ -21,6 +21,12 @@ export interface ProxySettings {
   tls: { certFile: string; keyFile: string } | undefined;
 }
 
+/** Sees every proxied request's outcome (the Prometheus metrics); optional. */
+export interface RequestObserver {
+  response(backend: LiveBackend, rttMs: number, status: number): void;
+  failure(backend: LiveBackend, status: number, kind: "connect" | "timeout"): void;
+}
+
 /** Methods that RFC 9110 §9.2.2 calls idempotent: safe to send again to another backend. */
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
 /** Errors that mean the backend never answered this request (nothing of it was processed visibly). */
@@ -87,6 +93,7 @@ export class ProxyServer {
     private readonly recorder: Recorder,
     private readonly log: Logger,
     private settings: ProxySettings,
+    private readonly observer?: RequestObserver,
   ) {
     this.proxy.on("proxyReq", (proxyReq, req, _res, _options, socket) =>
       this.onProxyReq(proxyReq, req, socket),
@@ -269,6 +276,7 @@ export class ProxyServer {
     ctx.servedBy = backend.address;
     const status = proxyRes.statusCode ?? 0;
     this.recorder.record(backend.id, rttMs, status);
+    this.observer?.response(backend, rttMs, status);
     observeRoundTrip(backend, rttMs);
     this.pool.reportSuccess(backend);
     prepareResponseHeaders(proxyRes.headers, ctx.closeClient);
@@ -298,6 +306,7 @@ export class ProxyServer {
     const code = error.code ?? (error instanceof ProxyFailure ? error.code : "");
     if (ctx.timedOut || code === "DOPROXY_TIMEOUT") {
       this.recorder.recordFailure(backend.id, 504, waitedMs);
+      this.observer?.failure(backend, 504, "timeout");
       ctx.servedBy = backend.address;
       this.respondError(res, ctx, 504, `backend did not answer within ${this.settings.timeoutMs}ms`);
       return;
@@ -313,6 +322,7 @@ export class ProxyServer {
       }
     }
     this.recorder.recordFailure(backend.id, 502);
+    this.observer?.failure(backend, 502, "connect");
     ctx.servedBy = backend.address;
     this.respondError(res, ctx, 502, "backend connection failed");
   }

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { Metrics } from "../admin/metrics.js";
 import type { Config } from "../config/load.js";
 import { BackendStore } from "../inventory/backends.js";
 import { InstanceStore } from "../inventory/instances.js";
@@ -45,6 +46,8 @@ export class ProxyService {
   private lastPrune = 0;
   private flushFailing = false;
 
+  readonly metrics: Metrics;
+
   constructor(
     private config: Config,
     private readonly db: Db,
@@ -84,8 +87,21 @@ export class ProxyService {
         }
       },
     });
-    this.server = new ProxyServer(this.pool, this.balancer, this.recorder, log, proxySettings(config));
-    this.health = new HealthChecker(this.pool, config.health);
+    this.metrics = new Metrics({
+      liveBackends: () => this.pool.all(),
+      inventoryRows: () => this.backends.live(),
+    });
+    this.server = new ProxyServer(
+      this.pool,
+      this.balancer,
+      this.recorder,
+      log,
+      proxySettings(config),
+      this.metrics,
+    );
+    this.health = new HealthChecker(this.pool, config.health, (backend, ok) =>
+      this.metrics.healthCheck(backend, ok),
+    );
   }
 
   async start(): Promise<HostPort> {

@@ -1,0 +1,109 @@
+import type { AutoscaleController } from "../autoscale/controller.js";
+import type { Config } from "../config/load.js";
+import { healthLabel } from "../inventory/backends.js";
+import type { ProxyService } from "../proxy/service.js";
+import { parseDuration } from "../util/duration.js";
+
+/** What the admin API reads; all of it lives in the `serve` process. */
+export interface AdminSources {
+  version: string;
+  startedAt: number;
+  config(): Config;
+  /** The last reload attempt: ok, when, and the error when it failed. */
+  lastReload(): { ok: boolean; at: number | null; error: string | null };
+  service: ProxyService;
+  autoscaler: AutoscaleController | undefined;
+}
+
+/** The trailing window for per-backend figures (p50/p95, requests/s). */
+const FIGURES_WINDOW_MS = 60_000;
+const MAX_SERIES_POINTS = 2_000;
+
+export class BadRequest extends Error {}
+
+/** `since` as a duration ("15m") or epoch milliseconds. */
+export function parseSince(value: string | null, fallbackMs: number, now = Date.now()): number {
+  if (value === null || value === "") return now - fallbackMs;
+  if (/^\d{10,}$/.test(value)) return Number(value);
+  const ms = parseDuration(value);
+  if (ms === undefined)
+    throw new BadRequest(`since=${value}: expected a duration such as 15m or epoch milliseconds`);
+  return now - ms;
+}
+
+export function status(src: AdminSources) {
+  const config = src.config();
+  const rows = src.service.backends.live();
+  const byState: Record<string, number> = {
+    provisioning: 0,
+    joining: 0,
+    active: 0,
+    unhealthy: 0,
+    draining: 0,
+  };
+  for (const row of rows) byState[row.state] = (byState[row.state] ?? 0) + 1;
+  const decision = src.autoscaler?.lastDecision;
+  return {
+    version: src.version,
+    uptimeSeconds: Math.round((Date.now() - src.startedAt) / 1000),
+    proxy: { url: src.service.server.url() ?? null, strategy: config.proxy.strategy },
+    config: { file: config.file ?? null, lastReload: src.lastReload() },
+    pool: { total: rows.length, byState },
+    autoscale: {
+      enabled: config.autoscale.enabled && src.autoscaler !== undefined,
+      dryRun: config.autoscale.dryRun,
+      leader: src.autoscaler?.isLeader ?? false,
+      min: config.autoscale.min,
+      max: config.autoscale.max,
+      floor: src.autoscaler?.lastInputs?.floor ?? config.autoscale.min,
+      lastDecision: decision ? { kind: decision.kind, reason: decision.reason } : null,
+    },
+  };
+}
+
+export function backends(src: AdminSources, now = Date.now()) {
+  const figures = src.service.samples.summarize(now - FIGURES_WINDOW_MS, now);
+  return src.service.backends.live().map((row) => {
+    const live = src.service.pool.get(row.id);
+    const f = figures.get(row.id);
+    return {
+      id: row.id,
+      kind: row.kind,
+      name: row.name,
+      address: row.address,
+      dropletId: row.dropletId,
+      state: row.state,
+      health: healthLabel(row.state),
+      reason: row.stateReason,
+      inFlight: live?.inFlight ?? 0,
+      websockets: live?.websockets.size ?? 0,
+      p50Ms: f?.p50Ms ?? null,
+      p95Ms: f?.p95Ms ?? null,
+      requestsPerSecond: f ? Math.round(f.requestsPerSecond * 100) / 100 : 0,
+      errors: f?.errors ?? 0,
+      createdAt: row.createdAt,
+      ageMs: now - row.createdAt,
+    };
+  });
+}
+
+export function events(src: AdminSources, params: URLSearchParams) {
+  const since = parseSince(params.get("since"), 3_600_000);
+  return src.service.backends.events.list(since, 5_000);
+}
+
+export function samples(src: AdminSources, params: URLSearchParams, now = Date.now()) {
+  const since = parseSince(params.get("since"), 900_000, now);
+  const stepText = params.get("step");
+  let stepMs = stepText
+    ? (parseDuration(stepText) ?? (/^\d+$/.test(stepText) ? Number(stepText) * 1000 : undefined))
+    : undefined;
+  if (stepText && stepMs === undefined)
+    throw new BadRequest(`step=${stepText}: expected a duration such as 10s or seconds`);
+  stepMs ??= Math.max(1000, Math.ceil((now - since) / 180 / 1000) * 1000);
+  if ((now - since) / stepMs > MAX_SERIES_POINTS)
+    throw new BadRequest(`too many points: raise step (at most ${MAX_SERIES_POINTS} per series)`);
+  const points = src.service.samples.series(since, stepMs, now);
+  const sizes = src.service.backends.poolSizeAt(points.map((p) => p.ts));
+  return { since, stepMs, points: points.map((p, i) => ({ ...p, poolSize: sizes[i] ?? 0 })) };
+}

@@ -1,0 +1,171 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { BackendRow } from "../inventory/backends.js";
+import type { LiveBackend } from "../proxy/backend.js";
+import type { RequestObserver } from "../proxy/server.js";
+
+/** Round-trip time buckets in seconds: 1 ms to 60 s. */
+const RTT_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+const CLASSES = ["1xx", "2xx", "3xx", "4xx", "5xx"] as const;
+
+interface BackendChildren {
+  byClass: Array<ReturnType<Counter<"backend" | "code_class">["labels"]>>;
+  rtt: ReturnType<Histogram<"backend">["labels"]>;
+}
+
+export interface MetricSources {
+  /** Backends in the proxy's live set. */
+  liveBackends(): LiveBackend[];
+  /** Inventory rows not yet removed (includes provisioning droplets, which have no address yet). */
+  inventoryRows(): BackendRow[];
+}
+
+/**
+ * Prometheus metrics through prom-client. The request path touches only cached label children
+ * (no label hashing per request); gauges are computed at scrape time from memory and from the
+ * small backends table, never from the samples table, so a scrape costs the same at any age.
+ */
+export class Metrics implements RequestObserver {
+  readonly registry = new Registry();
+  private readonly requests: Counter<"backend" | "code_class">;
+  private readonly failures: Counter<"backend" | "kind">;
+  private readonly rtt: Histogram<"backend">;
+  private readonly healthChecks: Counter<"backend" | "result">;
+  private readonly decisions: Counter<"kind">;
+  private readonly apiCalls: Counter<"operation" | "outcome">;
+  private readonly children = new Map<number, BackendChildren>();
+
+  constructor(sources: MetricSources) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+    this.requests = new Counter({
+      name: "doproxy_requests_total",
+      help: "Proxied requests by backend and response status class (including 502/504 answered for the backend).",
+      labelNames: ["backend", "code_class"],
+      registers,
+    });
+    this.failures = new Counter({
+      name: "doproxy_backend_failures_total",
+      help: "Requests a backend did not answer, by kind (connect, timeout).",
+      labelNames: ["backend", "kind"],
+      registers,
+    });
+    this.rtt = new Histogram({
+      name: "doproxy_round_trip_seconds",
+      help: "Time from dispatching a request to a backend until its response headers arrive.",
+      labelNames: ["backend"],
+      buckets: RTT_BUCKETS,
+      registers,
+    });
+    this.healthChecks = new Counter({
+      name: "doproxy_health_checks_total",
+      help: "Active health checks by backend and result.",
+      labelNames: ["backend", "result"],
+      registers,
+    });
+    this.decisions = new Counter({
+      name: "doproxy_scaling_decisions_total",
+      help: "Autoscaler decisions by kind (up, down, reclaim, replace, floor, hold).",
+      labelNames: ["kind"],
+      registers,
+    });
+    this.apiCalls = new Counter({
+      name: "doproxy_digitalocean_api_calls_total",
+      help: "DigitalOcean API calls by operation and outcome (ok, retry, error).",
+      labelNames: ["operation", "outcome"],
+      registers,
+    });
+    new Gauge({
+      name: "doproxy_in_flight_requests",
+      help: "Requests dispatched to a backend and not yet finished.",
+      labelNames: ["backend"],
+      registers,
+      collect() {
+        this.reset();
+        for (const b of sources.liveBackends()) this.set({ backend: b.address }, b.inFlight);
+      },
+    });
+    new Gauge({
+      name: "doproxy_websockets_open",
+      help: "Open proxied WebSocket connections by backend.",
+      labelNames: ["backend"],
+      registers,
+      collect() {
+        this.reset();
+        for (const b of sources.liveBackends()) this.set({ backend: b.address }, b.websockets.size);
+      },
+    });
+    new Gauge({
+      name: "doproxy_backend_state",
+      help: "1 for the lifecycle state each backend is in.",
+      labelNames: ["backend", "state"],
+      registers,
+      collect() {
+        this.reset();
+        for (const row of sources.inventoryRows())
+          this.set({ backend: row.address ?? row.name ?? String(row.id), state: row.state }, 1);
+      },
+    });
+    new Gauge({
+      name: "doproxy_pool_backends",
+      help: "Backends by lifecycle state.",
+      labelNames: ["state"],
+      registers,
+      collect() {
+        this.reset();
+        const counts: Record<string, number> = {
+          provisioning: 0,
+          joining: 0,
+          active: 0,
+          unhealthy: 0,
+          draining: 0,
+        };
+        for (const row of sources.inventoryRows()) counts[row.state] = (counts[row.state] ?? 0) + 1;
+        for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
+      },
+    });
+  }
+
+  response(backend: LiveBackend, rttMs: number, status: number): void {
+    const children = this.childrenOf(backend);
+    const klass = Math.floor(status / 100) - 1;
+    children.byClass[klass >= 0 && klass < 5 ? klass : 4]?.inc();
+    children.rtt.observe(rttMs / 1000);
+  }
+
+  failure(backend: LiveBackend, status: number, kind: "connect" | "timeout"): void {
+    this.childrenOf(backend).byClass[Math.floor(status / 100) - 1]?.inc();
+    this.failures.inc({ backend: backend.address, kind });
+  }
+
+  healthCheck(backend: LiveBackend, ok: boolean): void {
+    this.healthChecks.inc({ backend: backend.address, result: ok ? "pass" : "fail" });
+  }
+
+  decision(kind: string): void {
+    this.decisions.inc({ kind: kind.replace(/^scale-/, "") });
+  }
+
+  apiCall(operation: string, outcome: "ok" | "retry" | "error"): void {
+    this.apiCalls.inc({ operation, outcome });
+  }
+
+  async render(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  private childrenOf(backend: LiveBackend): BackendChildren {
+    let children = this.children.get(backend.id);
+    if (!children) {
+      children = {
+        byClass: CLASSES.map((code_class) => this.requests.labels({ backend: backend.address, code_class })),
+        rtt: this.rtt.labels({ backend: backend.address }),
+      };
+      this.children.set(backend.id, children);
+    }
+    return children;
+  }
+}
