@@ -104,11 +104,13 @@ export async function serve(options: CommonOptions): Promise<void> {
       void service.applyConfig(next);
       autoscaler?.reconfigure();
     },
-    (error) =>
+    (error) => {
+      lastReload = { ok: false, at: Date.now(), error: error.message };
       log.error(
         { config: file, error: error.message },
         "configuration reload failed; keeping the last good configuration",
-      ),
+      );
+    },
   );
 
   let stopping = false;

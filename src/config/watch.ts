@@ -1,6 +1,9 @@
-import { type Stats, unwatchFile, watchFile } from "node:fs";
-import type { DoproxyError } from "../errors.js";
+import { type Stats, statSync, unwatchFile, watchFile } from "node:fs";
+import { ConfigError, type DoproxyError } from "../errors.js";
 import { type Config, loadConfig } from "./load.js";
+
+/** Quiet time after the last change before the file is read. */
+const SETTLE_MS = 100;
 
 export interface ConfigWatcher {
   /** The configuration in force: the last one that loaded without error. */
@@ -24,10 +27,15 @@ export function watchConfig(
   let current = initial;
   let lastError: string | undefined;
   const file = initial.file;
-  const listener = (now: Stats, before: Stats): void => {
-    if (now.mtimeMs === before.mtimeMs && now.size === before.size && now.ino === before.ino) return;
-    if (now.nlink === 0 && now.size === 0) return; // removed for a moment during a rename-save
+  const reload = (): void => {
     try {
+      if (file && statSync(file).size === 0) {
+        // An editor or `>` redirection truncates before it writes; an empty file is never applied
+        // (it would mean "every default", listen address included).
+        throw new ConfigError(
+          `${file}: the configuration file is empty; keeping the last good configuration`,
+        );
+      }
       const next = loadConfig(file);
       const previous = current;
       current = next;
@@ -38,11 +46,20 @@ export function watchConfig(
       onError(error as Error);
     }
   };
+  let settle: NodeJS.Timeout | undefined;
+  const listener = (now: Stats, before: Stats): void => {
+    if (now.mtimeMs === before.mtimeMs && now.size === before.size && now.ino === before.ino) return;
+    if (now.nlink === 0) return; // removed for a moment during a rename-save
+    // Read once the file has stopped changing, not halfway through a write.
+    clearTimeout(settle);
+    settle = setTimeout(reload, SETTLE_MS);
+  };
   if (file) watchFile(file, { interval: intervalMs, persistent: false }, listener);
   return {
     current: () => current,
     lastError: () => lastError,
     close: () => {
+      clearTimeout(settle);
       if (file) unwatchFile(file, listener);
     },
   };

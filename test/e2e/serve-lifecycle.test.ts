@@ -63,6 +63,12 @@ describe("doproxy serve: hot reload and shutdown", () => {
         "the broken edit reported",
       );
       assert.match(String(failed.error), /doproxy\.toml:\d+: \[proxy\] strategy = "random"/);
+      // An emptied file (a truncate before a write) is never applied as "all defaults".
+      ws.writeConfig("");
+      await serve.waitForLog(
+        (l) => /the configuration file is empty/.test(String(l.error)),
+        "the empty file reported",
+      );
       const still = await share(port, 200, 4);
       assert.ok((still.fast ?? 0) > 4 * (still.slow ?? 0), "still the latency strategy");
 
