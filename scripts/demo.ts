@@ -146,7 +146,11 @@ scale-down-cooldown = "${Math.max(1, Math.round(3 * SCALE))}s"
   console.log(
     `  doproxy serve  http://127.0.0.1:${proxyPort}   autoscale min 1, max 4, p95 > 200ms or > 6 in flight per backend`,
   );
-  await start(["serve"], env, "proxy listening");
+  const serve = await start(["serve"], env, "proxy listening");
+  let admin = "";
+  serve.stdout?.on("data", (chunk: Buffer) => {
+    admin ||= /"url":"(http:\/\/127\.0\.0\.1:\d+)","msg":"admin listening"/.exec(String(chunk))?.[1] ?? "";
+  });
 
   const db = openInventory(path.join(dir, "inventory", "doproxy.db"));
   const backends = new BackendStore(db);
@@ -199,6 +203,8 @@ scale-down-cooldown = "${Math.max(1, Math.round(3 * SCALE))}s"
     const result = await autocannon({ url, connections, duration: seconds(duration) / 1000 });
     total += result.requests.total;
     failed += result.errors + result.timeouts + result.non2xx;
+    if (name === "ramping down" && connections === 6 && process.env.DEMO_SCREENSHOT)
+      await screenshot(admin, process.env.DEMO_SCREENSHOT);
   }
   stage = "idle: waiting for the pool to shrink back to min";
   line(`load: stopped; ${total} requests, ${failed} failed`);
@@ -219,6 +225,33 @@ scale-down-cooldown = "${Math.max(1, Math.round(3 * SCALE))}s"
     `\ndemo done: pool grew to ${maxPool} droplets under load and went back to min; ${scaleEvents} scaling decisions; ${failed} of ${total} requests failed`,
   );
   if (failed > 0) process.exitCode = 1;
+}
+
+/** Saves the dashboard as a headless Chromium sees it (for README's docs/dashboard.png). */
+async function screenshot(adminUrl: string, file: string): Promise<void> {
+  const { chromium } = await import("playwright-core");
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+    await page.goto(adminUrl);
+    await page.waitForFunction(() => document.querySelectorAll("#backends tbody tr").length > 0);
+    await page.waitForTimeout(1_500); // one more refresh, so every chart has its latest points
+    await page.screenshot({ path: file, fullPage: true });
+    line(`screenshot: ${file}`);
+  } finally {
+    await browser.close();
+  }
 }
 
 process.on("SIGINT", () => {

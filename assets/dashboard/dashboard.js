@@ -135,8 +135,11 @@
     state.charts.pool = makeChart("chart-pool", [{ label: "backends", color: "#6b3fa0" }]);
   }
 
-  function renderCharts(points) {
+  function renderCharts(all) {
     ensureCharts();
+    // Start at the first bucket with anything in it: before that doproxy was not running here.
+    const first = all.findIndex((p) => p.requestsPerSecond > 0 || p.poolSize > 0);
+    const points = first > 0 ? all.slice(first) : all;
     const xs = points.map((p) => p.ts / 1000);
     state.charts.latency.setData([xs, points.map((p) => p.p95Ms), points.map((p) => p.p99Ms)]);
     state.charts.rps.setData([xs, points.map((p) => p.requestsPerSecond)]);
