@@ -9,7 +9,6 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -17,6 +16,8 @@ import autocannon from "autocannon";
 import { BackendStore } from "../src/inventory/backends.js";
 import { openInventory } from "../src/inventory/open.js";
 import { SampleStore } from "../src/inventory/samples.js";
+import { launchChromium } from "./chromium.js";
+import { freePort } from "./free-port.js";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const CLI = path.join(ROOT, "dist/cli/main.js");
@@ -27,14 +28,6 @@ const seconds = (s: number) => Math.max(1, Math.round(s * SCALE)) * 1000;
 const children: ChildProcess[] = [];
 const dir = mkdtempSync(path.join(tmpdir(), "doproxy-demo-"));
 let cleaned = false;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 function start(args: string[], env: NodeJS.ProcessEnv, ready: string): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
@@ -229,19 +222,7 @@ scale-down-cooldown = "${Math.max(1, Math.round(3 * SCALE))}s"
 
 /** Saves the dashboard as a headless Chromium sees it (for README's docs/dashboard.png). */
 async function screenshot(adminUrl: string, file: string): Promise<void> {
-  const { chromium } = await import("playwright-core");
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
     await page.goto(adminUrl);

@@ -1,6 +1,6 @@
 import type { AutoscaleController } from "../autoscale/controller.js";
 import type { Config } from "../config/load.js";
-import { healthLabel } from "../inventory/backends.js";
+import { backendView } from "../inventory/backend-view.js";
 import type { ProxyService } from "../proxy/service.js";
 import { parseDuration } from "../util/duration.js";
 
@@ -65,24 +65,9 @@ export function backends(src: AdminSources, now = Date.now()) {
   const figures = src.service.samples.summarize(now - FIGURES_WINDOW_MS, now);
   return src.service.backends.live().map((row) => {
     const live = src.service.pool.get(row.id);
-    const f = figures.get(row.id);
     return {
-      id: row.id,
-      kind: row.kind,
-      name: row.name,
-      address: row.address,
-      dropletId: row.dropletId,
-      state: row.state,
-      health: healthLabel(row.state),
-      reason: row.stateReason,
-      inFlight: live?.inFlight ?? 0,
+      ...backendView(row, figures.get(row.id), live?.inFlight ?? 0, now),
       websockets: live?.websockets.size ?? 0,
-      p50Ms: f?.p50Ms ?? null,
-      p95Ms: f?.p95Ms ?? null,
-      requestsPerSecond: f ? Math.round(f.requestsPerSecond * 100) / 100 : 0,
-      errors: f?.errors ?? 0,
-      createdAt: row.createdAt,
-      ageMs: now - row.createdAt,
     };
   });
 }

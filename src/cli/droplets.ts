@@ -1,5 +1,6 @@
 import { RefusedError, UsageError } from "../errors.js";
-import { type BackendRow, healthLabel } from "../inventory/backends.js";
+import { type BackendView, backendView } from "../inventory/backend-view.js";
+import type { BackendRow } from "../inventory/backends.js";
 import { formatHostPort, parseHostPort } from "../util/address.js";
 import {
   type CommandContext,
@@ -75,22 +76,7 @@ async function waitForRotation(ctx: CommandContext, row: BackendRow): Promise<vo
   );
 }
 
-interface ListEntry {
-  id: number;
-  kind: string;
-  name: string | null;
-  address: string | null;
-  dropletId: number | null;
-  state: string;
-  health: string;
-  reason: string | null;
-  inFlight: number;
-  p50Ms: number | null;
-  p95Ms: number | null;
-  requestsPerSecond: number;
-  createdAt: number;
-  ageMs: number;
-}
+type ListEntry = BackendView;
 
 /**
  * Live figures from a running `serve` (its admin API has in-flight counts from memory), or
@@ -120,22 +106,7 @@ function fromInventory(ctx: CommandContext, all: boolean | undefined, now: numbe
   const fresh = (lastTs: number | undefined) => lastTs !== undefined && now - lastTs < 5_000;
   return rows.map((row) => {
     const f = figures.get(row.id);
-    return {
-      id: row.id,
-      kind: row.kind,
-      name: row.name,
-      address: row.address,
-      dropletId: row.dropletId,
-      state: row.state,
-      health: healthLabel(row.state),
-      reason: row.stateReason,
-      inFlight: fresh(f?.lastTs) ? (f?.lastInFlight ?? 0) : 0,
-      p50Ms: f?.p50Ms ?? null,
-      p95Ms: f?.p95Ms ?? null,
-      requestsPerSecond: f ? Math.round(f.requestsPerSecond * 100) / 100 : 0,
-      createdAt: row.createdAt,
-      ageMs: now - row.createdAt,
-    };
+    return backendView(row, f, fresh(f?.lastTs) ? (f?.lastInFlight ?? 0) : 0, now);
   });
 }
 

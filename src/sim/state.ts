@@ -54,15 +54,7 @@ export class SimState {
   ) {}
 
   create(
-    spec: {
-      name: string;
-      region: string;
-      size: string;
-      image: string | number;
-      tags: string[];
-      vpcUuid: string;
-      userData?: string;
-    },
+    spec: Pick<SimDroplet, "name" | "region" | "size" | "image" | "tags" | "vpcUuid"> & { userData?: string },
     neverBoots: boolean,
   ): SimDroplet {
     const droplet: SimDroplet = {

@@ -1,20 +1,23 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { describe, it } from "node:test";
-import { type Browser, chromium } from "playwright-core";
+import type { Browser } from "playwright-core";
+import { CHROMIUM_PATH, launchChromium } from "../../scripts/chromium.js";
 import { adminUrl } from "../helpers/admin.js";
 import { freePort, startBackend, type TestBackend } from "../helpers/backend.js";
 import { runCliAsync, serveConfig, startServe, workspace } from "../helpers/cli.js";
 import { request } from "../helpers/http.js";
 import { waitFor } from "../helpers/wait.js";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 /** Where to save the screenshot; `npm run screenshot` points it at docs/dashboard.png. */
 const SCREENSHOT = process.env.DASHBOARD_SCREENSHOT;
 
 describe("dashboard in a real browser", () => {
   it("loads without console errors, shows every backend, draws charts from real samples and picks up a new backend", async () => {
-    assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium (.ci/run does)`);
+    assert.ok(
+      existsSync(CHROMIUM_PATH),
+      `${CHROMIUM_PATH} is missing: apt-get install chromium (.ci/run does)`,
+    );
     const port = await freePort();
     const ws = workspace(
       serveConfig(port, { proxy: 'strategy = "latency"', inventory: 'flush-interval = "250ms"' }),
@@ -31,20 +34,7 @@ describe("dashboard in a real browser", () => {
     let browser: Browser | undefined;
     let traffic = true;
     try {
-      // playwright-core gives the browser a fresh, empty profile of its own.
-      browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        headless: true,
-        args: [
-          "--no-sandbox",
-          "--disable-gpu",
-          "--disable-quic",
-          "--no-first-run",
-          "--disable-background-networking",
-          "--disable-component-update",
-          "--disable-sync",
-        ],
-      });
+      browser = await launchChromium();
       const admin = await adminUrl(serve);
       for (const b of backends)
         assert.equal((await runCliAsync(ws, ["droplets", "add", "--address", b.address])).status, 0);

@@ -3,25 +3,8 @@ import { describe, it } from "node:test";
 import Database from "better-sqlite3";
 import { freePort, startBackend } from "../helpers/backend.js";
 import { runCliAsync, serveConfig, startServe, workspace } from "../helpers/cli.js";
-import { request } from "../helpers/http.js";
+import { request, tallyByBackend } from "../helpers/http.js";
 import { waitFor } from "../helpers/wait.js";
-
-async function share(port: number, count: number, concurrency: number): Promise<Record<string, number>> {
-  const tally: Record<string, number> = {};
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < count) {
-        next++;
-        const reply = await request(port, "/work");
-        assert.equal(reply.status, 200);
-        const name = reply.headers["x-backend"] as string;
-        tally[name] = (tally[name] ?? 0) + 1;
-      }
-    }),
-  );
-  return tally;
-}
 
 describe("doproxy serve: hot reload and shutdown", () => {
   it("applies strategy and listen changes while serving and keeps the last good configuration on a broken edit", async () => {
@@ -33,7 +16,7 @@ describe("doproxy serve: hot reload and shutdown", () => {
     try {
       for (const backend of [fast, slow])
         assert.equal((await runCliAsync(ws, ["droplets", "add", "--address", backend.address])).status, 0);
-      const rr = await share(port, 200, 8);
+      const rr = await tallyByBackend(port, 200, 8);
       assert.ok(
         Math.abs((rr.fast ?? 0) - (rr.slow ?? 0)) <= 8,
         `round-robin splits evenly: ${JSON.stringify(rr)}`,
@@ -42,7 +25,7 @@ describe("doproxy serve: hot reload and shutdown", () => {
       const reloads = () => serve.logs().filter((l) => l.msg === "configuration reloaded").length;
       ws.writeConfig(serveConfig(port, { proxy: 'strategy = "least-connections"' }));
       await waitFor(() => reloads() === 1, "reload to least-connections");
-      const lc = await share(port, 400, 8);
+      const lc = await tallyByBackend(port, 400, 8);
       assert.ok(
         (lc.fast ?? 0) > 4 * (lc.slow ?? 0),
         `least-connections favours the idle backend: ${JSON.stringify(lc)}`,
@@ -50,7 +33,7 @@ describe("doproxy serve: hot reload and shutdown", () => {
 
       ws.writeConfig(serveConfig(port, { proxy: 'strategy = "latency"' }));
       await waitFor(() => reloads() === 2, "reload to latency");
-      const lat = await share(port, 400, 4);
+      const lat = await tallyByBackend(port, 400, 4);
       assert.ok(
         (lat.fast ?? 0) > 4 * (lat.slow ?? 0),
         `latency favours the fast backend: ${JSON.stringify(lat)}`,
@@ -69,7 +52,7 @@ describe("doproxy serve: hot reload and shutdown", () => {
         (l) => /the configuration file is empty/.test(String(l.error)),
         "the empty file reported",
       );
-      const still = await share(port, 200, 4);
+      const still = await tallyByBackend(port, 200, 4);
       assert.ok((still.fast ?? 0) > 4 * (still.slow ?? 0), "still the latency strategy");
 
       // A new listen address: a request in flight on the old listener completes; new ones go to the new port.

@@ -14,7 +14,7 @@ import {
   type Workspace,
   workspace,
 } from "../helpers/cli.js";
-import { request } from "../helpers/http.js";
+import { request, tallyByBackend } from "../helpers/http.js";
 import { waitFor } from "../helpers/wait.js";
 
 /** Adds backends through the CLI (as an operator would) and waits until serve routes to all. */
@@ -30,23 +30,6 @@ async function addBackends(ws: Workspace, port: number, backends: TestBackend[])
       seen.add((await request(port, "/probe")).headers["x-backend"] as string);
     return seen.size === backends.length;
   }, "every backend in rotation");
-}
-
-async function hitMany(port: number, count: number, concurrency = 8): Promise<Map<string, number>> {
-  const tally = new Map<string, number>();
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < count) {
-        next++;
-        const reply = await request(port, "/x");
-        assert.equal(reply.status, 200, reply.body);
-        const name = reply.headers["x-backend"] as string;
-        tally.set(name, (tally.get(name) ?? 0) + 1);
-      }
-    }),
-  );
-  return tally;
 }
 
 describe("doproxy serve: proxying", () => {
@@ -74,8 +57,8 @@ describe("doproxy serve: proxying", () => {
   });
 
   it("round-robin spreads requests evenly", async () => {
-    const tally = await hitMany(port, 300, 1);
-    assert.deepEqual([...tally.values()].sort(), [100, 100, 100]);
+    const tally = await tallyByBackend(port, 300, 1);
+    assert.deepEqual(Object.values(tally).sort(), [100, 100, 100]);
   });
 
   it("forwards X-Forwarded-* and drops hop-by-hop headers", async () => {
@@ -235,7 +218,7 @@ describe("doproxy serve: proxying", () => {
   });
 
   it("records round-trip times per backend in the inventory", async () => {
-    await hitMany(port, 60, 4);
+    await tallyByBackend(port, 60, 4);
     const db = new Database(ws.dbFile, { readonly: true });
     try {
       const rows = await waitFor(() => {

@@ -83,11 +83,4 @@ export async function startBackend(options: BackendOptions): Promise<TestBackend
   return backend;
 }
 
-/** A port that is free right now (listen on 0, note it, close). */
-export async function freePort(): Promise<number> {
-  const server = http.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+export { freePort } from "../../scripts/free-port.js";

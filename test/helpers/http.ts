@@ -45,3 +45,26 @@ export function request(
     req.end(options.body);
   });
 }
+
+/** Sends `count` GETs with `concurrency` clients, every one must answer 200; tallies answers by X-Backend. */
+export async function tallyByBackend(
+  port: number,
+  count: number,
+  concurrency: number,
+  path = "/work",
+): Promise<Record<string, number>> {
+  const tally: Record<string, number> = {};
+  let sent = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (sent < count) {
+        sent++;
+        const reply = await request(port, path);
+        if (reply.status !== 200) throw new Error(`expected 200, got ${reply.status}: ${reply.body}`);
+        const name = reply.headers["x-backend"] as string;
+        tally[name] = (tally[name] ?? 0) + 1;
+      }
+    }),
+  );
+  return tally;
+}
