@@ -181,7 +181,8 @@ export function checkRemovalAllowed(ctx: CommandContext, row: BackendRow, force:
 export async function drain(ctx: CommandContext, row: BackendRow, reason: string): Promise<void> {
   const deadline = Date.now() + ctx.config.proxy.drainTimeoutMs;
   if (row.state !== "draining") ctx.backends.startDrain(row.id, deadline, reason);
-  if (servingInstances(ctx).length === 0) return;
+  // A backend without an address never took traffic (a droplet still booting): nothing to wait for.
+  if (row.address === null || servingInstances(ctx).length === 0) return;
   say(
     `backend ${row.id}: draining (waiting up to ${Math.round(ctx.config.proxy.drainTimeoutMs / 1000)}s for requests in flight)`,
   );
