@@ -20,14 +20,35 @@ export interface LogOptions {
   destination?: "stdout" | "stderr";
 }
 
+/** Log lines held in memory while stdout is not being read; past this, lines are dropped. */
+const MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
+/** How long the last lines may take to leave at shutdown before they are given up. */
+const EXIT_FLUSH_MS = 2_000;
+
+/** After this time, a write that would block (EAGAIN) is no longer retried: set when the process ends. */
+let giveUpAt = Number.POSITIVE_INFINITY;
+const destinations = new WeakMap<Logger, SonicBoom>();
+process.once("exit", () => {
+  giveUpAt = Math.min(giveUpAt, Date.now() + EXIT_FLUSH_MS);
+});
+
+type SonicBoom = ReturnType<typeof pino.destination>;
+
 /**
- * pino JSON logs. The destination is asynchronous (writes coalesce while one is pending) so that the access log never blocks
- * the proxy's hot path on a slow terminal or pipe; `flushLog` drains it at shutdown.
+ * pino JSON logs. The destination is asynchronous (writes coalesce while one is pending) so the
+ * access log never blocks the proxy's hot path on a slow terminal or pipe. When stdout is not read
+ * at all (a stuck log shipper), at most 16 MiB wait in memory and newer lines are dropped, and
+ * the final flush gives up after two seconds rather than hang the process.
  */
 export function createLogger(options: LogOptions = {}): Logger {
   const fd = options.destination === "stderr" ? 2 : 1;
-  const destination = pino.destination({ fd, sync: false });
-  return pino(
+  const destination = pino.destination({
+    fd,
+    sync: false,
+    maxLength: MAX_BUFFERED_BYTES,
+    retryEAGAIN: () => Date.now() < giveUpAt,
+  });
+  const logger = pino(
     {
       level: options.level ?? process.env.DOPROXY_LOG_LEVEL ?? "info",
       base: { pid: process.pid },
@@ -43,12 +64,23 @@ export function createLogger(options: LogOptions = {}): Logger {
     },
     destination,
   );
+  destinations.set(logger, destination);
+  return logger;
 }
 
+/** Writes the last lines (for at most two seconds) and closes the destination; call before exit. */
 export function flushLog(logger: Logger): void {
+  const destination = destinations.get(logger);
+  if (!destination) return;
+  giveUpAt = Math.min(giveUpAt, Date.now() + EXIT_FLUSH_MS);
   try {
-    logger.flush();
+    destination.flushSync();
   } catch {
-    // The destination may already be closed at exit; nothing useful remains to do.
+    // stdout is closed or still blocked after the grace period: those lines are lost.
+  }
+  try {
+    destination.destroy(); // pino's own exit hook skips a destroyed stream instead of retrying forever
+  } catch {
+    // already closed
   }
 }

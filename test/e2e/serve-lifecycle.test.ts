@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { describe, it } from "node:test";
 import Database from "better-sqlite3";
 import { freePort, startBackend } from "../helpers/backend.js";
-import { runCliAsync, serveConfig, startServe, workspace } from "../helpers/cli.js";
+import { CLI, runCliAsync, serveConfig, startServe, workspace } from "../helpers/cli.js";
 import { request, tallyByBackend } from "../helpers/http.js";
 import { waitFor } from "../helpers/wait.js";
 
@@ -98,6 +99,39 @@ describe("doproxy serve: hot reload and shutdown", () => {
     } finally {
       await serve.stop();
       await slow.close();
+      ws.cleanup();
+    }
+  });
+
+  it("stops on SIGTERM even when nobody reads its log output", async () => {
+    const port = await freePort();
+    const ws = workspace(serveConfig(port));
+    const backend = await startBackend({ name: "b" });
+    // stdout is a pipe this test never reads: after ~64 KiB of access log every write would block.
+    const child = spawn(process.execPath, [CLI, "serve"], {
+      cwd: ws.dir,
+      env: { ...process.env, DOPROXY_CONFIG: "" },
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    child.stdout.pause();
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    try {
+      await waitFor(
+        async () => (await request(port, "/", { keepAlive: false }).catch(() => undefined))?.status === 503,
+        "serve to answer",
+      );
+      assert.equal((await runCliAsync(ws, ["droplets", "add", "--address", backend.address])).status, 0);
+      for (let i = 0; i < 1500; i++)
+        assert.equal((await request(port, `/fill-the-log-pipe-${i}`)).status, 200);
+      child.kill("SIGTERM");
+      const code = await Promise.race([
+        exited,
+        new Promise((resolve) => setTimeout(() => resolve("still running"), 20_000)),
+      ]);
+      assert.equal(code, 0, "exited cleanly instead of waiting for a reader that never comes");
+    } finally {
+      if (child.exitCode === null) child.kill("SIGKILL");
+      await backend.close();
       ws.cleanup();
     }
   });
