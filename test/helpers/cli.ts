@@ -81,6 +81,12 @@ export interface Daemon {
   exited: Promise<number | null>;
 }
 
+/** Every daemon a test started: killed when the test process exits, even after a failed assertion. */
+const daemons = new Set<ChildProcess>();
+process.once("exit", () => {
+  for (const child of daemons) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+});
+
 export function startDaemon(ws: Workspace, args: string[], env: NodeJS.ProcessEnv = {}): Daemon {
   const child = spawn(process.execPath, [CLI, ...args], {
     cwd: ws.dir,
@@ -94,6 +100,8 @@ export function startDaemon(ws: Workspace, args: string[], env: NodeJS.ProcessEn
   child.stderr?.on("data", (chunk) => {
     out += chunk;
   });
+  daemons.add(child);
+  child.once("exit", () => daemons.delete(child));
   // "close" comes after the output pipes are drained, so an exit's last words are kept.
   let closed = false;
   const exited = new Promise<number | null>((resolve) =>
