@@ -45,6 +45,10 @@ const COLUMNS = `id, kind, name, address, droplet_id AS dropletId, state, state_
  * The backends table. Every state change goes through `transition`, which only applies when the
  * row is in one of the expected states (so `serve` and a CLI command cannot overwrite each
  * other's decisions) and writes the matching event in the same transaction.
+ *
+ * Transactions begin IMMEDIATE: several read before they write, and in WAL mode a read that
+ * turns into a write after another process committed fails at once (SQLITE_BUSY) instead of
+ * waiting out the busy timeout. Taking the write lock first makes them wait their turn.
  */
 export class BackendStore {
   readonly events: EventStore;
@@ -85,32 +89,34 @@ export class BackendStore {
 
   /** Registers a server that is not a droplet; it starts `joining` until health checks pass. */
   addStatic(address: string, name: string | null = null, now = Date.now()): BackendRow {
-    return this.db.transaction(() => {
-      const existing = this.db
-        .prepare(`SELECT id, state FROM backends WHERE address = ? AND state <> 'removed'`)
-        .get(address) as { id: number; state: string } | undefined;
-      if (existing) {
-        throw new InventoryError(`${address} is already backend ${existing.id} (${existing.state})`, {
-          hint: `remove it first with: doproxy droplets remove ${existing.id}`,
-        });
-      }
-      const id = Number(
-        this.db
-          .prepare(
-            `INSERT INTO backends (kind, name, address, state, state_reason, created_at, state_changed_at)
+    return this.db
+      .transaction(() => {
+        const existing = this.db
+          .prepare(`SELECT id, state FROM backends WHERE address = ? AND state <> 'removed'`)
+          .get(address) as { id: number; state: string } | undefined;
+        if (existing) {
+          throw new InventoryError(`${address} is already backend ${existing.id} (${existing.state})`, {
+            hint: `remove it first with: doproxy droplets remove ${existing.id}`,
+          });
+        }
+        const id = Number(
+          this.db
+            .prepare(
+              `INSERT INTO backends (kind, name, address, state, state_reason, created_at, state_changed_at)
              VALUES ('static', ?, ?, 'joining', 'added by hand', ?, ?)`,
-          )
-          .run(name, address, now, now).lastInsertRowid,
-      );
-      this.events.add(
-        "backend.joining",
-        `backend ${id} (${address}) added; joining after health checks`,
-        id,
-        { address },
-        now,
-      );
-      return this.get(id) as BackendRow;
-    })();
+            )
+            .run(name, address, now, now).lastInsertRowid,
+        );
+        this.events.add(
+          "backend.joining",
+          `backend ${id} (${address}) added; joining after health checks`,
+          id,
+          { address },
+          now,
+        );
+        return this.get(id) as BackendRow;
+      })
+      .immediate();
   }
 
   /**
@@ -118,18 +124,20 @@ export class BackendStore {
    * and its answer leaves a trace that reconciliation resolves by name and tag.
    */
   addProvisioning(name: string, reason: string, now = Date.now()): BackendRow {
-    return this.db.transaction(() => {
-      const id = Number(
-        this.db
-          .prepare(
-            `INSERT INTO backends (kind, name, state, state_reason, created_at, state_changed_at)
+    return this.db
+      .transaction(() => {
+        const id = Number(
+          this.db
+            .prepare(
+              `INSERT INTO backends (kind, name, state, state_reason, created_at, state_changed_at)
              VALUES ('droplet', ?, 'provisioning', ?, ?, ?)`,
-          )
-          .run(name, reason, now, now).lastInsertRowid,
-      );
-      this.events.add("backend.provisioning", `backend ${id} (${name}): ${reason}`, id, { name }, now);
-      return this.get(id) as BackendRow;
-    })();
+            )
+            .run(name, reason, now, now).lastInsertRowid,
+        );
+        this.events.add("backend.provisioning", `backend ${id} (${name}): ${reason}`, id, { name }, now);
+        return this.get(id) as BackendRow;
+      })
+      .immediate();
   }
 
   /** Adopts a droplet that already exists: it joins once it has an address and passes checks. */
@@ -140,31 +148,38 @@ export class BackendStore {
     reason: string,
     now = Date.now(),
   ): BackendRow {
-    return this.db.transaction(() => {
-      const existing = this.byDropletId(dropletId);
-      if (existing && existing.state !== "removed") {
-        throw new InventoryError(
-          `droplet ${dropletId} is already backend ${existing.id} (${existing.state})`,
-        );
-      }
-      const state: BackendState = address ? "joining" : "provisioning";
-      const id = Number(
-        this.db
-          .prepare(
-            `INSERT INTO backends (kind, name, address, droplet_id, state, state_reason, created_at, state_changed_at)
+    return this.db
+      .transaction(() => {
+        const existing = this.byDropletId(dropletId);
+        if (existing && existing.state !== "removed") {
+          throw new InventoryError(
+            `droplet ${dropletId} is already backend ${existing.id} (${existing.state})`,
+          );
+        }
+        const state: BackendState = address ? "joining" : "provisioning";
+        const id = Number(
+          this.db
+            .prepare(
+              `INSERT INTO backends (kind, name, address, droplet_id, state, state_reason, created_at, state_changed_at)
              VALUES ('droplet', ?, ?, ?, ?, ?, ?, ?)`,
-          )
-          .run(name, address, dropletId, state, reason, now, now).lastInsertRowid,
-      );
-      this.events.add(
-        `backend.${state}`,
-        `backend ${id} (droplet ${dropletId} ${name}): ${reason}`,
-        id,
-        { dropletId, address },
-        now,
-      );
-      return this.get(id) as BackendRow;
-    })();
+            )
+            .run(name, address, dropletId, state, reason, now, now).lastInsertRowid,
+        );
+        this.events.add(
+          `backend.${state}`,
+          `backend ${id} (droplet ${dropletId} ${name}): ${reason}`,
+          id,
+          { dropletId, address },
+          now,
+        );
+        return this.get(id) as BackendRow;
+      })
+      .immediate();
+  }
+
+  /** Updates why a row is in its state, without a transition. */
+  setReason(id: number, reason: string): void {
+    this.db.prepare("UPDATE backends SET state_reason = ? WHERE id = ?").run(reason, id);
   }
 
   /** Records the droplet id the API gave for a row written before the create call. */
@@ -174,10 +189,12 @@ export class BackendStore {
 
   /** A provisioning droplet got its address: it starts joining (health checks, no traffic). */
   setAddressJoining(id: number, address: string, now = Date.now()): boolean {
-    return this.db.transaction(() => {
-      this.db.prepare("UPDATE backends SET address = ? WHERE id = ?").run(address, id);
-      return this.transition(id, "joining", `booted at ${address}`, ["provisioning"], { address }, now);
-    })();
+    return this.db
+      .transaction(() => {
+        this.db.prepare("UPDATE backends SET address = ? WHERE id = ?").run(address, id);
+        return this.transition(id, "joining", `booted at ${address}`, ["provisioning"], { address }, now);
+      })
+      .immediate();
   }
 
   /**
@@ -193,40 +210,44 @@ export class BackendStore {
     now = Date.now(),
   ): boolean {
     const allowed = from ?? BACKEND_STATES.filter((s) => s !== "removed");
-    return this.db.transaction(() => {
-      const placeholders = allowed.map(() => "?").join(", ");
-      const result = this.db
-        .prepare(
-          `UPDATE backends SET state = ?, state_reason = ?, state_changed_at = ?,
+    return this.db
+      .transaction(() => {
+        const placeholders = allowed.map(() => "?").join(", ");
+        const result = this.db
+          .prepare(
+            `UPDATE backends SET state = ?, state_reason = ?, state_changed_at = ?,
              removed_at = CASE WHEN ? = 'removed' THEN ? ELSE removed_at END
            WHERE id = ? AND state IN (${placeholders}) AND state <> ?`,
-        )
-        .run(to, reason, now, to, now, id, ...allowed, to);
-      if (result.changes === 0) return false;
-      const row = this.get(id) as BackendRow;
-      const label = row.address ?? row.name ?? "";
-      this.events.add(`backend.${to}`, `backend ${id} (${label}) ${to}: ${reason}`, id, data, now);
-      return true;
-    })();
+          )
+          .run(to, reason, now, to, now, id, ...allowed, to);
+        if (result.changes === 0) return false;
+        const row = this.get(id) as BackendRow;
+        const label = row.address ?? row.name ?? "";
+        this.events.add(`backend.${to}`, `backend ${id} (${label}) ${to}: ${reason}`, id, data, now);
+        return true;
+      })
+      .immediate();
   }
 
   /** Starts draining: the proxy stops sending new requests; in-flight ones finish until `deadline`. */
   startDrain(id: number, deadline: number, reason: string, now = Date.now()): boolean {
-    return this.db.transaction(() => {
-      const moved = this.transition(
-        id,
-        "draining",
-        reason,
-        ["provisioning", "joining", "active", "unhealthy"],
-        { deadline },
-        now,
-      );
-      if (moved)
-        this.db
-          .prepare("UPDATE backends SET drain_deadline = ?, drained_at = NULL WHERE id = ?")
-          .run(deadline, id);
-      return moved;
-    })();
+    return this.db
+      .transaction(() => {
+        const moved = this.transition(
+          id,
+          "draining",
+          reason,
+          ["provisioning", "joining", "active", "unhealthy"],
+          { deadline },
+          now,
+        );
+        if (moved)
+          this.db
+            .prepare("UPDATE backends SET drain_deadline = ?, drained_at = NULL WHERE id = ?")
+            .run(deadline, id);
+        return moved;
+      })
+      .immediate();
   }
 
   /** Set by the serving proxy when a draining backend has nothing left in flight. */
@@ -240,11 +261,15 @@ export class BackendStore {
 
   /** Puts a draining backend back in rotation (load came back while it drained). */
   reclaim(id: number, reason: string, now = Date.now()): boolean {
-    return this.db.transaction(() => {
-      const moved = this.transition(id, "active", reason, ["draining"], undefined, now);
-      if (moved)
-        this.db.prepare("UPDATE backends SET drain_deadline = NULL, drained_at = NULL WHERE id = ?").run(id);
-      return moved;
-    })();
+    return this.db
+      .transaction(() => {
+        const moved = this.transition(id, "active", reason, ["draining"], undefined, now);
+        if (moved)
+          this.db
+            .prepare("UPDATE backends SET drain_deadline = NULL, drained_at = NULL WHERE id = ?")
+            .run(id);
+        return moved;
+      })
+      .immediate();
   }
 }

@@ -181,4 +181,32 @@ describe("doproxy serve: failures", () => {
       ws.cleanup();
     }
   });
+
+  it("accepts many concurrent droplets add commands while serve writes the inventory", async () => {
+    const port = await freePort();
+    const ws = workspace(serveConfig(port, { inventory: 'flush-interval = "50ms"' }));
+    const backends = await Promise.all(Array.from({ length: 16 }, (_, i) => startBackend({ name: `b${i}` })));
+    const serve = await startServe(ws);
+    // Traffic keeps serve flushing samples (a write every 50ms) while the commands run.
+    let traffic = true;
+    const load = (async () => {
+      const stopAt = Date.now() + 30_000;
+      while (traffic && Date.now() < stopAt) await request(port, "/").catch(() => undefined);
+    })();
+    try {
+      const results = await Promise.all(
+        backends.map((b) => runCliAsync(ws, ["droplets", "add", "--no-wait", "--address", b.address])),
+      );
+      assert.deepEqual(results.map((r) => r.stderr.trim()).filter(Boolean), [], "no command failed");
+      assert.ok(results.every((r) => r.status === 0));
+      const listed = JSON.parse((await runCliAsync(ws, ["droplets", "list", "--json"])).stdout) as unknown[];
+      assert.equal(listed.length, 16);
+    } finally {
+      traffic = false;
+      await load;
+      await serve.stop();
+      await Promise.all(backends.map((b) => b.close()));
+      ws.cleanup();
+    }
+  });
 });
