@@ -48,8 +48,17 @@ export async function serve(options: CommonOptions): Promise<void> {
     throw error;
   }
 
+  const observeApi = (operation: string, outcome: "ok" | "retry" | "error", detail?: string) => {
+    service.metrics.apiCall(operation, outcome);
+    if (outcome !== "ok") log.warn({ operation, outcome, detail }, "DigitalOcean API call did not succeed");
+  };
   const cloud = config.digitalocean.token
-    ? new CloudWatcher(new DigitalOceanProvider(config.digitalocean), service.backends, config, log)
+    ? new CloudWatcher(
+        new DigitalOceanProvider(config.digitalocean, observeApi),
+        service.backends,
+        config,
+        log,
+      )
     : undefined;
   if (cloud) await cloud.start();
   else log.info({}, "no DigitalOcean token: backends are managed by hand (droplets add --address)");

@@ -7,6 +7,8 @@ import { type CloudDroplet, type CloudProvider, dropletAddress } from "./provide
 
 /** A provisioning row younger than this may belong to a `droplets add` still running. */
 export const PROVISIONING_GRACE_MS = 60_000;
+/** Reason of a row whose create call failed in a way that may or may not have created the droplet. */
+export const UNKNOWN_OUTCOME = "create outcome unknown";
 
 export interface ReconcileReport {
   /** Droplets with the pool tag that the inventory does not know. */
@@ -48,25 +50,48 @@ export class DropletLifecycle {
     try {
       droplets = await this.provider.createDroplets(rows.map((r) => r.name as string));
     } catch (error) {
-      // A definite refusal (4xx) created nothing: close the rows. Anything else may have created
-      // droplets: the rows stay provisioning so reconciliation finds them by name.
-      if (
+      const refused =
         error instanceof ApiError &&
         error.status !== undefined &&
         error.status >= 400 &&
         error.status < 500 &&
-        error.status !== 429
-      ) {
+        error.status !== 429;
+      // A definite refusal (4xx) created nothing. Anything else may have: look the names up once.
+      const found = refused ? [] : await this.provider.listPool().catch(() => undefined);
+      if (found === undefined) {
+        // Unknown: the rows stay provisioning, marked so reconciliation settles them without waiting
+        // out the grace period (nobody is still working on them).
         for (const row of rows)
-          this.backends.transition(row.id, "removed", `create refused: ${error.message}`, ["provisioning"]);
+          this.backends.setReason(row.id, `${UNKNOWN_OUTCOME}: ${(error as Error).message}`);
+        throw error;
       }
-      throw error;
+      const created = found.filter((d) => rows.some((r) => r.name === d.name));
+      for (const row of rows) {
+        const droplet = created.find((d) => d.name === row.name);
+        if (droplet) this.backends.setDropletId(row.id, droplet.id);
+        else
+          this.backends.transition(row.id, "removed", `create failed: ${(error as Error).message}`, [
+            "provisioning",
+          ]);
+      }
+      if (created.length === 0) throw error;
+      droplets = created;
     }
     for (const row of rows) {
       const droplet = droplets.find((d) => d.name === row.name);
       if (droplet) this.backends.setDropletId(row.id, droplet.id);
     }
     return rows.map((row) => this.backends.get(row.id) as BackendRow);
+  }
+
+  /** Rows whose create ended with an unknown outcome: reconciliation should settle them now. */
+  hasUnknownOutcomes(): boolean {
+    return this.backends
+      .live()
+      .some(
+        (r) =>
+          r.state === "provisioning" && r.dropletId === null && r.stateReason?.startsWith(UNKNOWN_OUTCOME),
+      );
   }
 
   /**
@@ -144,7 +169,11 @@ export class DropletLifecycle {
         if (match) {
           report.recovered.push({ row, droplet: match });
           knownIds.add(match.id);
-        } else if (now - row.createdAt > PROVISIONING_GRACE_MS) report.abandoned.push(row);
+        } else if (
+          now - row.createdAt > PROVISIONING_GRACE_MS ||
+          row.stateReason?.startsWith(UNKNOWN_OUTCOME)
+        )
+          report.abandoned.push(row);
         else report.pending.push(row);
       } else if (!byId.has(row.dropletId)) {
         report.gone.push(row);

@@ -6,6 +6,8 @@ import type { CloudProvider } from "./provider.js";
 
 /** How often `serve` asks DigitalOcean about droplets still booting (one list call covers all). */
 const BOOT_POLL_MS = 2_000;
+/** How often a running `serve` reconciles fully (rows a crash or a failed call left behind). */
+const RECONCILE_EVERY_MS = 60_000;
 
 /**
  * The DigitalOcean side of `doproxy serve`: reconciles the inventory with the pool's droplets at
@@ -16,6 +18,7 @@ export class CloudWatcher {
   readonly lifecycle: DropletLifecycle;
   private timer: NodeJS.Timeout | undefined;
   private busy = false;
+  private lastReconcile = 0;
 
   constructor(
     readonly provider: CloudProvider,
@@ -27,27 +30,34 @@ export class CloudWatcher {
   }
 
   async start(): Promise<void> {
+    await this.reconcile();
+    this.timer = setInterval(() => void this.tick(), BOOT_POLL_MS);
+    this.timer.unref();
+  }
+
+  private async reconcile(): Promise<void> {
+    this.lastReconcile = Date.now();
     try {
       const report = await this.lifecycle.reconcile(true);
       const changes =
         report.unknown.length + report.gone.length + report.recovered.length + report.abandoned.length;
-      this.log.info(
-        {
-          adopted: report.unknown.length,
-          gone: report.gone.length,
-          recovered: report.recovered.length,
-          abandoned: report.abandoned.length,
-        },
-        changes > 0 ? "reconciled the inventory with DigitalOcean" : "inventory matches DigitalOcean",
-      );
+      if (changes > 0 || this.lastReconcile === 0) {
+        this.log.info(
+          {
+            adopted: report.unknown.length,
+            gone: report.gone.length,
+            recovered: report.recovered.length,
+            abandoned: report.abandoned.length,
+          },
+          "reconciled the inventory with DigitalOcean",
+        );
+      }
     } catch (error) {
       this.log.warn(
         { err: (error as Error).message },
-        "could not reconcile with DigitalOcean at start; proxying continues",
+        "could not reconcile with DigitalOcean; proxying continues",
       );
     }
-    this.timer = setInterval(() => void this.tick(), BOOT_POLL_MS);
-    this.timer.unref();
   }
 
   stop(): void {
@@ -58,6 +68,8 @@ export class CloudWatcher {
     if (this.busy) return;
     this.busy = true;
     try {
+      if (Date.now() - this.lastReconcile >= RECONCILE_EVERY_MS || this.lifecycle.hasUnknownOutcomes())
+        await this.reconcile();
       for (const row of await this.lifecycle.advanceBooted())
         this.log.info(
           { id: row.id, name: row.name, address: row.address },

@@ -392,6 +392,8 @@ export class Simulator {
     }
     if (url.pathname === "/_sim/faults" && req.method === "POST") {
       const change = (body ?? {}) as Partial<Faults> & {
+        /** Droplet ids whose health path starts (true) or stops (false) failing. */
+        failHealth?: Record<string, boolean>;
         capacity?: number;
         serviceTimeMs?: number;
         bootTimeMs?: number;
@@ -405,6 +407,10 @@ export class Simulator {
       if (change.serviceTimeMs !== undefined) this.state.capacity.serviceTimeMs = change.serviceTimeMs;
       if (change.bootTimeMs !== undefined) this.state.bootTimeMs = change.bootTimeMs;
       if (change.perMinute !== undefined) this.limiter.perMinute = change.perMinute;
+      for (const [id, failing] of Object.entries(change.failHealth ?? {})) {
+        const server = this.state.droplets.get(Number(id))?.server;
+        if (server) server.failingHealth = failing;
+      }
       send(res, 200, { faults: this.faults });
       return;
     }

@@ -20,6 +20,8 @@ export class DropletServer {
   private busy = 0;
   private readonly queue: Array<() => void> = [];
   served = 0;
+  /** A fault: the health path answers 500 (the application is broken, the machine is up). */
+  failingHealth = false;
 
   constructor(
     private readonly name: string,
@@ -57,8 +59,8 @@ export class DropletServer {
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     if (req.url === this.healthPath) {
-      res.writeHead(200, { "content-type": "text/plain" });
-      res.end("ok\n");
+      res.writeHead(this.failingHealth ? 500 : 200, { "content-type": "text/plain" });
+      res.end(this.failingHealth ? "failing\n" : "ok\n");
       return;
     }
     const started = Date.now();

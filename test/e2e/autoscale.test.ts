@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { adminUrl } from "../helpers/admin.js";
 import { freePort } from "../helpers/backend.js";
 import {
   runCliAsync,
@@ -232,6 +233,93 @@ describe("autoscaling against doproxy sim", () => {
       await daemon.stop();
       await sim.daemon.stop();
       dry.cleanup();
+      ws.cleanup();
+    }
+  });
+
+  it("replaces a droplet unhealthy for too long, and turns a failed API call into an event and a retry", async () => {
+    const ws = workspace("");
+    const sim = await startSim(ws, ["--boot-time", "200ms"]);
+    const env = { DIGITALOCEAN_TOKEN: sim.token };
+    // The API fails every call at first: the floor's create becomes a scale.error, then is retried.
+    await sim.faults({ failRate: 1 });
+    ws.writeConfig(
+      autoscaleConfig(await freePort(), sim, "").replace(
+        'replace-unhealthy-after = "1m"',
+        'replace-unhealthy-after = "1s"',
+      ),
+    );
+    const serve = await startServe(ws, env);
+    try {
+      await waitFor(
+        async () => (await events(ws, env)).some((e) => e.kind === "scale.error"),
+        "a failed scaling call recorded",
+        60_000,
+        250,
+      );
+      await sim.faults({ failRate: 0 });
+      let seen = "";
+      const first = await waitFor(
+        async () => {
+          seen = (await events(ws, env)).map((e) => `${e.kind}: ${e.message}`).join("\n");
+          return (await sim.state()).droplets.find((d) => d.status === "active");
+        },
+        () =>
+          `the retried create\n${seen}\n${serve
+            .logs()
+            .filter((l) => l.msg !== "request")
+            .slice(-40)
+            .map((l) => JSON.stringify(l))
+            .join("\n")}`,
+        20_000,
+        200,
+      );
+      await waitFor(
+        async () => (await events(ws, env)).some((e) => e.kind === "backend.active"),
+        "the droplet in rotation",
+      );
+
+      // Its application breaks: health checks fail, it leaves rotation, and after 1s it is replaced.
+      await sim.faults({ failHealth: { [first.id]: true } });
+      await waitFor(
+        async () => {
+          const droplets = (await sim.state()).droplets;
+          return droplets.length === 1 && droplets[0]?.id !== first.id && droplets[0]?.status === "active";
+        },
+        "the replacement active and the broken droplet destroyed",
+        30_000,
+        250,
+      );
+      const log = await events(ws, env);
+      const replace = log.filter((e) => e.kind === "scale.replace").map((e) => e.message);
+      assert.equal(replace.length, 2, replace.join("\n"));
+      assert.match(replace[0] as string, /unhealthy for at least 1s.*creating 1 replacement/);
+      assert.match(
+        replace[1] as string,
+        /replacement for unhealthy backend \d+ is active; draining and destroying/,
+      );
+      const order = log.map((e) => e.kind);
+      assert.ok(order.indexOf("backend.unhealthy") < order.lastIndexOf("backend.removed"));
+
+      // The API calls and decisions behind all this are in the metrics.
+      const metrics = await (await fetch(`${await adminUrl(serve)}/metrics`)).text();
+      const value = (re: RegExp) => Number(re.exec(metrics)?.[1] ?? 0);
+      assert.ok(
+        value(/^doproxy_digitalocean_api_calls_total\{operation="create",outcome="retry"\} (\d+)/m) >= 4,
+        "create retries counted",
+      );
+      assert.ok(
+        value(/^doproxy_digitalocean_api_calls_total\{operation="create",outcome="error"\} (\d+)/m) >= 1,
+        "the failed create counted",
+      );
+      assert.ok(
+        value(/^doproxy_digitalocean_api_calls_total\{operation="create",outcome="ok"\} (\d+)/m) >= 2,
+        "the retried create and the replacement",
+      );
+      assert.equal(value(/^doproxy_scaling_decisions_total\{kind="replace"\} (\d+)/m), 2);
+    } finally {
+      await serve.stop();
+      await sim.daemon.stop();
       ws.cleanup();
     }
   });

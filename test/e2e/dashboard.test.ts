@@ -130,10 +130,8 @@ describe("dashboard in a real browser", () => {
       for (let i = backends.length; i < 50; i++) {
         const b = await startBackend({ name: `web-${i}`, delayMs: 2 });
         backends.push(b);
-        assert.equal(
-          (await runCliAsync(ws, ["droplets", "add", "--no-wait", "--address", b.address])).status,
-          0,
-        );
+        const added = await runCliAsync(ws, ["droplets", "add", "--no-wait", "--address", b.address]);
+        assert.equal(added.status, 0, added.stderr);
       }
       await page.waitForFunction(
         () => document.querySelectorAll("#backends tbody tr").length === 50,

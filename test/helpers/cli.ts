@@ -84,7 +84,8 @@ export interface Daemon {
 /** Every daemon a test started: killed when the test process exits, even after a failed assertion. */
 const daemons = new Set<ChildProcess>();
 process.once("exit", () => {
-  for (const child of daemons) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  for (const child of daemons)
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
 });
 
 export function startDaemon(ws: Workspace, args: string[], env: NodeJS.ProcessEnv = {}): Daemon {
