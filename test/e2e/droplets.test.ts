@@ -267,6 +267,29 @@ describe("doproxy droplets against doproxy sim", () => {
     }
   });
 
+  it("a droplet that never becomes active: add says so and leaves it in the inventory", async () => {
+    const ws = workspace("");
+    const sim = await startSim(ws, ["--never-boot", "1"]);
+    const env = { DIGITALOCEAN_TOKEN: sim.token, DOPROXY_BOOT_TIMEOUT_MS: "1500" };
+    ws.writeConfig(serveConfig(await freePort(), { rest: simSection(sim) }));
+    try {
+      const added = await runCliAsync(ws, ["droplets", "add"], env);
+      assert.equal(added.status, 1);
+      assert.match(added.stderr, /did not boot within 2s/);
+      assert.match(added.stderr, /droplets remove ID/);
+      const rows = await listed(ws, env);
+      assert.equal(rows.length, 1);
+      assert.equal(rows[0]?.state, "provisioning");
+      assert.equal((await sim.state()).droplets[0]?.status, "new", "still booting on DigitalOcean");
+      const removed = await runCliAsync(ws, ["droplets", "remove", String(rows[0]?.id), "--force"], env);
+      assert.equal(removed.status, 0, removed.stderr);
+      assert.equal((await sim.state()).droplets.length, 0, "remove destroys the stuck droplet");
+    } finally {
+      await sim.daemon.stop();
+      ws.cleanup();
+    }
+  });
+
   it("kill -9 during add never leaks a droplet: sync finds it by name", async () => {
     const ws = workspace("");
     const sim = await startSim(ws, ["--slow", "1500ms"]);
