@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import https from "node:https";
+import path from "node:path";
 import { describe, it } from "node:test";
 import Database from "better-sqlite3";
 import { freePort, startBackend } from "../helpers/backend.js";
@@ -131,6 +134,68 @@ describe("doproxy serve: hot reload and shutdown", () => {
       assert.equal(code, 0, "exited cleanly instead of waiting for a reader that never comes");
     } finally {
       if (child.exitCode === null) child.kill("SIGKILL");
+      await backend.close();
+      ws.cleanup();
+    }
+  });
+
+  it("speaks HTTPS when tls-cert and tls-key are set, and says so in X-Forwarded-Proto", async () => {
+    const port = await freePort();
+    const ws = workspace("");
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "cert.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=127.0.0.1",
+      ],
+      { cwd: ws.dir, stdio: "ignore" },
+    );
+    ws.writeConfig(serveConfig(port, { proxy: 'tls-cert = "cert.pem"\ntls-key = "key.pem"' }));
+    const backend = await startBackend({ name: "b" });
+    const serve = await startServe(ws);
+    try {
+      assert.equal((await runCliAsync(ws, ["droplets", "add", "--address", backend.address])).status, 0);
+      const reply = await new Promise<{
+        status: number;
+        headers: Record<string, string | string[] | undefined>;
+      }>((resolve, reject) => {
+        const req = https.request(
+          {
+            host: "127.0.0.1",
+            port,
+            path: "/secure",
+            ca: readFileSync(path.join(ws.dir, "cert.pem")),
+            servername: "127.0.0.1",
+            checkServerIdentity: () => undefined,
+          },
+          (res) => {
+            res.resume();
+            res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
+          },
+        );
+        req.on("error", reject);
+        req.end();
+      });
+      assert.equal(reply.status, 200);
+      const seen = JSON.parse(reply.headers["x-echo-headers"] as string) as Record<string, string>;
+      assert.equal(seen["x-forwarded-proto"], "https");
+      await assert.rejects(
+        request(port, "/plain", { keepAlive: false }),
+        "plain HTTP is not served on a TLS listener",
+      );
+    } finally {
+      await serve.stop();
       await backend.close();
       ws.cleanup();
     }
