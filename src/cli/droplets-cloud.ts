@@ -10,7 +10,7 @@ import {
   pollUntil,
   servingInstances,
 } from "./context.js";
-import { checkRemovalAllowed, drain, parseBackendId } from "./droplets.js";
+import { checkRemovalAllowed, drain } from "./droplets.js";
 import { Progress } from "./progress.js";
 
 export interface CloudAddOptions extends CommonOptions {
@@ -194,5 +194,3 @@ export async function sync(options: SyncOptions): Promise<void> {
     ctx.close();
   }
 }
-
-export { parseBackendId };

@@ -9,13 +9,8 @@ export function locateKey(source: string, keyPath: ReadonlyArray<string | number
   if (section === undefined) return undefined;
   let wantedTable = String(section);
   let arrayIndex: number | undefined;
-  let key: string | undefined;
-  if (typeof rest[0] === "string") {
-    key = rest[0];
-  } else if (typeof rest[0] === "number") {
-    // An array of tables ([[autoscale.schedule]]) or an inline array value.
-    key = undefined;
-  }
+  let key = typeof rest[0] === "string" ? rest[0] : undefined;
+  // A path into an array of tables ([[autoscale.schedule]]) or an inline array value.
   if (typeof rest[0] === "string" && typeof rest[1] === "number") {
     wantedTable = `${section}.${rest[0]}`;
     arrayIndex = rest[1];

@@ -305,10 +305,11 @@ export class Simulator {
         neverBoots,
       );
     });
-    const actions = created.map((d) => {
-      const action = [...this.state.actions.values()].reverse().find((a) => a.resourceId === d.id);
-      return { id: action?.id ?? 0, rel: "create", href: `${origin}/v2/actions/${action?.id ?? 0}` };
-    });
+    const actions = created.map((d) => ({
+      id: d.createActionId,
+      rel: "create",
+      href: `${origin}/v2/actions/${d.createActionId}`,
+    }));
     const payload = request.names
       ? { droplets: created.map(dropletJson), links: { actions } }
       : { droplet: dropletJson(created[0] as SimDroplet), links: { actions } };

@@ -20,6 +20,8 @@ export interface SimDroplet {
   bootTimer: NodeJS.Timeout | undefined;
   /** A fault: this droplet stays `new` for ever. */
   neverBoots: boolean;
+  /** The action that tracks its creation (the create answer links to it). */
+  createActionId: number;
 }
 
 export interface SimAction {
@@ -68,9 +70,11 @@ export class SimState {
       server: undefined,
       bootTimer: undefined,
       neverBoots,
+      createActionId: 0,
     };
     this.droplets.set(droplet.id, droplet);
     const action = this.addAction("create", droplet.id);
+    droplet.createActionId = action.id;
     if (!neverBoots) {
       droplet.bootTimer = setTimeout(() => void this.boot(droplet, action), this.bootTimeMs);
       droplet.bootTimer.unref?.();
