@@ -142,7 +142,8 @@ export class AutoscaleController {
     );
     const window = this.deps.samples.poolWindow(now - windowMs, now);
     const active = this.deps.pool.routable();
-    const inFlight = active.reduce((sum, b) => sum + b.inFlight, 0);
+    // Load is requests whose body has arrived: slow or stalled uploads must not buy droplets.
+    const inFlight = active.reduce((sum, b) => sum + b.loaded, 0);
     const droplets = this.deps.backends
       .live()
       .filter((row) => row.kind === "droplet")

@@ -4,12 +4,11 @@ import { DigitalOceanProvider } from "../cloud/digitalocean.js";
 import { CloudWatcher } from "../cloud/watcher.js";
 import { loadConfig, resolveConfigPath } from "../config/load.js";
 import { watchConfig } from "../config/watch.js";
-import { ConfigError } from "../errors.js";
 import { LeaseStore } from "../inventory/leases.js";
 import { openInventory } from "../inventory/open.js";
 import { createLogger, flushLog } from "../log.js";
 import { ProxyService } from "../proxy/service.js";
-import { formatHostPort, isLoopback } from "../util/address.js";
+import { formatHostPort } from "../util/address.js";
 import { VERSION } from "../version.js";
 import type { CommonOptions } from "./context.js";
 import { reportAndExit } from "./run.js";
@@ -21,12 +20,8 @@ import { reportAndExit } from "./run.js";
 export async function serve(options: CommonOptions): Promise<void> {
   const file = resolveConfigPath(options.config);
   const config = loadConfig(file);
-  if (!isLoopback(config.admin.listen.host) && !config.admin.token) {
-    throw new ConfigError(
-      `[admin] listen = "${formatHostPort(config.admin.listen)}" is not a loopback address and [admin] token is not set`,
-      'set [admin] token (e.g. token = "${DOPROXY_ADMIN_TOKEN}") or listen on 127.0.0.1',
-    );
-  }
+  // The admin exposure rule (no non-loopback listener without a token) is part of the schema:
+  // loadConfig refuses it here, in `config check` and on every reload alike.
   const log = createLogger({ destination: "stdout" });
   const startedAt = Date.now();
   log.info(
@@ -88,7 +83,7 @@ export async function serve(options: CommonOptions): Promise<void> {
   };
   const admin = new AdminServer(
     { version: VERSION, startedAt, config: () => current, lastReload: () => lastReload, service, autoscaler },
-    () => current.admin.token,
+    () => ({ token: current.admin.token, allowedHosts: current.admin.allowedHosts }),
     log,
   );
   try {

@@ -14,7 +14,15 @@ export interface Config {
     retries: number;
     connectTimeoutMs: number;
     timeoutMs: number;
+    /** A request body that sends nothing for this long is cut with 408. */
+    bodyIdleTimeoutMs: number;
+    /** Request headers must arrive within this (slowloris); else 408. */
+    headerTimeoutMs: number;
     drainTimeoutMs: number;
+    maxHeaderBytes: number;
+    maxTargetLength: number;
+    /** Requests one client address may have in flight at once; 0 = no cap. */
+    maxInFlightPerClient: number;
     tls: { certFile: string; keyFile: string } | undefined;
   };
   health: {
@@ -25,7 +33,7 @@ export interface Config {
     unhealthyAfter: number;
   };
   inventory: { path: string; flushIntervalMs: number; retentionMs: number };
-  admin: { listen: HostPort; token: string | undefined };
+  admin: { listen: HostPort; token: string | undefined; allowedHosts: string[] };
   digitalocean: {
     token: string;
     /** Where the token comes from, for error messages; never the token itself. */
@@ -81,7 +89,12 @@ export function normalizeConfig(raw: ConfigFile, file: string | undefined): Conf
       retries: proxy.retries,
       connectTimeoutMs: ms(proxy["connect-timeout"]),
       timeoutMs: ms(proxy.timeout),
+      bodyIdleTimeoutMs: ms(proxy["body-idle-timeout"]),
+      headerTimeoutMs: ms(proxy["header-timeout"]),
       drainTimeoutMs: ms(proxy["drain-timeout"]),
+      maxHeaderBytes: proxy["max-header-bytes"],
+      maxTargetLength: proxy["max-target-length"],
+      maxInFlightPerClient: proxy["max-in-flight-per-client"],
       tls:
         proxy["tls-cert"] && proxy["tls-key"]
           ? {
@@ -102,7 +115,11 @@ export function normalizeConfig(raw: ConfigFile, file: string | undefined): Conf
       flushIntervalMs: ms(inventory["flush-interval"]),
       retentionMs: ms(inventory.retention),
     },
-    admin: { listen: hp(admin.listen), token: admin.token || undefined },
+    admin: {
+      listen: hp(admin.listen),
+      token: admin.token || undefined,
+      allowedHosts: admin["allowed-hosts"].map((host) => host.toLowerCase()),
+    },
     digitalocean: {
       token: dig.token,
       tokenSource: "[digitalocean] token",

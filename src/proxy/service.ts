@@ -20,8 +20,19 @@ const PRUNE_EVERY_MS = 60_000;
 const MAX_PENDING_SAMPLES = 100_000;
 
 function proxySettings(config: Config): ProxySettings {
-  const { xForwardedFor, retries, connectTimeoutMs, timeoutMs, tls } = config.proxy;
-  return { xForwardedFor, retries, connectTimeoutMs, timeoutMs, tls };
+  const p = config.proxy;
+  return {
+    xForwardedFor: p.xForwardedFor,
+    retries: p.retries,
+    connectTimeoutMs: p.connectTimeoutMs,
+    timeoutMs: p.timeoutMs,
+    bodyIdleTimeoutMs: p.bodyIdleTimeoutMs,
+    headerTimeoutMs: p.headerTimeoutMs,
+    maxHeaderBytes: p.maxHeaderBytes,
+    maxTargetLength: p.maxTargetLength,
+    maxInFlightPerClient: p.maxInFlightPerClient,
+    tls: p.tls,
+  };
 }
 
 /**
@@ -136,6 +147,9 @@ export class ProxyService {
     }
     const listenChanged = formatHostPort(next.proxy.listen) !== formatHostPort(previous.proxy.listen);
     const tlsChanged = JSON.stringify(next.proxy.tls) !== JSON.stringify(previous.proxy.tls);
+    if (next.proxy.maxHeaderBytes !== previous.proxy.maxHeaderBytes && !listenChanged) {
+      this.log.warn({}, "[proxy] max-header-bytes takes effect when the listener next opens (a restart)");
+    }
     if (listenChanged || tlsChanged) {
       try {
         const bound = await this.server.listen(next.proxy.listen);
