@@ -2,10 +2,11 @@ import type { OutgoingHttpHeaders, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 
 /** The answers doproxy itself gives, as short plain-text pages. */
-export type ProxyStatus = 400 | 408 | 414 | 429 | 431 | 500 | 502 | 503 | 504;
+export type ProxyStatus = 400 | 405 | 408 | 414 | 429 | 431 | 500 | 502 | 503 | 504;
 
 const TITLES: Record<ProxyStatus, string> = {
   400: "Bad Request",
+  405: "Method Not Allowed",
   408: "Request Timeout",
   414: "URI Too Long",
   429: "Too Many Requests",

@@ -39,10 +39,15 @@ export function createListener(settings: ListenerSettings, handlers: ListenerHan
       )
     : http.createServer(options, handlers.request);
   server.headersTimeout = settings.headerTimeoutMs;
+  // A client that half-closes after its request (sends FIN) still gets its answer, as HAProxy and
+  // nginx do; without this Node ends the connection at the FIN and the response is lost.
+  (server as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   server.on("connection", handlers.connection);
   server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) =>
     handlers.upgrade(req, socket as Socket, head),
   );
+  // doproxy is a reverse proxy, not a tunnel: CONNECT is refused, never passed on.
+  server.on("connect", (_req: IncomingMessage, socket: Duplex) => sendRawError(socket as Socket, 405));
   server.on("clientError", (error: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Duplex) =>
     sendRawError(socket as Socket, statusForParseError(error, settings.maxTargetLength)),
   );
