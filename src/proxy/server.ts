@@ -378,9 +378,12 @@ export class ProxyServer {
     }
     const res = exchange.res;
     exchange.answered = true;
-    exchange.waitingSince = 0;
     exchange.connectingSince = 0;
-    const rttMs = this.now() - exchange.dispatchedAt;
+    // Round-trip time is the backend's: from the moment it had the whole request (dispatch, or the
+    // end of an upload that was still arriving) to its response headers. A slow uploader is not a
+    // slow backend, and must not look like one to the autoscaler.
+    const rttMs = this.now() - (exchange.waitingSince || exchange.dispatchedAt);
+    exchange.waitingSince = 0;
     exchange.rttMs = rttMs;
     exchange.servedBy = backend.address;
     const status = proxyRes.statusCode ?? 0;

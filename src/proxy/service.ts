@@ -16,6 +16,8 @@ import { ProxyServer, type ProxySettings } from "./server.js";
 /** How often the inventory is checked for changes made by other processes (CLI commands). */
 const INVENTORY_POLL_MS = 250;
 const PRUNE_EVERY_MS = 60_000;
+/** An instance silent for this long (and ten flush intervals) is gone; its row is removed. */
+const STALE_INSTANCE_MS = 10 * 60_000;
 /** Unwritten samples kept while the inventory cannot be written (a full disk), before the oldest go. */
 const MAX_PENDING_SAMPLES = 100_000;
 
@@ -197,6 +199,8 @@ export class ProxyService {
         this.lastPrune = now;
         const horizon = now - this.config.inventory.retentionMs;
         const pruned = this.samples.prune(horizon) + this.backends.events.prune(horizon);
+        // Rows of processes that died without unregistering (kill -9) would otherwise pile up.
+        this.instances.prune(Math.max(STALE_INSTANCE_MS, 10 * this.config.inventory.flushIntervalMs), now);
         if (pruned > 0) this.log.info({ pruned }, "pruned old samples and events");
       }
       if (this.flushFailing) this.log.info({}, "inventory writable again; pending samples written");
