@@ -95,6 +95,8 @@ export class ProxyServer {
   private readonly wsProxy = createProxyServer({ xfwd: false, ws: true, prependPath: true });
   private server: http.Server | undefined;
   private readonly sockets = new Set<Socket>();
+  /** Client connections that had a request refused: nothing more is forwarded from them. */
+  private readonly refusedConnections = new WeakSet<Socket>();
   private closing = false;
   private readonly now: () => number;
   private readonly deadlines: DeadlineSweeper<Exchange>;
@@ -228,6 +230,11 @@ export class ProxyServer {
 
   /** Checks a new request and starts its first attempt, or answers it at once. */
   private accept(req: IncomingMessage, res: ServerResponse): void {
+    if (this.refusedConnections.has(req.socket)) {
+      // A request pipelined behind one that was refused: its framing cannot be trusted either.
+      res.destroy();
+      return;
+    }
     const startedAt = this.now();
     const method = req.method ?? "";
     const target = checkTarget(method, req.url ?? "", this.settings.maxTargetLength);
@@ -288,7 +295,9 @@ export class ProxyServer {
     startedAt: number,
     headers?: http.OutgoingHttpHeaders,
   ): void {
-    // The connection goes with the answer: whatever the client sends next on it is not read.
+    // The connection goes with the answer: whatever the client sends next on it is not read, not
+    // even requests Node has already parsed from the same packet.
+    this.refusedConnections.add(req.socket);
     sendErrorPage(res, status, reason, true, headers);
     res.once("finish", () => req.socket.destroySoon());
     writeAccessLog(
