@@ -26,25 +26,32 @@ export function probe(target: URL, path: string, timeoutMs: number): Promise<Pro
       clearTimeout(timer);
       resolve(result);
     };
-    const req = http.request(
-      {
-        host: target.hostname.replace(/^\[|\]$/g, ""),
-        port: Number(target.port),
-        path,
-        method: "GET",
-        agent: false,
-        headers: { "user-agent": "doproxy-health", connection: "close" },
-      },
-      (res) => {
-        res.resume();
-        const status = res.statusCode ?? 0;
-        finish(
-          status >= 200 && status < 400
-            ? { ok: true, reason: `HTTP ${status}` }
-            : { ok: false, reason: `health check answered HTTP ${status}` },
-        );
-      },
-    );
+    let req: http.ClientRequest;
+    try {
+      req = http.request(
+        {
+          host: target.hostname.replace(/^\[|\]$/g, ""),
+          port: Number(target.port),
+          path,
+          method: "GET",
+          agent: false,
+          headers: { "user-agent": "doproxy-health", connection: "close" },
+        },
+        (res) => {
+          res.resume();
+          const status = res.statusCode ?? 0;
+          finish(
+            status >= 200 && status < 400
+              ? { ok: true, reason: `HTTP ${status}` }
+              : { ok: false, reason: `health check answered HTTP ${status}` },
+          );
+        },
+      );
+    } catch (error) {
+      // The configuration is validated, so this is a bug; a failed check, never a crash.
+      resolve({ ok: false, reason: `health check could not be sent: ${(error as Error).message}` });
+      return;
+    }
     const timer = setTimeout(() => {
       finish({ ok: false, reason: `health check timed out after ${timeoutMs}ms` });
       req.destroy();
