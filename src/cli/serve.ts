@@ -1,11 +1,13 @@
 import { AdminServer } from "../admin/server.js";
 import { AutoscaleController } from "../autoscale/controller.js";
 import { DigitalOceanProvider } from "../cloud/digitalocean.js";
+import { ownershipTag } from "../cloud/provider.js";
 import { CloudWatcher } from "../cloud/watcher.js";
 import { loadConfig, resolveConfigPath } from "../config/load.js";
 import { watchConfig } from "../config/watch.js";
 import { LeaseStore } from "../inventory/leases.js";
 import { openInventory } from "../inventory/open.js";
+import { PoolStore } from "../inventory/pool.js";
 import { createLogger, flushLog } from "../log.js";
 import { ProxyService } from "../proxy/service.js";
 import { formatHostPort } from "../util/address.js";
@@ -59,29 +61,36 @@ export async function serve(options: CommonOptions): Promise<void> {
     service.metrics.apiCall(operation, outcome);
     if (outcome !== "ok") log.warn({ operation, outcome, detail }, "DigitalOcean API call did not succeed");
   };
+  const pool = new PoolStore(db).identity();
+  const ownerTag = ownershipTag(pool.poolId);
+  log.info({ pool: pool.poolId, ownerTag }, "pool identity");
+  const leases = new LeaseStore(db);
+  let current = config;
   const cloud = config.digitalocean.token
     ? new CloudWatcher(
-        new DigitalOceanProvider(config.digitalocean, observeApi),
+        new DigitalOceanProvider(config.digitalocean, ownerTag, observeApi),
         service.backends,
-        config,
+        () => current,
+        leases,
+        service.instanceId,
         log,
       )
     : undefined;
   if (cloud) await cloud.start();
   else log.info({}, "no DigitalOcean token: backends are managed by hand (droplets add --address)");
 
-  let current = config;
   const autoscaler = cloud
     ? new AutoscaleController({
         config: () => current,
         backends: service.backends,
         samples: service.samples,
-        leases: new LeaseStore(db),
+        leases,
         pool: service.pool,
         lifecycle: cloud.lifecycle,
         log,
         instanceId: service.instanceId,
         onDecision: (decision) => service.metrics.decision(decision.kind),
+        onProvisioned: () => cloud.nudge(),
       })
     : undefined;
   autoscaler?.reconfigure();
@@ -115,6 +124,10 @@ export async function serve(options: CommonOptions): Promise<void> {
     config,
     (next) => {
       log.info({ config: file }, "configuration reloaded");
+      // The API client and the droplet settings are built once; only boot-timeout follows a reload.
+      const apiSettings = (c: typeof next) => JSON.stringify({ ...c.digitalocean, bootTimeoutMs: 0 });
+      if (apiSettings(next) !== apiSettings(current))
+        log.warn({}, "[digitalocean] changed: restart doproxy serve to apply it (boot-timeout applies now)");
       lastReload = { ok: true, at: Date.now(), error: null };
       current = next;
       void service.applyConfig(next);

@@ -31,6 +31,8 @@ export interface Config {
     timeoutMs: number;
     healthyAfter: number;
     unhealthyAfter: number;
+    /** A joining droplet that has not passed its checks by then becomes unhealthy (and is replaced). */
+    joinTimeoutMs: number;
   };
   inventory: { path: string; flushIntervalMs: number; retentionMs: number };
   admin: { listen: HostPort; token: string | undefined; allowedHosts: string[] };
@@ -49,6 +51,8 @@ export interface Config {
     vpcUuid: string;
     backendPort: number;
     usePrivateIp: boolean;
+    /** A droplet not active this long after its create is destroyed (and replaced). */
+    bootTimeoutMs: number;
   };
   autoscale: {
     enabled: boolean;
@@ -109,6 +113,7 @@ export function normalizeConfig(raw: ConfigFile, file: string | undefined): Conf
       timeoutMs: ms(health.timeout),
       healthyAfter: health["healthy-after"],
       unhealthyAfter: health["unhealthy-after"],
+      joinTimeoutMs: ms(health["join-timeout"]),
     },
     inventory: {
       path: resolveFrom(baseDir, inventory.path),
@@ -134,6 +139,7 @@ export function normalizeConfig(raw: ConfigFile, file: string | undefined): Conf
       vpcUuid: dig["vpc-uuid"],
       backendPort: dig["backend-port"],
       usePrivateIp: dig["use-private-ip"],
+      bootTimeoutMs: ms(dig["boot-timeout"]),
     },
     autoscale: {
       enabled: auto.enabled,

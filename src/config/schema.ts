@@ -71,6 +71,7 @@ const healthSection = z.strictObject({
   timeout: timerDuration.default("500ms"),
   "healthy-after": count(1).default(2),
   "unhealthy-after": count(1).default(3),
+  "join-timeout": timerDuration.default("5m"),
 });
 
 const inventorySection = z.strictObject({
@@ -116,7 +117,8 @@ const digitaloceanSection = z.strictObject({
   "user-data-file": z.string().default(""),
   "vpc-uuid": z.string().default(""),
   "backend-port": count(1).max(65535).default(8080),
-  "use-private-ip": z.boolean().default(true),
+  "use-private-ip": z.boolean().default(false),
+  "boot-timeout": durationIn(1000, MAX_TIMER_MS).default("5m"),
 });
 
 const scheduleEntry = z.strictObject({

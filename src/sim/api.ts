@@ -31,6 +31,12 @@ export interface Faults {
   neverBoot: number;
   /** The next `count` /v2 requests are answered with `status` (401, 422, 429, 500, 503 ...). */
   failNext: { status: number; count: number; resetInMs?: number } | null;
+  /** A new droplet is missing from lists and 404 by id for this long (ms). */
+  listLagMs: number;
+  /** A destroyed droplet is still listed for this long after its 204 (ms). */
+  deleteLagMs: number;
+  /** The next N creates make their droplets and then answer 500 (an accepted create that looks failed). */
+  acceptThenFail: number;
 }
 
 interface RequestRecord {
@@ -88,7 +94,18 @@ export class Simulator {
           "droplet booted",
         ),
     );
-    this.faults = { failRate: 0, slowMs: 0, neverBoot: 0, failNext: null, ...options.faults };
+    this.faults = {
+      failRate: 0,
+      slowMs: 0,
+      neverBoot: 0,
+      failNext: null,
+      listLagMs: 0,
+      deleteLagMs: 0,
+      acceptThenFail: 0,
+      ...options.faults,
+    };
+    this.state.listLagMs = this.faults.listLagMs;
+    this.state.deleteLagMs = this.faults.deleteLagMs;
     this.limiter = new RateLimiter(options.perMinute, options.perHour);
     this.server = http.createServer((req, res) => void this.handle(req, res));
   }
@@ -135,8 +152,10 @@ export class Simulator {
       const injected = this.injectedFailure();
       if (injected) {
         // An injected 429 says when to come back, as the real limit does.
-        if (injected.resetInMs !== undefined)
+        if (injected.resetInMs !== undefined) {
           res.setHeader("ratelimit-reset", String(Math.ceil((Date.now() + injected.resetInMs) / 1000)));
+          res.setHeader("retry-after", String(Math.max(1, Math.ceil(injected.resetInMs / 1000))));
+        }
         throw injected.failure;
       }
       const { status, payload } = await this.route(req.method ?? "GET", url, body);
@@ -202,7 +221,10 @@ export class Simulator {
     if (dropletMatch && method === "GET")
       return { status: 200, payload: { droplet: dropletJson(this.droplet(dropletMatch[1] as string)) } };
     if (dropletMatch && method === "DELETE") {
-      await this.state.destroy(this.droplet(dropletMatch[1] as string));
+      // A delete reaches a droplet even while lists lag behind it (so nothing created can leak).
+      const target = this.state.droplets.get(Number(dropletMatch[1]));
+      if (!target) throw new ApiFailure(404, "The resource you were accessing could not be found.");
+      await this.state.destroy(target);
       return { status: 204 };
     }
     if (path === "/v2/account" && method === "GET") {
@@ -305,6 +327,10 @@ export class Simulator {
         neverBoots,
       );
     });
+    if (this.faults.acceptThenFail > 0) {
+      this.faults.acceptThenFail--;
+      throw new ApiFailure(500, "Server was unable to give you a response.");
+    }
     const actions = created.map((d) => ({
       id: d.createActionId,
       rel: "create",
@@ -317,7 +343,7 @@ export class Simulator {
   }
 
   private droplet(idText: string): SimDroplet {
-    const droplet = this.state.droplets.get(Number(idText));
+    const droplet = this.state.visible(Number(idText));
     if (!droplet) throw new ApiFailure(404, "The resource you were accessing could not be found.");
     return droplet;
   }
@@ -404,6 +430,10 @@ export class Simulator {
       if (change.slowMs !== undefined) this.faults.slowMs = change.slowMs;
       if (change.neverBoot !== undefined) this.faults.neverBoot = change.neverBoot;
       if (change.failNext !== undefined) this.faults.failNext = change.failNext;
+      if (change.acceptThenFail !== undefined) this.faults.acceptThenFail = change.acceptThenFail;
+      if (change.listLagMs !== undefined) this.faults.listLagMs = this.state.listLagMs = change.listLagMs;
+      if (change.deleteLagMs !== undefined)
+        this.faults.deleteLagMs = this.state.deleteLagMs = change.deleteLagMs;
       if (change.capacity !== undefined) this.state.capacity.capacity = change.capacity;
       if (change.serviceTimeMs !== undefined) this.state.capacity.serviceTimeMs = change.serviceTimeMs;
       if (change.bootTimeMs !== undefined) this.state.bootTimeMs = change.bootTimeMs;

@@ -22,6 +22,8 @@ export interface SimDroplet {
   neverBoots: boolean;
   /** The action that tracks its creation (the create answer links to it). */
   createActionId: number;
+  /** Until this time (ms) it is missing from lists and 404 by id, as a new droplet can be. */
+  visibleAt: number;
 }
 
 export interface SimAction {
@@ -46,6 +48,12 @@ export class SimState {
   private readonly freeHosts: number[] = [];
   /** Droplets destroyed while requests were still in flight on them (a drain that did not happen). */
   destroyedWithInFlight = 0;
+  /** How long a new droplet stays out of lists and 404 by id (DigitalOcean's eventual consistency). */
+  listLagMs = 0;
+  /** How long a destroyed droplet is still listed after its 204. */
+  deleteLagMs = 0;
+  /** Destroyed droplets still listed, with when they finally go. */
+  private readonly ghosts = new Map<number, { droplet: SimDroplet; until: number }>();
 
   constructor(
     public capacity: CapacitySettings,
@@ -71,6 +79,7 @@ export class SimState {
       bootTimer: undefined,
       neverBoots,
       createActionId: 0,
+      visibleAt: Date.now() + this.listLagMs,
     };
     this.droplets.set(droplet.id, droplet);
     const action = this.addAction("create", droplet.id);
@@ -82,7 +91,15 @@ export class SimState {
     return droplet;
   }
 
+  /** The droplet by id as the API shows it: not while a new one lags, not once destroyed. */
+  visible(id: number, now = Date.now()): SimDroplet | undefined {
+    const droplet = this.droplets.get(id);
+    return droplet && now >= droplet.visibleAt ? droplet : undefined;
+  }
+
   async destroy(droplet: SimDroplet): Promise<void> {
+    if (this.deleteLagMs > 0)
+      this.ghosts.set(droplet.id, { droplet: { ...droplet }, until: Date.now() + this.deleteLagMs });
     this.droplets.delete(droplet.id);
     if (droplet.bootTimer) clearTimeout(droplet.bootTimer);
     this.addAction("destroy", droplet.id, "completed");
@@ -99,8 +116,13 @@ export class SimState {
     await Promise.all([...this.droplets.values()].map((d) => this.destroy(d)));
   }
 
-  tagged(tag: string | undefined): SimDroplet[] {
-    const all = [...this.droplets.values()].sort((a, b) => a.id - b.id);
+  /** What a list shows: droplets past their list lag, and destroyed ones still within the delete lag. */
+  tagged(tag: string | undefined, now = Date.now()): SimDroplet[] {
+    for (const [id, ghost] of this.ghosts) if (ghost.until <= now) this.ghosts.delete(id);
+    const all = [
+      ...[...this.droplets.values()].filter((d) => now >= d.visibleAt),
+      ...[...this.ghosts.values()].map((g) => g.droplet),
+    ].sort((a, b) => a.id - b.id);
     return tag === undefined ? all : all.filter((d) => d.tags.includes(tag));
   }
 

@@ -72,6 +72,11 @@ describe("proxy deadlines on a fake clock", () => {
         drainDeadline: null,
         drainedAt: null,
         removedAt: null,
+        origin: "static",
+        autoscale: true,
+        autoscaleDrain: false,
+        createOutcome: null,
+        closeReason: null,
       },
     ]);
     proxy = new ProxyServer(
