@@ -105,6 +105,16 @@ export class AutoscaleController {
     const inputs = this.gather(config, now);
     const previous = this.memory;
     let decision = decide(inputs, settings, this.memory);
+    if (this.backoff.reason === "droplet-limit" && !inBackoff(this.backoff, now)) {
+      // At the droplet limit the API refuses a whole batch that would pass it: try one at a time,
+      // so the pool gets every droplet the account still has room for.
+      decision = {
+        ...decision,
+        actions: decision.actions.map((a) =>
+          a.kind === "create" ? { ...a, count: Math.min(1, a.count) } : a,
+        ),
+      };
+    }
     if (decision.actions.some((a) => a.kind === "create") && inBackoff(this.backoff, now)) {
       // The last create failed: hold until the backoff passes, with the failure as the reason.
       const limit = this.backoff.reason === "droplet-limit";
@@ -126,11 +136,17 @@ export class AutoscaleController {
     this.lastDecision = decision;
     this.record(decision, inputs, settings.dryRun);
     this.deps.onDecision?.(decision);
+    // The pool wants no more droplets: a droplet-limit episode is over.
+    if (this.backoff.failures === 0 && !decision.actions.some((a) => a.kind === "create"))
+      this.backoff = NO_BACKOFF;
     if (settings.dryRun || decision.actions.length === 0) return decision;
     try {
       await this.execute(decision, config, now);
       if (decision.actions.some((a) => a.kind === "create")) {
-        this.backoff = NO_BACKOFF;
+        // A success ends the backoff; at the droplet limit, creates stay one at a time until the
+        // pool needs no more (below).
+        this.backoff =
+          this.backoff.reason === "droplet-limit" ? { ...NO_BACKOFF, reason: "droplet-limit" } : NO_BACKOFF;
         this.lastErrorReason = undefined;
       }
     } catch (error) {

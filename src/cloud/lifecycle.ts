@@ -91,9 +91,12 @@ export class DropletLifecycle {
     return rows.map((row) => this.backends.get(row.id) as BackendRow);
   }
 
-  /** Rows whose create ended with an unknown outcome: reconciliation should settle them soon. */
-  hasUnknownOutcomes(): boolean {
-    return this.backends.live().some((r) => r.state === "provisioning" && r.createOutcome === "unknown");
+  /**
+   * Provisioning rows without a droplet id: a create whose outcome is unknown, or one whose answer
+   * was never stored (a crash). Reconciliation should look for them soon, not in a minute.
+   */
+  hasUnsettled(): boolean {
+    return this.backends.live().some((r) => r.state === "provisioning" && r.dropletId === null);
   }
 
   /**

@@ -10,9 +10,13 @@ export const BOOT_POLL_MIN_MS = 5_000;
 export const BOOT_POLL_MAX_MS = 30_000;
 /** How often a running `serve` reconciles fully (rows a crash or a failed call left behind). */
 const RECONCILE_EVERY_MS = 60_000;
-/** Rows with an unknown create outcome are looked up at most this often (and thrice per boot-timeout). */
+/** Rows without a droplet id are looked up at most this often (and thrice per boot-timeout). */
 const SETTLE_EVERY_MS = 15_000;
 const LEASE = "cloud-watcher";
+/** The watcher wakes this often to renew its lease (a SQLite write); API calls follow the poll backoff. */
+const TICK_MS = 1_000;
+/** A killed leader's lease passes to another instance after this. */
+const LEASE_TTL_MS = 10_000;
 
 /**
  * When to look at booting droplets next: 5 s after something changed, then twice as long each
@@ -40,7 +44,7 @@ export class CloudWatcher {
   private lastSettle = 0;
   private pollMs = BOOT_POLL_MIN_MS;
   private booting = 0;
-  private nextTickAt = 0;
+  private nextPollAt = 0;
 
   constructor(
     readonly provider: CloudProvider,
@@ -55,7 +59,8 @@ export class CloudWatcher {
 
   async start(): Promise<void> {
     if (this.holdsLease()) await this.reconcile();
-    this.schedule(BOOT_POLL_MIN_MS);
+    this.nextPollAt = Date.now() + BOOT_POLL_MIN_MS;
+    this.schedule();
   }
 
   stop(): void {
@@ -64,22 +69,20 @@ export class CloudWatcher {
     this.leases.release(LEASE, this.instanceId);
   }
 
-  private schedule(ms: number): void {
+  private schedule(): void {
     if (this.stopped) return;
-    if (this.timer) clearTimeout(this.timer);
-    this.nextTickAt = Date.now() + ms;
-    this.timer = setTimeout(() => void this.tick(), ms);
+    this.timer = setTimeout(() => void this.tick(), TICK_MS);
     this.timer.unref();
   }
 
   /** New droplets were ordered: look at them soon, not after a backed-off 30 s. */
   nudge(): void {
     this.pollMs = BOOT_POLL_MIN_MS;
-    if (!this.busy && this.nextTickAt - Date.now() > BOOT_POLL_MIN_MS) this.schedule(BOOT_POLL_MIN_MS);
+    this.nextPollAt = Math.min(this.nextPollAt, Date.now() + BOOT_POLL_MIN_MS);
   }
 
   private holdsLease(now = Date.now()): boolean {
-    return this.leases.acquire(LEASE, this.instanceId, 3 * BOOT_POLL_MAX_MS, now);
+    return this.leases.acquire(LEASE, this.instanceId, LEASE_TTL_MS, now);
   }
 
   private async reconcile(): Promise<void> {
@@ -118,19 +121,25 @@ export class CloudWatcher {
     if (this.busy) return;
     this.busy = true;
     let changed = false;
+    let polled = false;
     try {
       if (!this.holdsLease(now)) return;
       const settleEvery = Math.min(SETTLE_EVERY_MS, this.config().digitalocean.bootTimeoutMs / 3);
-      const unsettled = this.lifecycle.hasUnknownOutcomes() && now - this.lastSettle >= settleEvery;
+      const unsettled = this.lifecycle.hasUnsettled() && now - this.lastSettle >= settleEvery;
       if (now - this.lastReconcile >= RECONCILE_EVERY_MS || unsettled) {
         this.lastSettle = now;
         await this.reconcile();
       }
       const config = this.config();
       const waiting = this.backends.live().filter((r) => r.state === "provisioning" && r.dropletId !== null);
-      if (waiting.length !== this.booting) changed = true;
+      if (waiting.length > this.booting) {
+        // New droplets are booting: first look in 5 s, then back off.
+        this.pollMs = BOOT_POLL_MIN_MS;
+        this.nextPollAt = Math.min(this.nextPollAt, now + BOOT_POLL_MIN_MS);
+      }
       this.booting = waiting.length;
-      if (waiting.length > 0) {
+      if (waiting.length > 0 && now >= this.nextPollAt) {
+        polled = true;
         for (const row of await this.lifecycle.advanceBooted()) {
           changed = true;
           this.log.info(
@@ -163,8 +172,11 @@ export class CloudWatcher {
       this.log.warn({ err: (error as Error).message }, "could not check booting droplets");
     } finally {
       this.busy = false;
-      this.pollMs = nextBootPollMs(this.pollMs, changed);
-      this.schedule(this.pollMs);
+      if (polled) {
+        this.pollMs = nextBootPollMs(this.pollMs, changed);
+        this.nextPollAt = now + this.pollMs;
+      }
+      this.schedule();
     }
   }
 }
