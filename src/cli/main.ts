@@ -95,7 +95,10 @@ withConfig(
 
 const config = program.command("config").description("configuration tools");
 withConfig(
-  config.command("check").description("validate the configuration without starting anything"),
+  config
+    .command("check")
+    .description("validate the configuration without starting anything")
+    .option("--online", "also check the token, droplet read access, region, size and image against the API"),
 ).action(action((options) => configCheck(options)));
 
 try {

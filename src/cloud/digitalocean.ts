@@ -22,6 +22,8 @@ interface ApiDroplet {
 export type CallObserver = (operation: string, outcome: "ok" | "retry" | "error", detail?: string) => void;
 
 const PAGE_SIZE = 200; // the API's maximum: the fewest requests for a complete list
+/** DigitalOcean refuses user data larger than this. */
+export const MAX_USER_DATA_BYTES = 64 * 1024;
 
 function toCloud(d: ApiDroplet): CloudDroplet {
   const v4 = d.networks?.v4 ?? [];
@@ -74,6 +76,10 @@ export class DigitalOceanProvider implements CloudProvider {
 
   async createDroplets(names: string[]): Promise<CreateResult> {
     const userData = this.config.userDataFile ? readFileSync(this.config.userDataFile, "utf8") : undefined;
+    if (userData !== undefined && Buffer.byteLength(userData) > MAX_USER_DATA_BYTES)
+      throw new ConfigError(
+        `[digitalocean] user-data-file ${this.config.userDataFile} is ${Buffer.byteLength(userData)} bytes; DigitalOcean accepts at most 64 KiB`,
+      );
     const request = {
       region: this.config.region,
       size: this.config.size,
@@ -144,6 +150,36 @@ export class DigitalOceanProvider implements CloudProvider {
       if (!more || page > 10_000) return all;
       page++;
     }
+  }
+
+  async checkCatalogue(): Promise<string[]> {
+    const { region, size, image } = this.config;
+    const problems: string[] = [];
+    const regions = await this.call("regions", async () => {
+      const response = await this.http.get("/regions", { params: { per_page: PAGE_SIZE } });
+      return (response.data as { regions: Array<{ slug: string; available: boolean }> }).regions;
+    });
+    const found = regions.find((r) => r.slug === region);
+    if (!found) problems.push(`[digitalocean] region "${region}" does not exist`);
+    else if (!found.available)
+      problems.push(`[digitalocean] region "${region}" is not available for new droplets`);
+    const sizes = await this.call("sizes", async () => {
+      const response = await this.http.get("/sizes", { params: { per_page: PAGE_SIZE } });
+      return (response.data as { sizes: Array<{ slug: string; available: boolean; regions: string[] }> })
+        .sizes;
+    });
+    const sized = sizes.find((s) => s.slug === size);
+    if (!sized) problems.push(`[digitalocean] size "${size}" does not exist`);
+    else if (!sized.available || !sized.regions.includes(region))
+      problems.push(`[digitalocean] size "${size}" is not available in ${region}`);
+    try {
+      await this.call("image", () => this.http.get(`/images/${encodeURIComponent(image)}`));
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 404)
+        problems.push(`[digitalocean] image "${image}" does not exist`);
+      else throw error;
+    }
+    return problems;
   }
 
   async destroyDroplet(id: number): Promise<void> {

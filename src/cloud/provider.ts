@@ -43,6 +43,8 @@ export interface CloudProvider {
   listTagged(tag: string): Promise<CloudDroplet[]>;
   /** Destroys a droplet; one that is already gone counts as destroyed. */
   destroyDroplet(id: number): Promise<void>;
+  /** Problems with the configured region, size and image, as DigitalOcean lists them (empty: all available). */
+  checkCatalogue(): Promise<string[]>;
 }
 
 /** The address the proxy uses for a droplet, or undefined until the network is assigned. */

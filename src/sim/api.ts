@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "../log.js";
-import { imageFor, REGIONS, regionJson, SIZES, sizeJson } from "./catalogue.js";
+import { imageFor, imageJson, REGIONS, regionJson, SIZES, sizeJson } from "./catalogue.js";
 import { RateLimiter } from "./ratelimit.js";
 import { ApiSpec } from "./spec.js";
 import { actionJson, dropletJson, type SimDroplet, SimState } from "./state.js";
@@ -274,6 +274,14 @@ export class Simulator {
           SIZES.map((s) => sizeJson(s.slug)),
         ),
       };
+    const imageMatch = /^\/v2\/images\/([\w.-]+)$/.exec(path);
+    if (imageMatch && method === "GET") {
+      const image = imageFor(
+        /^\d+$/.test(imageMatch[1] as string) ? Number(imageMatch[1]) : (imageMatch[1] as string),
+      );
+      if (!image) throw new ApiFailure(404, "The resource you were accessing could not be found.");
+      return { status: 200, payload: { image: imageJson(image, "2026-01-01T00:00:00Z") } };
+    }
     throw new ApiFailure(404, "The resource you were accessing could not be found.");
   }
 

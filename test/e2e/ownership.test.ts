@@ -271,4 +271,36 @@ describe("DigitalOcean as it really behaves", () => {
       cleanupAll(ws);
     }
   });
+
+  it("config check shows the pool identity, warns about use-private-ip, and --online checks token, region, size and image", async () => {
+    const ws = workspace("");
+    const sim = await startSim(ws);
+    const env = { DIGITALOCEAN_TOKEN: sim.token };
+    try {
+      ws.writeConfig(serveConfig(await freePort(), { rest: `${simSection(sim)}use-private-ip = true\n` }));
+      const offline = await runCliAsync(ws, ["config", "check"], env);
+      assert.equal(offline.status, 0, offline.stderr);
+      assert.match(offline.stdout, /pool {7}\(created at the first start\)/);
+      assert.match(offline.stdout, /warning: \[digitalocean\] use-private-ip = true/);
+      assert.equal((await runCliAsync(ws, ["droplets", "sync"], env)).status, 0);
+      const identified = await runCliAsync(ws, ["config", "check", "--online"], env);
+      assert.equal(identified.status, 0, identified.stderr);
+      assert.match(identified.stdout, /pool {7}[0-9a-f]{12} \(ownership tag doproxy-pool-[0-9a-f]{12}\)/);
+      assert.match(identified.stdout, /online: .*token accepted/);
+      assert.match(identified.stdout, /online: nyc3, s-1vcpu-1gb and ubuntu-24-04-x64 are available/);
+
+      ws.writeConfig(serveConfig(await freePort(), { rest: `${simSection(sim)}size = "s-64vcpu-9tb"\n` }));
+      const wrongSize = await runCliAsync(ws, ["config", "check", "--online"], env);
+      assert.equal(wrongSize.status, 1);
+      assert.match(wrongSize.stderr, /size "s-64vcpu-9tb" does not exist/);
+      const rejected = await runCliAsync(ws, ["config", "check", "--online"], {
+        DIGITALOCEAN_TOKEN: "wrong",
+      });
+      assert.equal(rejected.status, 1);
+      assert.match(rejected.stderr, /rejected the API token \(401/);
+    } finally {
+      await sim.daemon.stop();
+      cleanupAll(ws);
+    }
+  });
 });
