@@ -186,7 +186,13 @@ export class DropletLifecycle {
    * closed (a list that lies is likelier than a pool that vanished); droplets this inventory
    * destroyed are never adopted again while the list still shows them.
    */
-  async reconcile(apply: boolean, now = Date.now()): Promise<ReconcileReport> {
+  async reconcile(
+    apply: boolean,
+    now = Date.now(),
+    /** GET-by-id confirmations this pass may spend (the API budget); the rest count as lagging. */
+    maxConfirmations = Number.POSITIVE_INFINITY,
+  ): Promise<ReconcileReport> {
+    let confirmations = 0;
     const droplets = await this.provider.listOwned();
     const byId = new Map(droplets.map((d) => [d.id, d]));
     const live = this.backends.live().filter((r) => r.kind === "droplet");
@@ -218,7 +224,10 @@ export class DropletLifecycle {
         // A droplet created moments ago can be 404 by id too, until the API catches up.
         const young =
           row.state === "provisioning" && now - row.createdAt < this.config.digitalocean.bootTimeoutMs;
-        const confirmed = young ? null : await this.provider.getDroplet(row.dropletId).catch(() => null);
+        const budget = confirmations < maxConfirmations;
+        if (!young && budget) confirmations++;
+        const confirmed =
+          young || !budget ? null : await this.provider.getDroplet(row.dropletId).catch(() => null);
         if (confirmed === undefined) report.gone.push(row);
         else report.lagging.push(row);
       }

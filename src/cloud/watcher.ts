@@ -11,7 +11,9 @@ export const BOOT_POLL_MAX_MS = 30_000;
 /** How often a running `serve` reconciles fully (rows a crash or a failed call left behind). */
 const RECONCILE_EVERY_MS = 60_000;
 /** Rows without a droplet id are looked up at most this often (and thrice per boot-timeout). */
-const SETTLE_EVERY_MS = 15_000;
+const SETTLE_EVERY_MS = 30_000;
+/** GET-by-id confirmations of missing droplets per periodic reconcile (the API budget). */
+const CONFIRMATIONS_PER_RECONCILE = 2;
 const LEASE = "cloud-watcher";
 /** The watcher wakes this often to renew its lease (a SQLite write); API calls follow the poll backoff. */
 const TICK_MS = 1_000;
@@ -85,10 +87,15 @@ export class CloudWatcher {
     return this.leases.acquire(LEASE, this.instanceId, LEASE_TTL_MS, now);
   }
 
-  private async reconcile(): Promise<void> {
-    this.lastReconcile = Date.now();
+  private async reconcile(periodic = true): Promise<void> {
+    if (periodic) this.lastReconcile = Date.now();
     try {
-      const report = await this.lifecycle.reconcile(true);
+      // A settle pass only looks for droplets by name; confirming missing ones is the periodic pass's job.
+      const report = await this.lifecycle.reconcile(
+        true,
+        Date.now(),
+        periodic ? CONFIRMATIONS_PER_RECONCILE : 0,
+      );
       const changes =
         report.unknown.length + report.gone.length + report.recovered.length + report.abandoned.length;
       if (report.heldGone) {
@@ -126,9 +133,12 @@ export class CloudWatcher {
       if (!this.holdsLease(now)) return;
       const settleEvery = Math.min(SETTLE_EVERY_MS, this.config().digitalocean.bootTimeoutMs / 3);
       const unsettled = this.lifecycle.hasUnsettled() && now - this.lastSettle >= settleEvery;
-      if (now - this.lastReconcile >= RECONCILE_EVERY_MS || unsettled) {
+      if (now - this.lastReconcile >= RECONCILE_EVERY_MS) {
         this.lastSettle = now;
-        await this.reconcile();
+        await this.reconcile(true);
+      } else if (unsettled) {
+        this.lastSettle = now;
+        await this.reconcile(false);
       }
       const config = this.config();
       const waiting = this.backends.live().filter((r) => r.state === "provisioning" && r.dropletId !== null);

@@ -240,6 +240,8 @@ export class Simulator {
             email_verified: true,
             status: "active",
             status_message: "",
+            // A widely used DigitalOcean client crashes on an account answer without a team.
+            team: { uuid: "5df3e3004a17e242b7c20ca6c9fc25b701a47ece", name: "doproxy simulator" },
           },
         },
       };

@@ -45,7 +45,8 @@ export class SimState {
   private nextDropletId = 500_000_001;
   private nextActionId = 2_000_000_001;
   private nextHost = 2;
-  private readonly freeHosts: number[] = [];
+  /** Addresses of destroyed droplets, with when they were freed: reused only after a quarantine. */
+  private readonly freeHosts: Array<{ host: number; freedAt: number }> = [];
   /** Droplets destroyed while requests were still in flight on them (a drain that did not happen). */
   destroyedWithInFlight = 0;
   /** How long a new droplet stays out of lists and 404 by id (DigitalOcean's eventual consistency). */
@@ -109,7 +110,7 @@ export class SimState {
     droplet.status = "archive";
     if (server) await server.close();
     const host = droplet.privateIp ? Number(droplet.privateIp.split(".")[3]) : undefined;
-    if (host !== undefined) this.freeHosts.push(host);
+    if (host !== undefined) this.freeHosts.push({ host, freedAt: Date.now() });
   }
 
   async destroyAll(): Promise<void> {
@@ -128,7 +129,12 @@ export class SimState {
 
   private async boot(droplet: SimDroplet, action: SimAction): Promise<void> {
     if (!this.droplets.has(droplet.id)) return;
-    const host = this.freeHosts.shift() ?? this.nextHost++;
+    // An address goes to a new droplet only a while after its droplet was destroyed (as on the real
+    // service), so a client of the old one never reaches the new one by accident.
+    const reusable =
+      this.freeHosts.length > 0 &&
+      (Date.now() - (this.freeHosts[0]?.freedAt ?? 0) > 60_000 || this.nextHost > 254);
+    const host = reusable ? (this.freeHosts.shift()?.host as number) : this.nextHost++;
     droplet.privateIp = `127.0.1.${host}`;
     droplet.publicIp = `127.0.2.${host}`;
     const server = new DropletServer(droplet.name, this.capacity, this.healthPath);
