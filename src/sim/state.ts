@@ -24,7 +24,13 @@ export interface SimDroplet {
   createActionId: number;
   /** Until this time (ms) it is missing from lists and 404 by id, as a new droplet can be. */
   visibleAt: number;
+  /** An action (power, reboot) is running: new actions and deletes are refused. */
+  locked: boolean;
 }
+
+/** The droplet actions the simulator models, with the power state each leaves. */
+export const POWER_ACTIONS = ["power_cycle", "reboot", "shutdown", "power_off", "power_on"] as const;
+export type PowerAction = (typeof POWER_ACTIONS)[number];
 
 export interface SimAction {
   id: number;
@@ -53,6 +59,8 @@ export class SimState {
   listLagMs = 0;
   /** How long a destroyed droplet is still listed after its 204. */
   deleteLagMs = 0;
+  /** A fault: new droplets serve on their public address only (a private network doproxy cannot reach). */
+  privateUnreachable = false;
   /** Destroyed droplets still listed, with when they finally go. */
   private readonly ghosts = new Map<number, { droplet: SimDroplet; until: number }>();
 
@@ -81,6 +89,7 @@ export class SimState {
       neverBoots,
       createActionId: 0,
       visibleAt: Date.now() + this.listLagMs,
+      locked: false,
     };
     this.droplets.set(droplet.id, droplet);
     const action = this.addAction("create", droplet.id);
@@ -137,9 +146,17 @@ export class SimState {
     const host = reusable ? (this.freeHosts.shift()?.host as number) : this.nextHost++;
     droplet.privateIp = `127.0.1.${host}`;
     droplet.publicIp = `127.0.2.${host}`;
+    await this.startServer(droplet, action);
+  }
+
+  /** The machine comes up: its HTTP server listens on its addresses. */
+  private async startServer(droplet: SimDroplet, action: SimAction): Promise<void> {
     const server = new DropletServer(droplet.name, this.capacity, this.healthPath);
+    const addresses = this.privateUnreachable
+      ? [droplet.publicIp as string]
+      : [droplet.privateIp as string, droplet.publicIp as string];
     try {
-      await server.listen([droplet.privateIp, droplet.publicIp], this.backendPort);
+      await server.listen(addresses, this.backendPort);
     } catch {
       action.status = "errored";
       return;
@@ -153,6 +170,40 @@ export class SimState {
     action.status = "completed";
     action.completedAt = new Date().toISOString().replace(/\.\d+Z$/, "Z");
     this.onBooted(droplet);
+  }
+
+  /**
+   * A power or reboot action: the droplet is locked while it runs (half the boot time); its server
+   * stops as the machine goes down and starts again as it comes up.
+   */
+  runAction(droplet: SimDroplet, type: PowerAction): SimAction {
+    const action = this.addAction(type, droplet.id);
+    droplet.locked = true;
+    const timer = setTimeout(
+      async () => {
+        if (!this.droplets.has(droplet.id)) return;
+        const server = droplet.server;
+        droplet.server = undefined;
+        if (server) await server.close();
+        if (type === "shutdown" || type === "power_off") {
+          droplet.status = "off";
+          this.finish(droplet, action);
+          return;
+        }
+        droplet.status = "new";
+        await this.startServer(droplet, action);
+        droplet.locked = false;
+      },
+      Math.max(100, this.bootTimeMs / 2),
+    );
+    timer.unref?.();
+    return action;
+  }
+
+  private finish(droplet: SimDroplet, action: SimAction): void {
+    droplet.locked = false;
+    action.status = "completed";
+    action.completedAt = new Date().toISOString().replace(/\.\d+Z$/, "Z");
   }
 
   private addAction(
@@ -189,7 +240,7 @@ export function dropletJson(d: SimDroplet) {
     memory: size.memory,
     vcpus: size.vcpus,
     disk: size.disk,
-    locked: false,
+    locked: d.locked,
     status: d.status,
     kernel: null,
     created_at: d.createdAt,
