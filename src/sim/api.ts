@@ -545,6 +545,7 @@ export class Simulator {
         })),
         faults: this.faults,
         destroyedWithInFlight: this.state.destroyedWithInFlight,
+        created: this.state.created,
       });
       return;
     }

@@ -59,6 +59,8 @@ export class SimState {
   listLagMs = 0;
   /** How long a destroyed droplet is still listed after its 204. */
   deleteLagMs = 0;
+  /** Every droplet ever created, for tests that count creates (duplicates, leaks). */
+  readonly created: Array<{ id: number; name: string; tags: string[] }> = [];
   /** A fault: new droplets serve on their public address only (a private network doproxy cannot reach). */
   privateUnreachable = false;
   /** Destroyed droplets still listed, with when they finally go. */
@@ -92,6 +94,7 @@ export class SimState {
       locked: false,
     };
     this.droplets.set(droplet.id, droplet);
+    this.created.push({ id: droplet.id, name: droplet.name, tags: [...droplet.tags] });
     const action = this.addAction("create", droplet.id);
     droplet.createActionId = action.id;
     if (!neverBoots) {
