@@ -303,4 +303,49 @@ describe("DigitalOcean as it really behaves", () => {
       cleanupAll(ws);
     }
   });
+
+  it("a droplet whose private address doproxy cannot reach leaves joining after join-timeout and is replaced", async () => {
+    const ws = workspace("");
+    const sim = await startSim(ws, ["--boot-time", "200ms"]);
+    await sim.faults({ privateUnreachable: true });
+    const env = { DIGITALOCEAN_TOKEN: sim.token };
+    ws.writeConfig(
+      serveConfig(await freePort(), {
+        health:
+          'interval = "100ms"\ntimeout = "300ms"\nhealthy-after = 1\nunhealthy-after = 2\njoin-timeout = "2s"',
+        rest: `${simSection(sim)}use-private-ip = true
+[autoscale]
+enabled = true
+evaluate = "* * * * * *"
+min = 1
+max = 2
+replace-unhealthy-after = "1s"
+`,
+      }),
+    );
+    const serve = startDaemon(ws, ["serve"], env);
+    try {
+      const events = async () =>
+        JSON.parse((await runCliAsync(ws, ["events", "--since", "1h", "--json"], env)).stdout) as Array<{
+          kind: string;
+          message: string;
+        }>;
+      const unhealthy = await waitFor(
+        async () => (await events()).find((e) => e.kind === "backend.unhealthy"),
+        "the unreachable droplet to leave joining",
+        40_000,
+        250,
+      );
+      assert.match(unhealthy.message, /did not pass health checks within join-timeout/);
+      await waitFor(
+        async () => (await events()).some((e) => e.kind === "scale.replace"),
+        "a replacement ordered",
+        40_000,
+        250,
+      );
+    } finally {
+      await stopAll(serve, sim.daemon);
+      cleanupAll(ws);
+    }
+  });
 });
