@@ -1,3 +1,4 @@
+import { Metrics } from "../admin/metrics.js";
 import { AdminServer } from "../admin/server.js";
 import { AutoscaleController } from "../autoscale/controller.js";
 import { DigitalOceanProvider } from "../cloud/digitalocean.js";
@@ -43,7 +44,14 @@ export async function serve(options: CommonOptions): Promise<void> {
     "starting doproxy serve",
   );
   const db = openInventory(config.inventory.path);
-  const service = new ProxyService(config, db, log);
+  // The metrics read the live pool and the inventory at scrape time; the service they observe is
+  // built right after (the proxy layer knows only the observer interface, not the admin's metrics).
+  let service: ProxyService | undefined;
+  const metrics = new Metrics({
+    liveBackends: () => service?.pool.all() ?? [],
+    inventoryRows: () => service?.backends.live() ?? [],
+  });
+  service = new ProxyService(config, db, log, metrics);
   try {
     await service.start();
   } catch (error) {
@@ -58,7 +66,7 @@ export async function serve(options: CommonOptions): Promise<void> {
   }
 
   const observeApi = (operation: string, outcome: "ok" | "retry" | "error", detail?: string) => {
-    service.metrics.apiCall(operation, outcome);
+    metrics.apiCall(operation, outcome);
     if (outcome !== "ok") log.warn({ operation, outcome, detail }, "DigitalOcean API call did not succeed");
   };
   const pool = new PoolStore(db).identity();
@@ -89,7 +97,7 @@ export async function serve(options: CommonOptions): Promise<void> {
         lifecycle: cloud.lifecycle,
         log,
         instanceId: service.instanceId,
-        onDecision: (decision) => service.metrics.decision(decision.kind),
+        onDecision: (decision) => metrics.decision(decision.kind),
         onProvisioned: () => cloud.nudge(),
       })
     : undefined;
@@ -103,7 +111,15 @@ export async function serve(options: CommonOptions): Promise<void> {
     error: null,
   };
   const admin = new AdminServer(
-    { version: VERSION, startedAt, config: () => current, lastReload: () => lastReload, service, autoscaler },
+    {
+      version: VERSION,
+      startedAt,
+      config: () => current,
+      lastReload: () => lastReload,
+      service,
+      metrics,
+      autoscaler,
+    },
     () => ({ token: current.admin.token, allowedHosts: current.admin.allowedHosts }),
     log,
   );

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { Config } from "../config/load.js";
 import type { BackendRow, BackendStore } from "../inventory/backends.js";
-import { probe } from "../proxy/health.js";
+import { probe } from "../util/http-probe.js";
 import { type CloudDroplet, type CloudProvider, dropletAddress } from "./provider.js";
 
 /** A provisioning row younger than this may belong to a `droplets add` still running. */

@@ -1,7 +1,7 @@
 import { z } from "zod";
-import { isValidCron, isValidScheduleCron } from "../autoscale/schedule.js";
 import { isLoopback, parseHostPort } from "../util/address.js";
 import { formatDuration, parseDuration } from "../util/duration.js";
+import { isValidCron, isValidScheduleCron } from "./cron.js";
 import { isValidDropletNamePrefix, isValidHealthPath, isValidTag } from "./digitalocean-rules.js";
 
 /**

@@ -1,5 +1,4 @@
 import { randomUUID } from "node:crypto";
-import { Metrics } from "../admin/metrics.js";
 import type { Config } from "../config/load.js";
 import { BackendStore } from "../inventory/backends.js";
 import { InstanceStore } from "../inventory/instances.js";
@@ -7,11 +6,17 @@ import { type Db, describeWriteFailure } from "../inventory/open.js";
 import { type SampleRow, SampleStore } from "../inventory/samples.js";
 import type { Logger } from "../log.js";
 import { formatHostPort, type HostPort } from "../util/address.js";
+import type { LiveBackend } from "./backend.js";
 import { Balancer } from "./balancer.js";
 import { HealthChecker } from "./health.js";
 import { Pool } from "./pool.js";
 import { Recorder } from "./recorder.js";
-import { ProxyServer, type ProxySettings } from "./server.js";
+import { ProxyServer, type ProxySettings, type RequestObserver } from "./server.js";
+
+/** What `serve` observes of the data plane (its Prometheus metrics): every request and health check. */
+export interface ProxyObserver extends RequestObserver {
+  healthCheck(backend: LiveBackend, ok: boolean): void;
+}
 
 /** How often the inventory is checked for changes made by other processes (CLI commands). */
 const INVENTORY_POLL_MS = 250;
@@ -59,12 +64,11 @@ export class ProxyService {
   private lastPrune = 0;
   private flushFailing = false;
 
-  readonly metrics: Metrics;
-
   constructor(
     private config: Config,
     private readonly db: Db,
     private readonly log: Logger,
+    observer?: ProxyObserver,
   ) {
     this.backends = new BackendStore(db);
     this.samples = new SampleStore(db);
@@ -100,20 +104,16 @@ export class ProxyService {
         }
       },
     });
-    this.metrics = new Metrics({
-      liveBackends: () => this.pool.all(),
-      inventoryRows: () => this.backends.live(),
-    });
     this.server = new ProxyServer(
       this.pool,
       this.balancer,
       this.recorder,
       log,
       proxySettings(config),
-      this.metrics,
+      observer,
     );
     this.health = new HealthChecker(this.pool, config.health, (backend, ok) =>
-      this.metrics.healthCheck(backend, ok),
+      observer?.healthCheck(backend, ok),
     );
   }
 
