@@ -3,6 +3,7 @@ import type { Config } from "../config/load.js";
 import { backendView } from "../inventory/backend-view.js";
 import type { ProxyService } from "../proxy/service.js";
 import { parseDuration } from "../util/duration.js";
+import type { Metrics } from "./metrics.js";
 
 /** What the admin API reads; all of it lives in the `serve` process. */
 export interface AdminSources {
@@ -12,6 +13,7 @@ export interface AdminSources {
   /** The last reload attempt: ok, when, and the error when it failed. */
   lastReload(): { ok: boolean; at: number | null; error: string | null };
   service: ProxyService;
+  metrics: Metrics;
   autoscaler: AutoscaleController | undefined;
 }
 

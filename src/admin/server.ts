@@ -89,7 +89,7 @@ export class AdminServer {
     try {
       switch (url.pathname) {
         case "/metrics": {
-          const { metrics } = this.sources.service;
+          const { metrics } = this.sources;
           const body = await metrics.render();
           res.writeHead(200, { "content-type": metrics.contentType });
           res.end(body);

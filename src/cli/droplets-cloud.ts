@@ -10,8 +10,8 @@ import {
   pollUntil,
   servingInstances,
 } from "./context.js";
-import { checkRemovalAllowed, drain } from "./droplets.js";
 import { Progress } from "./progress.js";
+import { checkRemovalAllowed, drain } from "./removal.js";
 
 export interface CloudAddOptions extends CommonOptions {
   count: string;

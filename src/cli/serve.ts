@@ -1,3 +1,4 @@
+import { Metrics } from "../admin/metrics.js";
 import { AdminServer } from "../admin/server.js";
 import { AutoscaleController } from "../autoscale/controller.js";
 import { DigitalOceanProvider } from "../cloud/digitalocean.js";
@@ -34,7 +35,12 @@ export async function serve(options: CommonOptions): Promise<void> {
     "starting doproxy serve",
   );
   const db = openInventory(config.inventory.path);
-  const service = new ProxyService(config, db, log);
+  // The closures read `service` at scrape time, after it is assigned below.
+  const metrics: Metrics = new Metrics({
+    liveBackends: () => service.pool.all(),
+    inventoryRows: () => service.backends.live(),
+  });
+  const service: ProxyService = new ProxyService(config, db, log, metrics);
   try {
     await service.start();
   } catch (error) {
@@ -49,7 +55,7 @@ export async function serve(options: CommonOptions): Promise<void> {
   }
 
   const observeApi = (operation: string, outcome: "ok" | "retry" | "error", detail?: string) => {
-    service.metrics.apiCall(operation, outcome);
+    metrics.apiCall(operation, outcome);
     if (outcome !== "ok") log.warn({ operation, outcome, detail }, "DigitalOcean API call did not succeed");
   };
   const cloud = config.digitalocean.token
@@ -74,7 +80,7 @@ export async function serve(options: CommonOptions): Promise<void> {
         lifecycle: cloud.lifecycle,
         log,
         instanceId: service.instanceId,
-        onDecision: (decision) => service.metrics.decision(decision.kind),
+        onDecision: (decision) => metrics.decision(decision.kind),
       })
     : undefined;
   autoscaler?.reconfigure();
@@ -87,7 +93,15 @@ export async function serve(options: CommonOptions): Promise<void> {
     error: null,
   };
   const admin = new AdminServer(
-    { version: VERSION, startedAt, config: () => current, lastReload: () => lastReload, service, autoscaler },
+    {
+      version: VERSION,
+      startedAt,
+      config: () => current,
+      lastReload: () => lastReload,
+      service,
+      metrics,
+      autoscaler,
+    },
     () => current.admin.token,
     log,
   );

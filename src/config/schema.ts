@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { isValidCron, isValidScheduleCron } from "../autoscale/schedule.js";
 import { parseHostPort } from "../util/address.js";
+import { isValidCron, isValidScheduleCron } from "../util/cron.js";
 import { parseDuration } from "../util/duration.js";
 
 /**

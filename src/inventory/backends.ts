@@ -1,17 +1,8 @@
 import { InventoryError } from "../errors.js";
+import { BACKEND_STATES, type BackendState } from "../model/backend-state.js";
 import { EventStore } from "./events.js";
 import type { Db } from "./open.js";
 
-/** DESIGN.md's backend lifecycle. */
-export const BACKEND_STATES = [
-  "provisioning",
-  "joining",
-  "active",
-  "unhealthy",
-  "draining",
-  "removed",
-] as const;
-export type BackendState = (typeof BACKEND_STATES)[number];
 export type BackendKind = "static" | "droplet";
 
 /** The health column people see: derived from the lifecycle state. */

@@ -1,6 +1,6 @@
 import http from "node:http";
 import type { Socket } from "node:net";
-import type { BackendState } from "../inventory/backends.js";
+import type { BackendState } from "../model/backend-state.js";
 import { parseHostPort } from "../util/address.js";
 
 /**

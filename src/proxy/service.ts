@@ -1,5 +1,4 @@
 import { randomUUID } from "node:crypto";
-import { Metrics } from "../admin/metrics.js";
 import type { Config } from "../config/load.js";
 import { BackendStore } from "../inventory/backends.js";
 import { InstanceStore } from "../inventory/instances.js";
@@ -7,11 +6,12 @@ import { type Db, describeWriteFailure } from "../inventory/open.js";
 import { type SampleRow, SampleStore } from "../inventory/samples.js";
 import type { Logger } from "../log.js";
 import { formatHostPort, type HostPort } from "../util/address.js";
+import type { LiveBackend } from "./backend.js";
 import { Balancer } from "./balancer.js";
 import { HealthChecker } from "./health.js";
 import { Pool } from "./pool.js";
 import { Recorder } from "./recorder.js";
-import { ProxyServer, type ProxySettings } from "./server.js";
+import { ProxyServer, type ProxySettings, type RequestObserver } from "./server.js";
 
 /** How often the inventory is checked for changes made by other processes (CLI commands). */
 const INVENTORY_POLL_MS = 250;
@@ -28,6 +28,14 @@ function proxySettings(config: Config): ProxySettings {
  * The proxy side of `doproxy serve`: the listener, the pool mirrored from the inventory, health
  * checks, and the recorder flushed to SQLite. Configuration changes are applied in place.
  */
+/**
+ * What `serve` plugs in to see requests and health checks (the Prometheus metrics). Passed in
+ * rather than built here, so the proxy layer does not import the admin layer.
+ */
+export interface ProxyObserver extends RequestObserver {
+  healthCheck(backend: LiveBackend, ok: boolean): void;
+}
+
 export class ProxyService {
   readonly instanceId = randomUUID();
   readonly backends: BackendStore;
@@ -46,12 +54,11 @@ export class ProxyService {
   private lastPrune = 0;
   private flushFailing = false;
 
-  readonly metrics: Metrics;
-
   constructor(
     private config: Config,
     private readonly db: Db,
     private readonly log: Logger,
+    observer?: ProxyObserver,
   ) {
     this.backends = new BackendStore(db);
     this.samples = new SampleStore(db);
@@ -87,20 +94,16 @@ export class ProxyService {
         }
       },
     });
-    this.metrics = new Metrics({
-      liveBackends: () => this.pool.all(),
-      inventoryRows: () => this.backends.live(),
-    });
     this.server = new ProxyServer(
       this.pool,
       this.balancer,
       this.recorder,
       log,
       proxySettings(config),
-      this.metrics,
+      observer,
     );
     this.health = new HealthChecker(this.pool, config.health, (backend, ok) =>
-      this.metrics.healthCheck(backend, ok),
+      observer?.healthCheck(backend, ok),
     );
   }
 
