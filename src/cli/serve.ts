@@ -1,4 +1,5 @@
 import { Metrics } from "../admin/metrics.js";
+import { SeriesReader } from "../admin/series-reader.js";
 import { AdminServer } from "../admin/server.js";
 import { AutoscaleController } from "../autoscale/controller.js";
 import { DigitalOceanProvider } from "../cloud/digitalocean.js";
@@ -92,6 +93,7 @@ export async function serve(options: CommonOptions): Promise<void> {
     at: null,
     error: null,
   };
+  const series = new SeriesReader(config.inventory.path);
   const admin = new AdminServer(
     {
       version: VERSION,
@@ -100,6 +102,7 @@ export async function serve(options: CommonOptions): Promise<void> {
       lastReload: () => lastReload,
       service,
       metrics,
+      series,
       autoscaler,
     },
     () => current.admin.token,
@@ -145,6 +148,7 @@ export async function serve(options: CommonOptions): Promise<void> {
     cloud?.stop();
     autoscaler?.stop();
     await admin.close();
+    await series.close();
     await service.stop();
     db.close();
     log.info({}, "stopped");
