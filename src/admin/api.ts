@@ -61,7 +61,16 @@ export function status(src: AdminSources) {
       min: config.autoscale.min,
       max: config.autoscale.max,
       floor: src.autoscaler?.lastInputs?.floor ?? config.autoscale.min,
-      lastDecision: decision ? { kind: decision.kind, reason: decision.reason } : null,
+      lastDecision: decision ? { kind: decision.kind, code: decision.code, reason: decision.reason } : null,
+      // Set while creates are held after a failure: the droplet limit, a refused size, an outage.
+      backoff:
+        src.autoscaler && src.autoscaler.backoff.failures > 0
+          ? {
+              reason: src.autoscaler.backoff.reason,
+              failures: src.autoscaler.backoff.failures,
+              retryAt: src.autoscaler.backoff.retryAt,
+            }
+          : null,
     },
   };
 }

@@ -12,6 +12,7 @@ import {
 import { removeDroplet } from "./droplets-cloud.js";
 import { formatAge, formatMs, renderTable } from "./format.js";
 import { checkRemovalAllowed, drain } from "./removal.js";
+import { resolveBackend } from "./resolve-backend.js";
 
 export interface AddOptions extends CommonOptions {
   address?: string;
@@ -147,25 +148,12 @@ export async function list(options: ListOptions): Promise<void> {
   }
 }
 
-/** Parses a backend id from the command line, or explains what is wrong. */
-export function parseBackendId(text: string): number {
-  if (!/^\d+$/.test(text))
-    throw new UsageError(`${text}: expected a backend id (a number from: doproxy droplets list)`);
-  return Number(text);
-}
-
 /** `droplets remove ID`: drains the backend, then removes it (destroying a droplet unless --keep-droplet). */
 export async function remove(idText: string, options: RemoveOptions): Promise<void> {
-  const id = parseBackendId(idText);
   const ctx = openContext(options);
   try {
-    const row = ctx.backends.get(id);
-    if (!row || row.state === "removed") {
-      throw new UsageError(
-        `no backend with id ${id}${row ? " (already removed)" : ""}`,
-        "see: doproxy droplets list",
-      );
-    }
+    const row = resolveBackend(ctx.backends, idText);
+    const id = row.id;
     if (row.kind === "droplet") {
       await removeDroplet(ctx, row, options);
       return;

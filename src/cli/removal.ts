@@ -2,8 +2,7 @@ import { RefusedError } from "../errors.js";
 import type { BackendRow } from "../inventory/backends.js";
 import { type CommandContext, pollUntil, servingInstances } from "./context.js";
 
-// The steps every `droplets remove` shares, whether or not the backend is a droplet: kept apart so
-// that droplets.ts and droplets-cloud.ts both use them without importing each other.
+/** The two steps every `droplets remove` shares, for static backends and droplets alike. */
 
 function say(line: string): void {
   process.stdout.write(`${line}\n`);

@@ -1,7 +1,4 @@
-/**
- * DESIGN.md's backend lifecycle. It lives in the neutral model layer because the proxy, the
- * inventory and the autoscaler all speak it, and none of them may import another for it.
- */
+/** DESIGN.md's backend lifecycle: shared by the inventory (which stores it) and the proxy (which acts on it). */
 export const BACKEND_STATES = [
   "provisioning",
   "joining",
@@ -11,3 +8,4 @@ export const BACKEND_STATES = [
   "removed",
 ] as const;
 export type BackendState = (typeof BACKEND_STATES)[number];
+export type BackendKind = "static" | "droplet";

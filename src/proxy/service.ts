@@ -13,29 +13,39 @@ import { Pool } from "./pool.js";
 import { Recorder } from "./recorder.js";
 import { ProxyServer, type ProxySettings, type RequestObserver } from "./server.js";
 
+/** What `serve` observes of the data plane (its Prometheus metrics): every request and health check. */
+export interface ProxyObserver extends RequestObserver {
+  healthCheck(backend: LiveBackend, ok: boolean): void;
+}
+
 /** How often the inventory is checked for changes made by other processes (CLI commands). */
 const INVENTORY_POLL_MS = 250;
 const PRUNE_EVERY_MS = 60_000;
+/** An instance silent for this long (and ten flush intervals) is gone; its row is removed. */
+const STALE_INSTANCE_MS = 10 * 60_000;
 /** Unwritten samples kept while the inventory cannot be written (a full disk), before the oldest go. */
 const MAX_PENDING_SAMPLES = 100_000;
 
 function proxySettings(config: Config): ProxySettings {
-  const { xForwardedFor, retries, connectTimeoutMs, timeoutMs, tls } = config.proxy;
-  return { xForwardedFor, retries, connectTimeoutMs, timeoutMs, tls };
+  const p = config.proxy;
+  return {
+    xForwardedFor: p.xForwardedFor,
+    retries: p.retries,
+    connectTimeoutMs: p.connectTimeoutMs,
+    timeoutMs: p.timeoutMs,
+    bodyIdleTimeoutMs: p.bodyIdleTimeoutMs,
+    headerTimeoutMs: p.headerTimeoutMs,
+    maxHeaderBytes: p.maxHeaderBytes,
+    maxTargetLength: p.maxTargetLength,
+    maxInFlightPerClient: p.maxInFlightPerClient,
+    tls: p.tls,
+  };
 }
 
 /**
  * The proxy side of `doproxy serve`: the listener, the pool mirrored from the inventory, health
  * checks, and the recorder flushed to SQLite. Configuration changes are applied in place.
  */
-/**
- * What `serve` plugs in to see requests and health checks (the Prometheus metrics). Passed in
- * rather than built here, so the proxy layer does not import the admin layer.
- */
-export interface ProxyObserver extends RequestObserver {
-  healthCheck(backend: LiveBackend, ok: boolean): void;
-}
-
 export class ProxyService {
   readonly instanceId = randomUUID();
   readonly backends: BackendStore;
@@ -139,6 +149,9 @@ export class ProxyService {
     }
     const listenChanged = formatHostPort(next.proxy.listen) !== formatHostPort(previous.proxy.listen);
     const tlsChanged = JSON.stringify(next.proxy.tls) !== JSON.stringify(previous.proxy.tls);
+    if (next.proxy.maxHeaderBytes !== previous.proxy.maxHeaderBytes && !listenChanged) {
+      this.log.warn({}, "[proxy] max-header-bytes takes effect when the listener next opens (a restart)");
+    }
     if (listenChanged || tlsChanged) {
       try {
         const bound = await this.server.listen(next.proxy.listen);
@@ -186,6 +199,8 @@ export class ProxyService {
         this.lastPrune = now;
         const horizon = now - this.config.inventory.retentionMs;
         const pruned = this.samples.prune(horizon) + this.backends.events.prune(horizon);
+        // Rows of processes that died without unregistering (kill -9) would otherwise pile up.
+        this.instances.prune(Math.max(STALE_INSTANCE_MS, 10 * this.config.inventory.flushIntervalMs), now);
         if (pruned > 0) this.log.info({ pruned }, "pruned old samples and events");
       }
       if (this.flushFailing) this.log.info({}, "inventory writable again; pending samples written");

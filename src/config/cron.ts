@@ -1,8 +1,11 @@
 import { CronExpressionParser } from "cron-parser";
 import cron from "node-cron";
 
-// Cron syntax checks shared by config validation and the autoscaler, kept in util so that config
-// does not import the autoscaler.
+/**
+ * Cron expressions in the configuration, validated where the configuration is read: `evaluate`
+ * must be accepted by node-cron, which runs it; schedule floors must also be walkable backwards
+ * by cron-parser, which finds the entry that fired last.
+ */
 
 /** True when node-cron accepts the expression (5 fields, or 6 with seconds). */
 export function isValidCron(expression: string): boolean {
