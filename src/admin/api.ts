@@ -4,6 +4,7 @@ import { backendView } from "../inventory/backend-view.js";
 import type { ProxyService } from "../proxy/service.js";
 import { parseDuration } from "../util/duration.js";
 import type { Metrics } from "./metrics.js";
+import type { SeriesReader } from "./series-reader.js";
 
 /** What the admin API reads; all of it lives in the `serve` process. */
 export interface AdminSources {
@@ -14,6 +15,8 @@ export interface AdminSources {
   lastReload(): { ok: boolean; at: number | null; error: string | null };
   service: ProxyService;
   metrics: Metrics;
+  /** Runs the series query off the event loop that proxies. */
+  series: SeriesReader;
   autoscaler: AutoscaleController | undefined;
 }
 
@@ -88,7 +91,7 @@ export function events(src: AdminSources, params: URLSearchParams) {
   return src.service.backends.events.list(since, 5_000);
 }
 
-export function samples(src: AdminSources, params: URLSearchParams, now = Date.now()) {
+export async function samples(src: AdminSources, params: URLSearchParams, now = Date.now()) {
   const since = parseSince(params.get("since"), 900_000, now);
   const stepText = params.get("step");
   let stepMs = stepText
@@ -99,7 +102,5 @@ export function samples(src: AdminSources, params: URLSearchParams, now = Date.n
   stepMs ??= Math.max(1000, Math.ceil((now - since) / 180 / 1000) * 1000);
   if ((now - since) / stepMs > MAX_SERIES_POINTS)
     throw new BadRequest(`too many points: raise step (at most ${MAX_SERIES_POINTS} per series)`);
-  const points = src.service.samples.series(since, stepMs, now);
-  const sizes = src.service.backends.poolSizeAt(points.map((p) => p.ts));
-  return { since, stepMs, points: points.map((p, i) => ({ ...p, poolSize: sizes[i] ?? 0 })) };
+  return { since, stepMs, points: await src.series.query(since, stepMs, now) };
 }

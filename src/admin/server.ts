@@ -124,7 +124,7 @@ export class AdminServer {
         case "/api/events":
           return this.send(res, 200, events(this.sources, url.searchParams));
         case "/api/samples":
-          return this.send(res, 200, samples(this.sources, url.searchParams));
+          return this.send(res, 200, await samples(this.sources, url.searchParams));
         default:
           return this.send(res, 404, { error: `no such admin endpoint: ${url.pathname}` });
       }

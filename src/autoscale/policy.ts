@@ -1,5 +1,5 @@
 import type { Config } from "../config/load.js";
-import type { BackendState } from "../inventory/backends.js";
+import type { BackendState } from "../model/backend-state.js";
 
 /**
  * The scaling decision as a pure function of metrics, pool, configuration and time (DESIGN.md:

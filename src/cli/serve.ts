@@ -1,4 +1,5 @@
 import { Metrics } from "../admin/metrics.js";
+import { SeriesReader } from "../admin/series-reader.js";
 import { AdminServer } from "../admin/server.js";
 import { AutoscaleController } from "../autoscale/controller.js";
 import { DigitalOceanProvider } from "../cloud/digitalocean.js";
@@ -110,6 +111,7 @@ export async function serve(options: CommonOptions): Promise<void> {
     at: null,
     error: null,
   };
+  const series = new SeriesReader(config.inventory.path);
   const admin = new AdminServer(
     {
       version: VERSION,
@@ -118,6 +120,7 @@ export async function serve(options: CommonOptions): Promise<void> {
       lastReload: () => lastReload,
       service,
       metrics,
+      series,
       autoscaler,
     },
     () => ({ token: current.admin.token, allowedHosts: current.admin.allowedHosts }),
@@ -167,6 +170,7 @@ export async function serve(options: CommonOptions): Promise<void> {
     cloud?.stop();
     autoscaler?.stop();
     await admin.close();
+    await series.close();
     await service.stop();
     db.close();
     log.info({}, "stopped");

@@ -10,7 +10,7 @@ import {
   type ScaleInputs,
 } from "../../../src/autoscale/policy.js";
 import { scheduleFloor } from "../../../src/autoscale/schedule.js";
-import type { BackendState } from "../../../src/inventory/backends.js";
+import type { BackendState } from "../../../src/model/backend-state.js";
 
 const settings: AutoscaleSettings = {
   enabled: true,
