@@ -61,7 +61,19 @@ export async function serve(options: CommonOptions): Promise<void> {
       )
     : undefined;
   if (cloud) await cloud.start();
-  else log.info({}, "no DigitalOcean token: backends are managed by hand (droplets add --address)");
+  // The size's price changes rarely: ask once at start and cache it for the budget cap.
+  let hourlyPrice: number | undefined;
+  if (cloud) {
+    try {
+      hourlyPrice = await cloud.provider.hourlyPrice();
+      log.info({ size: config.digitalocean.size, hourlyPrice }, "droplet price from the sizes list");
+    } catch (error) {
+      log.warn(
+        { err: (error as Error).message },
+        "no droplet price from the sizes list: max-hourly-cost cannot apply",
+      );
+    }
+  } else log.info({}, "no DigitalOcean token: backends are managed by hand (droplets add --address)");
 
   let current = config;
   const autoscaler = cloud
@@ -74,7 +86,8 @@ export async function serve(options: CommonOptions): Promise<void> {
         lifecycle: cloud.lifecycle,
         log,
         instanceId: service.instanceId,
-        onDecision: (decision) => service.metrics.decision(decision.kind),
+        hourlyPrice: () => hourlyPrice,
+        onDecision: (decision) => service.metrics.decision(decision.kind, decision.budgetCapped === true),
       })
     : undefined;
   autoscaler?.reconfigure();

@@ -27,6 +27,8 @@ export interface CloudProvider {
   listPool(): Promise<CloudDroplet[]>;
   /** Destroys a droplet; one that is already gone counts as destroyed. */
   destroyDroplet(id: number): Promise<void>;
+  /** US dollars per hour for one droplet of the configured size (GET /v2/sizes); undefined if not listed. */
+  hourlyPrice(): Promise<number | undefined>;
 }
 
 /** The address the proxy uses for a droplet, or undefined until the network is assigned. */

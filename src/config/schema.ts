@@ -103,6 +103,8 @@ const autoscaleSection = z
     "scale-down-after": duration.default("10m"),
     "scale-down-cooldown": duration.default("15m"),
     "replace-unhealthy-after": duration.default("3m"),
+    // US dollars per hour for the whole pool; absent means no cap.
+    "max-hourly-cost": z.number().positive().max(1_000_000).optional(),
     schedule: z.array(scheduleEntry).default([]),
   })
   .refine((a) => a.min <= a.max, { message: "min must not be greater than max", path: ["min"] });
