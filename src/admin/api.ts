@@ -1,4 +1,5 @@
 import type { AutoscaleController } from "../autoscale/controller.js";
+import { poolCost } from "../autoscale/cost.js";
 import type { Config } from "../config/load.js";
 import { backendView } from "../inventory/backend-view.js";
 import type { ProxyService } from "../proxy/service.js";
@@ -13,6 +14,8 @@ export interface AdminSources {
   lastReload(): { ok: boolean; at: number | null; error: string | null };
   service: ProxyService;
   autoscaler: AutoscaleController | undefined;
+  /** Hourly price of one droplet of the configured size (sizes list, cached); undefined if unknown. */
+  hourlyPrice?: () => number | undefined;
 }
 
 /** The trailing window for per-backend figures (p50/p95, requests/s). */
@@ -58,6 +61,12 @@ export function status(src: AdminSources) {
       floor: src.autoscaler?.lastInputs?.floor ?? config.autoscale.min,
       lastDecision: decision ? { kind: decision.kind, reason: decision.reason } : null,
     },
+    cost: poolCost(
+      src.service.backends.all().filter((row) => row.kind === "droplet"),
+      rows.filter((row) => row.kind === "droplet").length,
+      src.hourlyPrice?.(),
+      Date.now(),
+    ),
   };
 }
 

@@ -100,7 +100,15 @@ export async function serve(options: CommonOptions): Promise<void> {
     error: null,
   };
   const admin = new AdminServer(
-    { version: VERSION, startedAt, config: () => current, lastReload: () => lastReload, service, autoscaler },
+    {
+      version: VERSION,
+      startedAt,
+      config: () => current,
+      lastReload: () => lastReload,
+      service,
+      autoscaler,
+      hourlyPrice: () => hourlyPrice,
+    },
     () => current.admin.token,
     log,
   );

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { adminUrl } from "../helpers/admin.js";
+import { adminUrl, getJson } from "../helpers/admin.js";
 import { freePort } from "../helpers/backend.js";
 import { runCliAsync, serveConfig, startDaemon, workspace } from "../helpers/cli.js";
 import { request } from "../helpers/http.js";
@@ -86,6 +86,17 @@ max-hourly-cost = 0.012
       const metrics = await (await fetch(`${await adminUrl(serve)}/metrics`)).text();
       const capped = Number(/^doproxy_budget_capped_decisions_total (\d+)/m.exec(metrics)?.[1] ?? 0);
       assert.ok(capped >= 1, `capped decisions counted: ${capped}`);
+      // /api/status prices the pool: one droplet now, and the droplet-hours it has run so far.
+      const { body } = await getJson<{
+        cost: { hourlyPrice: number; perHour: number; dropletHoursLast24h: number; last24h: number };
+      }>(`${await adminUrl(serve)}/api/status`);
+      assert.equal(body.cost.hourlyPrice, 0.00822);
+      assert.equal(body.cost.perHour, 0.0082);
+      assert.ok(
+        body.cost.dropletHoursLast24h > 0 && body.cost.dropletHoursLast24h < 0.05,
+        JSON.stringify(body.cost),
+      );
+      assert.ok(body.cost.last24h >= 0 && body.cost.last24h < 0.001, JSON.stringify(body.cost));
       maxDroplets = Math.max(maxDroplets, (await sim.state()).droplets.length);
       assert.equal(maxDroplets, 1, "never more droplets than the budget pays for");
       loading = false;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { capByBudget } from "../../../src/autoscale/cost.js";
+import { capByBudget, dropletHours, poolCost } from "../../../src/autoscale/cost.js";
 
 const table: {
   name: string;
@@ -52,4 +52,44 @@ describe("capByBudget(): the max-hourly-cost step", () => {
       assert.equal(result.capNote !== undefined, row.capped, result.capNote);
     });
   }
+});
+
+const H = 3_600_000;
+describe("dropletHours(): droplet-hours within a window", () => {
+  const rows: { name: string; spans: { createdAt: number; removedAt: number | null }[]; hours: number }[] = [
+    { name: "no droplets", spans: [], hours: 0 },
+    { name: "one droplet the whole window", spans: [{ createdAt: 0, removedAt: null }], hours: 24 },
+    {
+      name: "created inside the window, still there",
+      spans: [{ createdAt: 20 * H, removedAt: null }],
+      hours: 4,
+    },
+    { name: "removed before the window", spans: [{ createdAt: -5 * H, removedAt: -1 * H }], hours: 0 },
+    {
+      name: "two overlapping droplets, one removed inside",
+      spans: [
+        { createdAt: -10 * H, removedAt: 6 * H },
+        { createdAt: 12 * H, removedAt: null },
+      ],
+      hours: 18,
+    },
+  ];
+  for (const row of rows) {
+    it(row.name, () => assert.equal(dropletHours(row.spans, 0, 24 * H), row.hours));
+  }
+  it("poolCost() prices the hours and the live pool, and says null when the price is unknown", () => {
+    const spans = [{ createdAt: 0, removedAt: null }];
+    assert.deepEqual(poolCost(spans, 2, 0.01, 24 * H), {
+      hourlyPrice: 0.01,
+      perHour: 0.02,
+      dropletHoursLast24h: 24,
+      last24h: 0.24,
+    });
+    assert.deepEqual(poolCost(spans, 2, undefined, 24 * H), {
+      hourlyPrice: null,
+      perHour: null,
+      dropletHoursLast24h: 24,
+      last24h: null,
+    });
+  });
 });
