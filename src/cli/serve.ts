@@ -7,6 +7,7 @@ import { watchConfig } from "../config/watch.js";
 import { ConfigError } from "../errors.js";
 import { LeaseStore } from "../inventory/leases.js";
 import { openInventory } from "../inventory/open.js";
+import { PriceStore } from "../inventory/prices.js";
 import { createLogger, flushLog } from "../log.js";
 import { ProxyService } from "../proxy/service.js";
 import { formatHostPort, isLoopback } from "../util/address.js";
@@ -66,6 +67,7 @@ export async function serve(options: CommonOptions): Promise<void> {
   if (cloud) {
     try {
       hourlyPrice = await cloud.provider.hourlyPrice();
+      if (hourlyPrice !== undefined) new PriceStore(db).set(config.digitalocean.size, hourlyPrice);
       log.info({ size: config.digitalocean.size, hourlyPrice }, "droplet price from the sizes list");
     } catch (error) {
       log.warn(

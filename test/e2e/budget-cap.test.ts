@@ -97,6 +97,13 @@ max-hourly-cost = 0.012
         JSON.stringify(body.cost),
       );
       assert.ok(body.cost.last24h >= 0 && body.cost.last24h < 0.001, JSON.stringify(body.cost));
+      // `droplets list` prices the pool from the price serve cached in the inventory.
+      const listed = await runCliAsync(ws, ["droplets", "list"], env);
+      assert.equal(listed.status, 0, listed.stderr);
+      assert.match(
+        listed.stdout,
+        /cost: \$0\.0082\/h now \(s-1vcpu-1gb at \$0\.00822\/h\); last 24 h: 0\.0\d droplet-hours, \$0\.000\d/,
+      );
       maxDroplets = Math.max(maxDroplets, (await sim.state()).droplets.length);
       assert.equal(maxDroplets, 1, "never more droplets than the budget pays for");
       loading = false;
