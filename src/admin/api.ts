@@ -4,6 +4,7 @@ import type { Config } from "../config/load.js";
 import { backendView } from "../inventory/backend-view.js";
 import type { ProxyService } from "../proxy/service.js";
 import { parseDuration } from "../util/duration.js";
+import type { Metrics } from "./metrics.js";
 
 /** What the admin API reads; all of it lives in the `serve` process. */
 export interface AdminSources {
@@ -13,6 +14,7 @@ export interface AdminSources {
   /** The last reload attempt: ok, when, and the error when it failed. */
   lastReload(): { ok: boolean; at: number | null; error: string | null };
   service: ProxyService;
+  metrics: Metrics;
   autoscaler: AutoscaleController | undefined;
   /** Hourly price of one droplet of the configured size (sizes list, cached); undefined if unknown. */
   hourlyPrice?: () => number | undefined;
@@ -59,7 +61,16 @@ export function status(src: AdminSources) {
       min: config.autoscale.min,
       max: config.autoscale.max,
       floor: src.autoscaler?.lastInputs?.floor ?? config.autoscale.min,
-      lastDecision: decision ? { kind: decision.kind, reason: decision.reason } : null,
+      lastDecision: decision ? { kind: decision.kind, code: decision.code, reason: decision.reason } : null,
+      // Set while creates are held after a failure: the droplet limit, a refused size, an outage.
+      backoff:
+        src.autoscaler && src.autoscaler.backoff.failures > 0
+          ? {
+              reason: src.autoscaler.backoff.reason,
+              failures: src.autoscaler.backoff.failures,
+              retryAt: src.autoscaler.backoff.retryAt,
+            }
+          : null,
     },
     cost: poolCost(
       src.service.backends.all().filter((row) => row.kind === "droplet"),

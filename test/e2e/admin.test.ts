@@ -191,7 +191,7 @@ describe("admin API and Prometheus metrics", () => {
       assert.equal(await daemon.exited, 2);
       assert.match(
         daemon.output(),
-        /\[admin\] listen = "0\.0\.0\.0:0" is not a loopback address and \[admin\] token is not set/,
+        /\[admin\] listen = "0\.0\.0\.0:0": a non-loopback admin listener needs \[admin\] token/,
       );
     } finally {
       ws.cleanup();
