@@ -1,4 +1,5 @@
 import type { AutoscaleController } from "../autoscale/controller.js";
+import { poolCost } from "../autoscale/cost.js";
 import type { Config } from "../config/load.js";
 import { backendView } from "../inventory/backend-view.js";
 import type { ProxyService } from "../proxy/service.js";
@@ -18,6 +19,8 @@ export interface AdminSources {
   /** Runs the series query off the event loop that proxies. */
   series: SeriesReader;
   autoscaler: AutoscaleController | undefined;
+  /** Hourly price of one droplet of the configured size (sizes list, cached); undefined if unknown. */
+  hourlyPrice?: () => number | undefined;
 }
 
 /** The trailing window for per-backend figures (p50/p95, requests/s). */
@@ -72,6 +75,12 @@ export function status(src: AdminSources) {
             }
           : null,
     },
+    cost: poolCost(
+      src.service.backends.all().filter((row) => row.kind === "droplet"),
+      rows.filter((row) => row.kind === "droplet").length,
+      src.hourlyPrice?.(),
+      Date.now(),
+    ),
   };
 }
 

@@ -22,6 +22,8 @@ export interface ControllerDeps {
   lifecycle: DropletLifecycle;
   log: Logger;
   instanceId: string;
+  /** Hourly price of one droplet of the configured size, cached by serve; undefined if unknown. */
+  hourlyPrice?: () => number | undefined;
   /** Every decision (for metrics). */
   onDecision?: (decision: Decision) => void;
   /** Droplets were ordered (the boot watcher looks sooner). */
@@ -212,6 +214,7 @@ export class AutoscaleController {
       activeBackends: active.length,
       droplets,
       floor: scheduleFloor(settings.schedule, settings.min, new Date(now)).floor,
+      hourlyPrice: this.deps.hourlyPrice?.(),
     };
   }
 

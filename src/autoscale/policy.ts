@@ -1,5 +1,6 @@
 import type { Config } from "../config/load.js";
 import type { BackendState } from "../model/backend-state.js";
+import { capByBudget } from "./cost.js";
 
 /**
  * The scaling decision as a pure function of metrics, pool, configuration and time (DESIGN.md:
@@ -33,6 +34,8 @@ export interface ScaleInputs {
   droplets: readonly DropletView[];
   /** max([autoscale] min, the floor of the schedule entry in force). */
   floor: number;
+  /** Hourly price of one droplet of the configured size (from the sizes list); undefined if unknown. */
+  hourlyPrice?: number | undefined;
 }
 
 /** What the policy remembers between ticks. */
@@ -92,6 +95,8 @@ export interface Decision {
   reason: string;
   actions: ScaleAction[];
   memory: PolicyMemory;
+  /** True when [autoscale] max-hourly-cost held or cut a scale-up (counted in /metrics). */
+  budgetCapped?: boolean;
 }
 
 const seconds = (ms: number): string => `${Math.round(ms / 100) / 10}s`;
@@ -224,14 +229,26 @@ export function decide(inputs: ScaleInputs, settings: AutoscaleSettings, previou
     const ratio = Math.max(latencyRatio, connectionRatio);
     const current = Math.max(1, inputs.activeBackends);
     const wanted = Math.max(1, Math.ceil(current * ratio) - current);
-    const count = Math.min(wanted, settings.max - counted);
+    const budget = capByBudget(
+      Math.min(wanted, settings.max - counted),
+      counted,
+      inputs.hourlyPrice,
+      settings.maxHourlyCost,
+    );
+    if (budget.allowed === 0)
+      return {
+        ...hold("budget", `above scale-up thresholds (${observed}) but held by the ${budget.capNote}`),
+        budgetCapped: true,
+      };
+    const count = budget.allowed;
     memory.lastScaleUp = now;
     return {
       kind: "scale-up",
       code: "scale-up",
-      reason: `${observed} above thresholds (${settings.scaleUpLatencyMs}ms, ${settings.scaleUpConnections}) for ${seconds(heldFor)}: ${current} x ${ratio.toFixed(2)} -> creating ${count}`,
+      reason: `${observed} above thresholds (${settings.scaleUpLatencyMs}ms, ${settings.scaleUpConnections}) for ${seconds(heldFor)}: ${current} x ${ratio.toFixed(2)} -> creating ${count}${budget.capNote ? ` (limited by the ${budget.capNote})` : ""}`,
       actions: [{ kind: "create", count }],
       memory,
+      ...(budget.capNote ? { budgetCapped: true } : {}),
     };
   }
 

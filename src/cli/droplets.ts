@@ -1,6 +1,8 @@
+import { poolCost } from "../autoscale/cost.js";
 import { RefusedError, UsageError } from "../errors.js";
 import { type BackendView, backendView } from "../inventory/backend-view.js";
 import type { BackendRow } from "../inventory/backends.js";
+import { PriceStore } from "../inventory/prices.js";
 import { formatHostPort, parseHostPort } from "../util/address.js";
 import {
   type CommandContext,
@@ -143,6 +145,18 @@ export async function list(options: ListOptions): Promise<void> {
         ]),
       ),
     );
+    const size = ctx.config.digitalocean.size;
+    const droplets = ctx.backends.all().filter((row) => row.kind === "droplet");
+    const cost = poolCost(
+      droplets,
+      droplets.filter((row) => row.state !== "removed").length,
+      new PriceStore(ctx.db).hourly(size),
+      now,
+    );
+    if (cost.perHour !== null && cost.last24h !== null)
+      say(
+        `cost: $${cost.perHour.toFixed(4)}/h now (${size} at $${cost.hourlyPrice}/h); last 24 h: ${cost.dropletHoursLast24h.toFixed(2)} droplet-hours, $${cost.last24h.toFixed(4)}`,
+      );
   } finally {
     ctx.close();
   }

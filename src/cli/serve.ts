@@ -10,6 +10,7 @@ import { watchConfig } from "../config/watch.js";
 import { LeaseStore } from "../inventory/leases.js";
 import { openInventory } from "../inventory/open.js";
 import { PoolStore } from "../inventory/pool.js";
+import { PriceStore } from "../inventory/prices.js";
 import { createLogger, flushLog } from "../log.js";
 import { ProxyService } from "../proxy/service.js";
 import { formatHostPort } from "../util/address.js";
@@ -86,7 +87,20 @@ export async function serve(options: CommonOptions): Promise<void> {
       )
     : undefined;
   if (cloud) await cloud.start();
-  else log.info({}, "no DigitalOcean token: backends are managed by hand (droplets add --address)");
+  // The size's price changes rarely: ask once at start and cache it for the budget cap.
+  let hourlyPrice: number | undefined;
+  if (cloud) {
+    try {
+      hourlyPrice = await cloud.provider.hourlyPrice();
+      if (hourlyPrice !== undefined) new PriceStore(db).set(config.digitalocean.size, hourlyPrice);
+      log.info({ size: config.digitalocean.size, hourlyPrice }, "droplet price from the sizes list");
+    } catch (error) {
+      log.warn(
+        { err: (error as Error).message },
+        "no droplet price from the sizes list: max-hourly-cost cannot apply",
+      );
+    }
+  } else log.info({}, "no DigitalOcean token: backends are managed by hand (droplets add --address)");
 
   const autoscaler = cloud
     ? new AutoscaleController({
@@ -98,7 +112,8 @@ export async function serve(options: CommonOptions): Promise<void> {
         lifecycle: cloud.lifecycle,
         log,
         instanceId: service.instanceId,
-        onDecision: (decision) => metrics.decision(decision.kind),
+        hourlyPrice: () => hourlyPrice,
+        onDecision: (decision) => metrics.decision(decision.kind, decision.budgetCapped === true),
         onProvisioned: () => cloud.nudge(),
       })
     : undefined;
@@ -122,6 +137,7 @@ export async function serve(options: CommonOptions): Promise<void> {
       metrics,
       series,
       autoscaler,
+      hourlyPrice: () => hourlyPrice,
     },
     () => ({ token: current.admin.token, allowedHosts: current.admin.allowedHosts }),
     log,

@@ -127,6 +127,15 @@ export class DigitalOceanProvider implements CloudProvider {
     }
   }
 
+  async hourlyPrice(): Promise<number | undefined> {
+    const data = await this.call("sizes", async () => {
+      const response = await this.http.get("/sizes", { params: { per_page: PAGE_SIZE } });
+      return response.data as { sizes: { slug: string; price_hourly?: number }[] };
+    });
+    const price = data.sizes.find((s) => s.slug === this.config.size)?.price_hourly;
+    return typeof price === "number" && price > 0 ? price : undefined;
+  }
+
   listOwned(): Promise<CloudDroplet[]> {
     return this.listTagged(this.ownerTag);
   }

@@ -45,6 +45,8 @@ export interface CloudProvider {
   destroyDroplet(id: number): Promise<void>;
   /** Problems with the configured region, size and image, as DigitalOcean lists them (empty: all available). */
   checkCatalogue(): Promise<string[]>;
+  /** US dollars per hour for one droplet of the configured size (GET /v2/sizes); undefined if not listed. */
+  hourlyPrice(): Promise<number | undefined>;
 }
 
 /** The address the proxy uses for a droplet, or undefined until the network is assigned. */

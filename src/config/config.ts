@@ -69,6 +69,8 @@ export interface Config {
     scaleDownAfterMs: number;
     scaleDownCooldownMs: number;
     replaceUnhealthyAfterMs: number;
+    /** Budget cap in US dollars per hour for the pool's droplets; undefined = no cap. */
+    maxHourlyCost: number | undefined;
     schedule: Array<{ cron: string; min: number }>;
   };
 }
@@ -156,6 +158,7 @@ export function normalizeConfig(raw: ConfigFile, file: string | undefined): Conf
       scaleDownAfterMs: ms(auto["scale-down-after"]),
       scaleDownCooldownMs: ms(auto["scale-down-cooldown"]),
       replaceUnhealthyAfterMs: ms(auto["replace-unhealthy-after"]),
+      maxHourlyCost: auto["max-hourly-cost"],
       schedule: auto.schedule,
     },
   };

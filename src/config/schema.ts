@@ -147,6 +147,8 @@ const autoscaleSection = z
     "scale-down-after": windowDuration.default("10m"),
     "scale-down-cooldown": windowDuration.default("15m"),
     "replace-unhealthy-after": windowDuration.default("3m"),
+    // US dollars per hour for the whole pool; absent means no cap.
+    "max-hourly-cost": z.number().positive().max(1_000_000).optional(),
     schedule: z.array(scheduleEntry).default([]),
   })
   .refine((a) => a.min <= a.max, { message: "min must not be greater than max", path: ["min"] });
