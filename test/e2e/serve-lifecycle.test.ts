@@ -67,7 +67,11 @@ describe("doproxy serve: hot reload and shutdown", () => {
 
       // A new listen address: a request in flight on the old listener completes; new ones go to the new port.
       const newPort = await freePort();
+      const reached = fast.started + slow.started;
       const inFlight = request(port, "/slow-one", { keepAlive: false });
+      // In flight means at a backend: a connection whose request Node has not read yet is idle,
+      // and an idle connection is closed with the old listener.
+      await waitFor(() => fast.started + slow.started > reached, "the request at a backend");
       ws.writeConfig(serveConfig(newPort, { proxy: 'strategy = "round-robin"' }));
       await serve.waitForLog((l) => l.msg === "proxy listening on new address", "the new listener");
       assert.equal((await inFlight).status, 200);
