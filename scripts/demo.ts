@@ -115,7 +115,7 @@ scale-down-cooldown = "${Math.max(1, Math.round(3 * SCALE))}s"
   const env = { DIGITALOCEAN_TOKEN: token, DOPROXY_LOG_LEVEL: "info" };
   console.log(`doproxy demo (working folder ${dir})`);
   console.log(
-    `  doproxy sim    http://127.0.0.1:${simPort}   droplets boot in 2s, serve 4 requests at a time, 40ms each`,
+    `  doproxy sim    http://127.0.0.1:${simPort}   droplets boot in 2s, serve 4 requests at a time, 40ms each, with DigitalOcean-like list lags`,
   );
   await start(
     [
@@ -132,6 +132,8 @@ scale-down-cooldown = "${Math.max(1, Math.round(3 * SCALE))}s"
       "4",
       "--service-time",
       "40ms",
+      // DigitalOcean's eventual consistency: new droplets lag in lists, destroyed ones linger.
+      "--realistic",
     ],
     env,
     "simulator listening",

@@ -49,12 +49,48 @@ export class RefusedError extends DoproxyError {
   }
 }
 
+/**
+ * Why an API call failed, as a code the program acts on (the adapter reads the API's answer once;
+ * nothing downstream parses message text).
+ */
+export type ApiFailureReason =
+  | "auth"
+  | "forbidden"
+  | "not-found"
+  | "droplet-limit"
+  | "size-unavailable"
+  | "invalid"
+  | "rate-limited"
+  | "server"
+  | "network";
+
 /** A DigitalOcean API call failed for good (after the retries its kind allows). */
 export class ApiError extends DoproxyError {
   readonly status: number | undefined;
+  readonly reason: ApiFailureReason;
+  /**
+   * The request may have taken effect although it failed (a timeout, a reset connection, a 5xx
+   * after the body was sent): a create that failed this way must be settled by lookups, never sent again.
+   */
+  readonly ambiguous: boolean;
+  /** The API's request_id, for DigitalOcean support. */
+  readonly requestId: string | undefined;
 
-  constructor(message: string, options: { status?: number; hint?: string; cause?: unknown } = {}) {
+  constructor(
+    message: string,
+    options: {
+      status?: number;
+      hint?: string;
+      cause?: unknown;
+      reason?: ApiFailureReason;
+      ambiguous?: boolean;
+      requestId?: string;
+    } = {},
+  ) {
     super("DOPROXY_API", message, { exitCode: 1, hint: options.hint, cause: options.cause });
     this.status = options.status;
+    this.reason = options.reason ?? (options.status === undefined ? "network" : "server");
+    this.ambiguous = options.ambiguous ?? false;
+    this.requestId = options.requestId;
   }
 }

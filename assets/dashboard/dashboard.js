@@ -164,7 +164,10 @@
       const s = status.pool.byState;
       const auto = status.autoscale.enabled ? `autoscale ${status.autoscale.min}..${status.autoscale.max}${status.autoscale.dryRun ? " (dry run)" : ""}` : "autoscale off";
       const reload = status.config.lastReload.ok ? "" : ` · config reload failed: ${status.config.lastReload.error}`;
-      $("#summary").textContent = `v${status.version} · up ${fmtAge(status.uptimeSeconds * 1000)} · ${s.active} active, ${s.joining + s.provisioning} booting, ${s.unhealthy} unhealthy, ${s.draining} draining · ${auto}${reload}`;
+      const held = status.autoscale.backoff
+        ? ` · creates held: ${status.autoscale.backoff.reason === "droplet-limit" ? "droplet limit reached" : status.autoscale.backoff.reason} (retry ${new Date(status.autoscale.backoff.retryAt).toLocaleTimeString()})`
+        : "";
+      $("#summary").textContent = `v${status.version} · up ${fmtAge(status.uptimeSeconds * 1000)} · ${s.active} active, ${s.joining + s.provisioning} booting, ${s.unhealthy} unhealthy, ${s.draining} draining · ${auto}${held}${reload}`;
       renderBackends(backends);
       renderEvents(events);
       renderCharts(samples.points);

@@ -1,8 +1,11 @@
 import type { AutoscaleController } from "../autoscale/controller.js";
+import { poolCost } from "../autoscale/cost.js";
 import type { Config } from "../config/load.js";
 import { backendView } from "../inventory/backend-view.js";
 import type { ProxyService } from "../proxy/service.js";
 import { parseDuration } from "../util/duration.js";
+import type { Metrics } from "./metrics.js";
+import type { SeriesReader } from "./series-reader.js";
 
 /** What the admin API reads; all of it lives in the `serve` process. */
 export interface AdminSources {
@@ -12,7 +15,12 @@ export interface AdminSources {
   /** The last reload attempt: ok, when, and the error when it failed. */
   lastReload(): { ok: boolean; at: number | null; error: string | null };
   service: ProxyService;
+  metrics: Metrics;
+  /** Runs the series query off the event loop that proxies. */
+  series: SeriesReader;
   autoscaler: AutoscaleController | undefined;
+  /** Hourly price of one droplet of the configured size (sizes list, cached); undefined if unknown. */
+  hourlyPrice?: () => number | undefined;
 }
 
 /** The trailing window for per-backend figures (p50/p95, requests/s). */
@@ -56,8 +64,23 @@ export function status(src: AdminSources) {
       min: config.autoscale.min,
       max: config.autoscale.max,
       floor: src.autoscaler?.lastInputs?.floor ?? config.autoscale.min,
-      lastDecision: decision ? { kind: decision.kind, reason: decision.reason } : null,
+      lastDecision: decision ? { kind: decision.kind, code: decision.code, reason: decision.reason } : null,
+      // Set while creates are held after a failure: the droplet limit, a refused size, an outage.
+      backoff:
+        src.autoscaler && src.autoscaler.backoff.failures > 0
+          ? {
+              reason: src.autoscaler.backoff.reason,
+              failures: src.autoscaler.backoff.failures,
+              retryAt: src.autoscaler.backoff.retryAt,
+            }
+          : null,
     },
+    cost: poolCost(
+      src.service.backends.all().filter((row) => row.kind === "droplet"),
+      rows.filter((row) => row.kind === "droplet").length,
+      src.hourlyPrice?.(),
+      Date.now(),
+    ),
   };
 }
 
@@ -77,7 +100,7 @@ export function events(src: AdminSources, params: URLSearchParams) {
   return src.service.backends.events.list(since, 5_000);
 }
 
-export function samples(src: AdminSources, params: URLSearchParams, now = Date.now()) {
+export async function samples(src: AdminSources, params: URLSearchParams, now = Date.now()) {
   const since = parseSince(params.get("since"), 900_000, now);
   const stepText = params.get("step");
   let stepMs = stepText
@@ -88,7 +111,5 @@ export function samples(src: AdminSources, params: URLSearchParams, now = Date.n
   stepMs ??= Math.max(1000, Math.ceil((now - since) / 180 / 1000) * 1000);
   if ((now - since) / stepMs > MAX_SERIES_POINTS)
     throw new BadRequest(`too many points: raise step (at most ${MAX_SERIES_POINTS} per series)`);
-  const points = src.service.samples.series(since, stepMs, now);
-  const sizes = src.service.backends.poolSizeAt(points.map((p) => p.ts));
-  return { since, stepMs, points: points.map((p, i) => ({ ...p, poolSize: sizes[i] ?? 0 })) };
+  return { since, stepMs, points: await src.series.query(since, stepMs, now) };
 }

@@ -32,6 +32,7 @@ export class Metrics implements RequestObserver {
   private readonly healthChecks: Counter<"backend" | "result">;
   private readonly decisions: Counter<"kind">;
   private readonly apiCalls: Counter<"operation" | "outcome">;
+  private readonly budgetCaps: Counter;
   private readonly children = new Map<number, BackendChildren>();
 
   constructor(sources: MetricSources) {
@@ -66,6 +67,11 @@ export class Metrics implements RequestObserver {
       name: "doproxy_scaling_decisions_total",
       help: "Autoscaler decisions by kind (up, down, reclaim, replace, floor, hold).",
       labelNames: ["kind"],
+      registers,
+    });
+    this.budgetCaps = new Counter({
+      name: "doproxy_budget_capped_decisions_total",
+      help: "Autoscaler scale-ups held or cut by [autoscale] max-hourly-cost.",
       registers,
     });
     this.apiCalls = new Counter({
@@ -141,8 +147,9 @@ export class Metrics implements RequestObserver {
     this.healthChecks.inc({ backend: backend.address, result: ok ? "pass" : "fail" });
   }
 
-  decision(kind: string): void {
+  decision(kind: string, budgetCapped = false): void {
     this.decisions.inc({ kind: kind.replace(/^scale-/, "") });
+    if (budgetCapped) this.budgetCaps.inc();
   }
 
   apiCall(operation: string, outcome: "ok" | "retry" | "error"): void {

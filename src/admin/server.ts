@@ -1,12 +1,21 @@
 import { readFileSync } from "node:fs";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import { createRequire } from "node:module";
-import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 import type { Logger } from "../log.js";
 import { formatHostPort, type HostPort } from "../util/address.js";
+import { listenOn } from "../util/listen.js";
 import { type AdminSources, BadRequest, backends, events, samples, status } from "./api.js";
-import { isAuthorized } from "./auth.js";
+import { isAllowedHost, isAuthorized } from "./auth.js";
+
+/** Sent with every admin answer: the dashboard loads only its own files and is never framed. */
+const SECURITY_HEADERS = {
+  "content-security-policy":
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  "x-frame-options": "DENY",
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+} as const;
 
 const ASSETS = fileURLToPath(new URL("../../assets/dashboard/", import.meta.url));
 const require = createRequire(import.meta.url);
@@ -44,22 +53,30 @@ function loadAssets(): Map<string, { type: string; body: Buffer }> {
 export class AdminServer {
   private readonly server: http.Server;
   private readonly assets = loadAssets();
+  private listenHost = "";
 
   constructor(
     private readonly sources: AdminSources,
-    private readonly token: () => string | undefined,
+    private readonly access: () => { token: string | undefined; allowedHosts: readonly string[] },
     private readonly log: Logger,
   ) {
-    this.server = http.createServer((req, res) => void this.handle(req, res));
+    this.server = http.createServer((req, res) => {
+      for (const [name, value] of Object.entries(SECURITY_HEADERS)) res.setHeader(name, value);
+      this.handle(req, res).catch((error: unknown) => {
+        this.log.error(
+          { bug: true, err: (error as Error)?.stack ?? String(error) },
+          "BUG: admin request failed",
+        );
+        if (!res.headersSent) this.send(res, 500, { error: "internal error" });
+        else res.destroy();
+      });
+    });
   }
 
   async listen(address: HostPort): Promise<string> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once("error", reject);
-      this.server.listen(address.port, address.host, () => resolve());
-    });
-    const bound = this.server.address() as AddressInfo;
-    const url = `http://${formatHostPort({ host: bound.address, port: bound.port })}`;
+    this.listenHost = address.host;
+    const bound = await listenOn(this.server, address);
+    const url = `http://${formatHostPort(bound)}`;
     this.log.info({ url }, "admin listening");
     return url;
   }
@@ -70,7 +87,12 @@ export class AdminServer {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? "/", "http://admin");
+    const { token, allowedHosts } = this.access();
+    if (!isAllowedHost(req.headers.host, this.listenHost, allowedHosts)) {
+      return this.send(res, 421, { error: "unknown Host: add it to [admin] allowed-hosts" });
+    }
+    if (!req.url?.startsWith("/")) return this.send(res, 400, { error: "bad request target" });
+    const url = new URL(`http://admin${req.url}`);
     if (req.method !== "GET" && req.method !== "HEAD") return this.send(res, 405, { error: "only GET" });
     const asset = this.assets.get(url.pathname);
     if (asset) {
@@ -82,14 +104,14 @@ export class AdminServer {
       res.end(req.method === "HEAD" ? undefined : asset.body);
       return;
     }
-    if (!isAuthorized(req, this.token())) {
+    if (!isAuthorized(req, token)) {
       res.setHeader("www-authenticate", 'Bearer realm="doproxy"');
       return this.send(res, 401, { error: "missing or wrong bearer token ([admin] token)" });
     }
     try {
       switch (url.pathname) {
         case "/metrics": {
-          const { metrics } = this.sources.service;
+          const { metrics } = this.sources;
           const body = await metrics.render();
           res.writeHead(200, { "content-type": metrics.contentType });
           res.end(body);
@@ -102,7 +124,7 @@ export class AdminServer {
         case "/api/events":
           return this.send(res, 200, events(this.sources, url.searchParams));
         case "/api/samples":
-          return this.send(res, 200, samples(this.sources, url.searchParams));
+          return this.send(res, 200, await samples(this.sources, url.searchParams));
         default:
           return this.send(res, 404, { error: `no such admin endpoint: ${url.pathname}` });
       }

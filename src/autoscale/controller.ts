@@ -1,23 +1,16 @@
 import { CronExpressionParser } from "cron-parser";
 import type { DropletLifecycle } from "../cloud/lifecycle.js";
 import type { Config } from "../config/load.js";
+import { ApiError } from "../errors.js";
 import type { BackendRow, BackendStore } from "../inventory/backends.js";
 import type { LeaseStore } from "../inventory/leases.js";
 import type { SampleStore } from "../inventory/samples.js";
 import type { Logger } from "../log.js";
 import type { Pool } from "../proxy/pool.js";
-import {
-  type Decision,
-  decide,
-  EMPTY_MEMORY,
-  holdCategory,
-  type PolicyMemory,
-  type ScaleInputs,
-} from "./policy.js";
+import { type ActionBackoff, afterFailure, inBackoff, NO_BACKOFF } from "./backoff.js";
+import { type Decision, decide, EMPTY_MEMORY, type PolicyMemory, type ScaleInputs } from "./policy.js";
 import { scheduleFloor, startTicker } from "./schedule.js";
 
-/** Row reasons that mark a drain the autoscaler started (and must finish by destroying). */
-const AUTOSCALE_REASON = "autoscale:";
 const LEASE = "autoscale";
 
 export interface ControllerDeps {
@@ -29,8 +22,12 @@ export interface ControllerDeps {
   lifecycle: DropletLifecycle;
   log: Logger;
   instanceId: string;
+  /** Hourly price of one droplet of the configured size, cached by serve; undefined if unknown. */
+  hourlyPrice?: () => number | undefined;
   /** Every decision (for metrics). */
   onDecision?: (decision: Decision) => void;
+  /** Droplets were ordered (the boot watcher looks sooner). */
+  onProvisioned?: () => void;
 }
 
 /**
@@ -43,6 +40,9 @@ export class AutoscaleController {
   private ticker: { stop(): void } | undefined;
   private expression = "";
   private lastHold: string | undefined;
+  private lastErrorReason: string | undefined;
+  /** Failed creates back off; exposed for /api/status. */
+  backoff: ActionBackoff = NO_BACKOFF;
   private leader = false;
   lastInputs: ScaleInputs | undefined;
   lastDecision: Decision | undefined;
@@ -105,16 +105,52 @@ export class AutoscaleController {
 
     if (!settings.dryRun) await this.finishDrains(now);
     const inputs = this.gather(config, now);
-    const decision = decide(inputs, settings, this.memory);
     const previous = this.memory;
+    let decision = decide(inputs, settings, this.memory);
+    if (this.backoff.reason === "droplet-limit" && !inBackoff(this.backoff, now)) {
+      // At the droplet limit the API refuses a whole batch that would pass it: try one at a time,
+      // so the pool gets every droplet the account still has room for.
+      decision = {
+        ...decision,
+        actions: decision.actions.map((a) =>
+          a.kind === "create" ? { ...a, count: Math.min(1, a.count) } : a,
+        ),
+      };
+    }
+    if (decision.actions.some((a) => a.kind === "create") && inBackoff(this.backoff, now)) {
+      // The last create failed: hold until the backoff passes, with the failure as the reason.
+      const limit = this.backoff.reason === "droplet-limit";
+      decision = {
+        kind: "hold",
+        code: limit ? "droplet-limit" : "backoff",
+        reason: `${limit ? "at the account's droplet limit" : `the last create failed (${this.backoff.reason})`}: ${decision.reason}; next try in ${Math.ceil((this.backoff.retryAt - now) / 1000)}s`,
+        actions: [],
+        memory: {
+          ...decision.memory,
+          lastScaleUp: previous.lastScaleUp,
+          lastScaleDown: previous.lastScaleDown,
+          replacing: previous.replacing,
+        },
+      };
+    }
     this.memory = decision.memory;
     this.lastInputs = inputs;
     this.lastDecision = decision;
     this.record(decision, inputs, settings.dryRun);
     this.deps.onDecision?.(decision);
+    // The pool wants no more droplets: a droplet-limit episode is over.
+    if (this.backoff.failures === 0 && !decision.actions.some((a) => a.kind === "create"))
+      this.backoff = NO_BACKOFF;
     if (settings.dryRun || decision.actions.length === 0) return decision;
     try {
       await this.execute(decision, config, now);
+      if (decision.actions.some((a) => a.kind === "create")) {
+        // A success ends the backoff; at the droplet limit, creates stay one at a time until the
+        // pool needs no more (below).
+        this.backoff =
+          this.backoff.reason === "droplet-limit" ? { ...NO_BACKOFF, reason: "droplet-limit" } : NO_BACKOFF;
+        this.lastErrorReason = undefined;
+      }
     } catch (error) {
       // Forget that this step happened so the next tick tries again (still within the rules).
       this.memory = {
@@ -124,11 +160,25 @@ export class AutoscaleController {
         replacing: previous.replacing,
       };
       const message = (error as Error).message;
-      log.error({ decision: decision.kind, err: message }, "scaling action failed; the next tick retries");
-      this.deps.backends.events.add("scale.error", `${decision.kind} failed: ${message}`, null, {
-        decision: decision.kind,
-        reason: decision.reason,
-      });
+      const reason = error instanceof ApiError ? error.reason : "error";
+      if (decision.actions.some((a) => a.kind === "create"))
+        this.backoff = afterFailure(this.backoff, reason, now);
+      log.error(
+        { decision: decision.kind, err: message, reason, retryInMs: this.backoff.retryAt - now },
+        "scaling action failed; backing off",
+      );
+      // One event per distinct reason, not one per tick.
+      if (reason !== this.lastErrorReason) {
+        this.lastErrorReason = reason;
+        this.deps.backends.events.add(
+          "scale.error",
+          `${decision.kind} failed: ${message}`,
+          null,
+          { decision: decision.kind, reason: decision.reason, retryAt: this.backoff.retryAt },
+          now,
+          reason,
+        );
+      }
     }
     return decision;
   }
@@ -142,7 +192,8 @@ export class AutoscaleController {
     );
     const window = this.deps.samples.poolWindow(now - windowMs, now);
     const active = this.deps.pool.routable();
-    const inFlight = active.reduce((sum, b) => sum + b.inFlight, 0);
+    // Load is requests whose body has arrived: slow or stalled uploads must not buy droplets.
+    const inFlight = active.reduce((sum, b) => sum + b.loaded, 0);
     const droplets = this.deps.backends
       .live()
       .filter((row) => row.kind === "droplet")
@@ -152,6 +203,7 @@ export class AutoscaleController {
         inFlight: this.deps.pool.get(row.id)?.inFlight ?? 0,
         createdAt: row.createdAt,
         stateChangedAt: row.stateChangedAt,
+        scalable: row.autoscale,
       }));
     return {
       now,
@@ -162,6 +214,7 @@ export class AutoscaleController {
       activeBackends: active.length,
       droplets,
       floor: scheduleFloor(settings.schedule, settings.min, new Date(now)).floor,
+      hourlyPrice: this.deps.hourlyPrice?.(),
     };
   }
 
@@ -182,9 +235,8 @@ export class AutoscaleController {
     };
     // A hold is recorded when its kind changes, not on every tick, so events stay readable.
     if (decision.kind === "hold") {
-      const category = holdCategory(decision.reason);
-      if (category === this.lastHold) return;
-      this.lastHold = category;
+      if (decision.code === this.lastHold) return;
+      this.lastHold = decision.code;
     } else {
       this.lastHold = undefined;
     }
@@ -195,6 +247,8 @@ export class AutoscaleController {
       `${prefix}${decision.reason}`,
       null,
       data,
+      Date.now(),
+      decision.code,
     );
     this.deps.log.info({ decision: decision.kind, reason: decision.reason, ...data }, "autoscale decision");
   }
@@ -202,10 +256,8 @@ export class AutoscaleController {
   private async execute(decision: Decision, config: Config, now: number): Promise<void> {
     for (const action of decision.actions) {
       if (action.kind === "create") {
-        const rows = await this.deps.lifecycle.provision(
-          action.count,
-          `${AUTOSCALE_REASON} ${decision.kind}`,
-        );
+        const rows = await this.deps.lifecycle.provision(action.count, `autoscale: ${decision.kind}`);
+        this.deps.onProvisioned?.();
         this.deps.log.info(
           { created: rows.map((r) => ({ id: r.id, name: r.name, dropletId: r.dropletId })) },
           "droplets ordered",
@@ -214,10 +266,12 @@ export class AutoscaleController {
         this.deps.backends.startDrain(
           action.backendId,
           now + config.proxy.drainTimeoutMs,
-          `${AUTOSCALE_REASON} ${decision.reason}`,
+          `autoscale: ${decision.reason}`,
+          now,
+          true,
         );
       } else {
-        this.deps.backends.reclaim(action.backendId, `${AUTOSCALE_REASON} ${decision.reason}`);
+        this.deps.backends.reclaim(action.backendId, `autoscale: ${decision.reason}`);
       }
     }
   }
@@ -226,10 +280,7 @@ export class AutoscaleController {
   private async finishDrains(now: number): Promise<void> {
     const done = this.deps.backends
       .live()
-      .filter(
-        (row: BackendRow) =>
-          row.state === "draining" && row.kind === "droplet" && row.stateReason?.startsWith(AUTOSCALE_REASON),
-      )
+      .filter((row: BackendRow) => row.state === "draining" && row.kind === "droplet" && row.autoscaleDrain)
       .filter((row) => row.drainedAt !== null || (row.drainDeadline !== null && now >= row.drainDeadline));
     for (const row of done) {
       try {

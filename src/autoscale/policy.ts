@@ -1,5 +1,6 @@
 import type { Config } from "../config/load.js";
-import type { BackendState } from "../inventory/backends.js";
+import type { BackendState } from "../model/backend-state.js";
+import { capByBudget } from "./cost.js";
 
 /**
  * The scaling decision as a pure function of metrics, pool, configuration and time (DESIGN.md:
@@ -16,6 +17,8 @@ export interface DropletView {
   inFlight: number;
   createdAt: number;
   stateChangedAt: number;
+  /** false: adopted by hand without --autoscale; capacity, but never drained or replaced by the autoscaler. */
+  scalable?: boolean;
 }
 
 export interface ScaleInputs {
@@ -31,6 +34,8 @@ export interface ScaleInputs {
   droplets: readonly DropletView[];
   /** max([autoscale] min, the floor of the schedule entry in force). */
   floor: number;
+  /** Hourly price of one droplet of the configured size (from the sizes list); undefined if unknown. */
+  hourlyPrice?: number | undefined;
 }
 
 /** What the policy remembers between ticks. */
@@ -58,12 +63,40 @@ export type ScaleAction =
 
 export type DecisionKind = "scale-up" | "scale-down" | "reclaim" | "replace" | "floor" | "hold";
 
+/**
+ * Stable reason codes of decisions, for code and dashboards to act on (the reason text is for
+ * people): the controller records a hold only when its code changes.
+ */
+export type ReasonCode =
+  | "replace-done"
+  | "below-floor"
+  | "replace-unhealthy"
+  | "load-back"
+  | "breach-window"
+  | "booting"
+  | "at-max"
+  | "up-cooldown"
+  | "scale-up"
+  | "calm-window"
+  | "change-in-progress"
+  | "at-floor"
+  | "down-cooldown"
+  | "scale-down"
+  | "no-victim"
+  | "steady"
+  | "backoff"
+  | "droplet-limit"
+  | "budget";
+
 export interface Decision {
   kind: DecisionKind;
+  code: ReasonCode;
   /** Why, in words an operator reads in `doproxy events`. */
   reason: string;
   actions: ScaleAction[];
   memory: PolicyMemory;
+  /** True when [autoscale] max-hourly-cost held or cut a scale-up (counted in /metrics). */
+  budgetCapped?: boolean;
 }
 
 const seconds = (ms: number): string => `${Math.round(ms / 100) / 10}s`;
@@ -88,7 +121,13 @@ export function decide(inputs: ScaleInputs, settings: AutoscaleSettings, previou
     inputs.inFlightPerActive < settings.scaleDownConnections;
   memory.breachSince = breach ? (previous.breachSince ?? now) : undefined;
   memory.calmSince = calm ? (previous.calmSince ?? now) : undefined;
-  const hold = (reason: string): Decision => ({ kind: "hold", reason, actions: [], memory });
+  const hold = (code: ReasonCode, reason: string): Decision => ({
+    kind: "hold",
+    code,
+    reason,
+    actions: [],
+    memory,
+  });
 
   // 1. A replacement that is now serving lets its unhealthy droplet go.
   for (const [idText, orderedAt] of Object.entries(memory.replacing)) {
@@ -102,6 +141,7 @@ export function decide(inputs: ScaleInputs, settings: AutoscaleSettings, previou
       delete memory.replacing[id];
       return {
         kind: "replace",
+        code: "replace-done",
         reason: `replacement for unhealthy backend ${id} is active; draining and destroying ${id}`,
         actions: [{ kind: "drain", backendId: id }],
         memory,
@@ -115,6 +155,7 @@ export function decide(inputs: ScaleInputs, settings: AutoscaleSettings, previou
     if (reclaimable.length > 0) {
       return {
         kind: "floor",
+        code: "below-floor",
         reason: `${counted} droplets, below the floor of ${inputs.floor}: back in rotation: ${reclaimable.map((d) => d.id).join(", ")}`,
         actions: reclaimable.map((d) => ({ kind: "reclaim" as const, backendId: d.id })),
         memory,
@@ -125,6 +166,7 @@ export function decide(inputs: ScaleInputs, settings: AutoscaleSettings, previou
       memory.lastScaleUp = now;
       return {
         kind: "floor",
+        code: "below-floor",
         reason: `${counted} droplets, below the floor of ${inputs.floor}: creating ${count}`,
         actions: [{ kind: "create", count }],
         memory,
@@ -134,12 +176,16 @@ export function decide(inputs: ScaleInputs, settings: AutoscaleSettings, previou
 
   // 3. A droplet unhealthy for too long gets a replacement first; it is destroyed once that serves.
   const overdue = unhealthy.filter(
-    (d) => now - d.stateChangedAt >= settings.replaceUnhealthyAfterMs && memory.replacing[d.id] === undefined,
+    (d) =>
+      d.scalable !== false &&
+      now - d.stateChangedAt >= settings.replaceUnhealthyAfterMs &&
+      memory.replacing[d.id] === undefined,
   );
   if (overdue.length > 0) {
     for (const d of overdue) memory.replacing[d.id] = now;
     return {
       kind: "replace",
+      code: "replace-unhealthy",
       reason: `unhealthy for at least ${seconds(settings.replaceUnhealthyAfterMs)}: ${overdue.map((d) => d.id).join(", ")}; creating ${overdue.length} replacement${overdue.length > 1 ? "s" : ""}`,
       actions: [{ kind: "create", count: overdue.length }],
       memory,
@@ -154,6 +200,7 @@ export function decide(inputs: ScaleInputs, settings: AutoscaleSettings, previou
     if (reclaim) {
       return {
         kind: "reclaim",
+        code: "load-back",
         reason: `load is back (${observed}): backend ${reclaim.id} stops draining and rejoins rotation`,
         actions: [{ kind: "reclaim", backendId: reclaim.id }],
         memory,
@@ -162,16 +209,19 @@ export function decide(inputs: ScaleInputs, settings: AutoscaleSettings, previou
     const heldFor = now - (memory.breachSince as number);
     if (heldFor < settings.scaleUpAfterMs)
       return hold(
+        "breach-window",
         `above scale-up thresholds for ${seconds(heldFor)} of ${seconds(settings.scaleUpAfterMs)} (${observed})`,
       );
     if (booting > 0)
       return hold(
+        "booting",
         `above scale-up thresholds (${observed}) but ${booting} droplet${booting > 1 ? "s are" : " is"} still booting`,
       );
     if (counted >= settings.max)
-      return hold(`above scale-up thresholds (${observed}) but already at max (${settings.max})`);
+      return hold("at-max", `above scale-up thresholds (${observed}) but already at max (${settings.max})`);
     if (memory.lastScaleUp !== undefined && now - memory.lastScaleUp < settings.scaleUpCooldownMs) {
       return hold(
+        "up-cooldown",
         `above scale-up thresholds (${observed}) but in cooldown for ${seconds(settings.scaleUpCooldownMs - (now - memory.lastScaleUp))} more`,
       );
     }
@@ -179,13 +229,26 @@ export function decide(inputs: ScaleInputs, settings: AutoscaleSettings, previou
     const ratio = Math.max(latencyRatio, connectionRatio);
     const current = Math.max(1, inputs.activeBackends);
     const wanted = Math.max(1, Math.ceil(current * ratio) - current);
-    const count = Math.min(wanted, settings.max - counted);
+    const budget = capByBudget(
+      Math.min(wanted, settings.max - counted),
+      counted,
+      inputs.hourlyPrice,
+      settings.maxHourlyCost,
+    );
+    if (budget.allowed === 0)
+      return {
+        ...hold("budget", `above scale-up thresholds (${observed}) but held by the ${budget.capNote}`),
+        budgetCapped: true,
+      };
+    const count = budget.allowed;
     memory.lastScaleUp = now;
     return {
       kind: "scale-up",
-      reason: `${observed} above thresholds (${settings.scaleUpLatencyMs}ms, ${settings.scaleUpConnections}) for ${seconds(heldFor)}: ${current} x ${ratio.toFixed(2)} -> creating ${count}`,
+      code: "scale-up",
+      reason: `${observed} above thresholds (${settings.scaleUpLatencyMs}ms, ${settings.scaleUpConnections}) for ${seconds(heldFor)}: ${current} x ${ratio.toFixed(2)} -> creating ${count}${budget.capNote ? ` (limited by the ${budget.capNote})` : ""}`,
       actions: [{ kind: "create", count }],
       memory,
+      ...(budget.capNote ? { budgetCapped: true } : {}),
     };
   }
 
@@ -193,33 +256,41 @@ export function decide(inputs: ScaleInputs, settings: AutoscaleSettings, previou
     const heldFor = now - (memory.calmSince as number);
     if (heldFor < settings.scaleDownAfterMs)
       return hold(
+        "calm-window",
         `below scale-down thresholds for ${seconds(heldFor)} of ${seconds(settings.scaleDownAfterMs)} (${observed})`,
       );
     if (draining.length > 0 || booting > 0)
-      return hold(`below scale-down thresholds (${observed}) but a change is still in progress`);
+      return hold(
+        "change-in-progress",
+        `below scale-down thresholds (${observed}) but a change is still in progress`,
+      );
     if (counted - 1 < inputs.floor)
-      return hold(`below scale-down thresholds (${observed}) but at the floor of ${inputs.floor}`);
+      return hold(
+        "at-floor",
+        `below scale-down thresholds (${observed}) but at the floor of ${inputs.floor}`,
+      );
     if (memory.lastScaleDown !== undefined && now - memory.lastScaleDown < settings.scaleDownCooldownMs) {
       return hold(
+        "down-cooldown",
         `below scale-down thresholds (${observed}) but in cooldown for ${seconds(settings.scaleDownCooldownMs - (now - memory.lastScaleDown))} more`,
       );
     }
     // The least useful droplet: fewest requests in flight, then the newest.
-    const victim = [...active].sort((a, b) => a.inFlight - b.inFlight || b.createdAt - a.createdAt)[0];
-    if (!victim) return hold(`below scale-down thresholds (${observed}) but no active droplet to remove`);
+    // Only droplets the autoscaler may touch: one adopted by hand without --autoscale stays.
+    const victim = active
+      .filter((d) => d.scalable !== false)
+      .sort((a, b) => a.inFlight - b.inFlight || b.createdAt - a.createdAt)[0];
+    if (!victim)
+      return hold("no-victim", `below scale-down thresholds (${observed}) but no active droplet to remove`);
     memory.lastScaleDown = now;
     return {
       kind: "scale-down",
+      code: "scale-down",
       reason: `${observed} below thresholds (${settings.scaleDownLatencyMs}ms, ${settings.scaleDownConnections}) for ${seconds(heldFor)}: draining backend ${victim.id}`,
       actions: [{ kind: "drain", backendId: victim.id }],
       memory,
     };
   }
 
-  return hold(`steady (${observed})`);
-}
-
-/** The category of a hold reason, so the controller records a hold only when it changes. */
-export function holdCategory(reason: string): string {
-  return reason.replace(/\d+(\.\d+)?(ms|s)?/g, "#").replace(/\(.*\)/g, "");
+  return hold("steady", `steady (${observed})`);
 }

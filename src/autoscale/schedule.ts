@@ -25,21 +25,6 @@ export function scheduleFloor(
   return { floor: Math.max(min, latest?.entry.min ?? 0), entry: latest?.entry };
 }
 
-/** True when node-cron accepts the expression (5 fields, or 6 with seconds). */
-export function isValidCron(expression: string): boolean {
-  return cron.validate(expression);
-}
-
-/** True when the expression can be walked backwards, as schedule floors need. */
-export function isValidScheduleCron(expression: string): boolean {
-  try {
-    CronExpressionParser.parse(expression);
-    return cron.validate(expression);
-  } catch {
-    return false;
-  }
-}
-
 /** Runs `tick` on the node-cron `expression`, never two at once. */
 export function startTicker(expression: string, tick: () => Promise<void>): { stop(): void } {
   const task = cron.schedule(expression, () => tick(), { noOverlap: true, name: "doproxy-autoscale" });

@@ -1,8 +1,9 @@
 import { DigitalOceanProvider } from "../cloud/digitalocean.js";
 import { DropletLifecycle } from "../cloud/lifecycle.js";
-import type { CloudProvider } from "../cloud/provider.js";
+import { type CloudProvider, ownershipTag } from "../cloud/provider.js";
 import { RefusedError, UsageError } from "../errors.js";
 import type { BackendRow } from "../inventory/backends.js";
+import { PoolStore } from "../inventory/pool.js";
 import {
   type CommandContext,
   type CommonOptions,
@@ -10,13 +11,15 @@ import {
   pollUntil,
   servingInstances,
 } from "./context.js";
-import { checkRemovalAllowed, drain } from "./droplets.js";
 import { Progress } from "./progress.js";
+import { checkRemovalAllowed, drain } from "./removal.js";
 
 export interface CloudAddOptions extends CommonOptions {
   count: string;
   id?: string;
   wait: boolean;
+  /** With --id: the autoscaler may drain and destroy the adopted droplet like its own. */
+  autoscale?: boolean;
 }
 
 export interface SyncOptions extends CommonOptions {
@@ -33,7 +36,8 @@ function say(line: string): void {
 }
 
 export function providerFor(ctx: CommandContext): CloudProvider {
-  return new DigitalOceanProvider(ctx.config.digitalocean);
+  const { poolId } = new PoolStore(ctx.db).identity();
+  return new DigitalOceanProvider(ctx.config.digitalocean, ownershipTag(poolId));
 }
 
 /** `droplets add [--count N] [--no-wait]` and `droplets add --id DROPLET_ID`. */
@@ -77,13 +81,17 @@ async function adopt(
   const droplet = await provider.getDroplet(dropletId);
   if (!droplet) throw new UsageError(`no droplet ${dropletId} on the ${provider.description}`);
   const address = droplet.status === "active" ? lifecycle.addressOf(droplet) : undefined;
-  const row = ctx.backends.addDroplet(droplet.id, droplet.name, address ?? null, "adopted by hand");
+  const autoscale = Boolean(options.autoscale);
+  const row = ctx.backends.addDroplet(droplet.id, droplet.name, address ?? null, "adopted by hand", {
+    origin: "manual",
+    autoscale,
+  });
   say(`backend ${row.id}: droplet ${droplet.id} ${droplet.name} adopted (${row.state})`);
-  if (!provider.poolTag || !droplet.tags.includes(provider.poolTag)) {
-    say(
-      `note: droplet ${droplet.id} lacks the tag "${provider.poolTag}"; \`droplets sync\` only sees tagged droplets`,
-    );
-  }
+  say(
+    autoscale
+      ? "the autoscaler may drain and destroy it like the pool's own droplets (--autoscale)"
+      : "the autoscaler counts it as capacity but never drains or destroys it (add --autoscale to allow that)",
+  );
   if (options.wait) await bringUp(ctx, lifecycle, [row]);
 }
 
@@ -158,38 +166,61 @@ export async function removeDroplet(
   );
 }
 
-/** `droplets sync [--apply]`: reconcile the inventory with the droplets carrying the pool tag. */
+/** `droplets sync [--apply]`: reconcile the inventory with the droplets that carry the ownership tag. */
 export async function sync(options: SyncOptions): Promise<void> {
   const ctx = openContext(options);
   try {
     const provider = providerFor(ctx);
     const lifecycle = new DropletLifecycle(provider, ctx.backends, ctx.config);
     const report = await lifecycle.reconcile(Boolean(options.apply));
+    // Droplets with the configured tags but not the ownership tag belong to someone else: shown, never touched.
+    const configuredTag = ctx.config.digitalocean.tags[0] as string;
+    const foreign = (await provider.listTagged(configuredTag)).filter(
+      (d) => !d.tags.includes(provider.ownerTag),
+    );
+    const pool = new PoolStore(ctx.db).identity();
     if (options.json) {
-      say(JSON.stringify({ applied: Boolean(options.apply), ...report }, null, 2));
+      say(
+        JSON.stringify(
+          {
+            applied: Boolean(options.apply),
+            pool: { id: pool.poolId, ownerTag: provider.ownerTag },
+            ...report,
+            foreign,
+          },
+          null,
+          2,
+        ),
+      );
       return;
     }
     const verb = options.apply ? "" : " (would)";
+    const differences =
+      report.unknown.length + report.gone.length + report.recovered.length + report.abandoned.length;
     say(
-      `${provider.description}: ${report.unknown.length + report.gone.length + report.recovered.length + report.abandoned.length} differences with tag "${provider.poolTag}"`,
+      `${provider.description}: pool ${pool.poolId} (ownership tag "${provider.ownerTag}"): ${differences} differences`,
     );
     for (const d of report.unknown) say(`  unknown droplet ${d.id} ${d.name} (${d.status})${verb} adopt`);
     for (const r of report.gone)
-      say(`  backend ${r.id} ${r.name ?? ""}: droplet ${r.dropletId} is gone${verb} mark removed`);
+      say(
+        `  backend ${r.id} ${r.name ?? ""}: droplet ${r.dropletId} is gone (404 by id)${report.heldGone ? " — held: most of the pool looks gone at once, nothing is marked" : `${verb} mark removed`}`,
+      );
+    for (const r of report.lagging)
+      say(
+        `  backend ${r.id} ${r.name ?? ""}: droplet ${r.dropletId} missing from the list but not gone; kept`,
+      );
+    for (const d of report.destroyedStillListed)
+      say(`  droplet ${d.id} ${d.name}: destroyed by this pool, still listed by DigitalOcean; ignored`);
     for (const { row, droplet } of report.recovered)
       say(
-        `  backend ${row.id} ${row.name}: left provisioning by a crash, found droplet ${droplet.id}${verb} link it`,
+        `  backend ${row.id} ${row.name}: create outcome was unknown, found droplet ${droplet.id}${verb} link it`,
       );
     for (const r of report.abandoned)
-      say(`  backend ${r.id} ${r.name}: its create never happened${verb} mark removed`);
-    for (const r of report.pending)
-      say(`  backend ${r.id} ${r.name}: provisioning for less than a minute; left alone`);
-    if (
-      !options.apply &&
-      report.unknown.length + report.gone.length + report.recovered.length + report.abandoned.length > 0
-    ) {
-      say("run with --apply to make these changes");
-    }
+      say(`  backend ${r.id} ${r.name}: its create never produced a droplet${verb} mark removed`);
+    for (const r of report.pending) say(`  backend ${r.id} ${r.name}: create still settling; left alone`);
+    for (const d of foreign)
+      say(`  droplet ${d.id} ${d.name}: tagged "${configuredTag}" but not this pool's; left alone`);
+    if (!options.apply && differences > 0) say("run with --apply to make these changes");
   } finally {
     ctx.close();
   }

@@ -1,6 +1,8 @@
+import { poolCost } from "../autoscale/cost.js";
 import { RefusedError, UsageError } from "../errors.js";
 import { type BackendView, backendView } from "../inventory/backend-view.js";
 import type { BackendRow } from "../inventory/backends.js";
+import { PriceStore } from "../inventory/prices.js";
 import { formatHostPort, parseHostPort } from "../util/address.js";
 import {
   type CommandContext,
@@ -11,6 +13,8 @@ import {
 } from "./context.js";
 import { removeDroplet } from "./droplets-cloud.js";
 import { formatAge, formatMs, renderTable } from "./format.js";
+import { checkRemovalAllowed, drain } from "./removal.js";
+import { resolveBackend } from "./resolve-backend.js";
 
 export interface AddOptions extends CommonOptions {
   address?: string;
@@ -141,70 +145,29 @@ export async function list(options: ListOptions): Promise<void> {
         ]),
       ),
     );
+    const size = ctx.config.digitalocean.size;
+    const droplets = ctx.backends.all().filter((row) => row.kind === "droplet");
+    const cost = poolCost(
+      droplets,
+      droplets.filter((row) => row.state !== "removed").length,
+      new PriceStore(ctx.db).hourly(size),
+      now,
+    );
+    if (cost.perHour !== null && cost.last24h !== null)
+      say(
+        `cost: $${cost.perHour.toFixed(4)}/h now (${size} at $${cost.hourlyPrice}/h); last 24 h: ${cost.dropletHoursLast24h.toFixed(2)} droplet-hours, $${cost.last24h.toFixed(4)}`,
+      );
   } finally {
     ctx.close();
   }
 }
 
-/** Parses a backend id from the command line, or explains what is wrong. */
-export function parseBackendId(text: string): number {
-  if (!/^\d+$/.test(text))
-    throw new UsageError(`${text}: expected a backend id (a number from: doproxy droplets list)`);
-  return Number(text);
-}
-
-/** Refuses to take the pool below one active backend or below [autoscale] min, unless forced. */
-export function checkRemovalAllowed(ctx: CommandContext, row: BackendRow, force: boolean | undefined): void {
-  if (force) return;
-  const live = ctx.backends.live();
-  const activeAfter = live.filter((b) => b.state === "active" && b.id !== row.id).length;
-  if (row.state === "active" && activeAfter < 1) {
-    throw new RefusedError(
-      `backend ${row.id} is the last active backend; removing it would leave nothing to serve traffic`,
-      "pass --force to remove it anyway",
-    );
-  }
-  const min = ctx.config.autoscale.enabled ? ctx.config.autoscale.min : 0;
-  const droplets = live.filter((b) => b.kind === "droplet" && b.id !== row.id).length;
-  if (row.kind === "droplet" && droplets < min) {
-    throw new RefusedError(
-      `removing backend ${row.id} would leave ${droplets} droplets, below [autoscale] min = ${min}`,
-      "pass --force to remove it anyway",
-    );
-  }
-}
-
-/**
- * Drains a backend: a running `serve` stops sending it new requests and reports when the ones in
- * flight have finished, bounded by drain-timeout. Without a running `serve`, nothing is in flight.
- */
-export async function drain(ctx: CommandContext, row: BackendRow, reason: string): Promise<void> {
-  const deadline = Date.now() + ctx.config.proxy.drainTimeoutMs;
-  if (row.state !== "draining") ctx.backends.startDrain(row.id, deadline, reason);
-  // A backend without an address never took traffic (a droplet still booting): nothing to wait for.
-  if (row.address === null || servingInstances(ctx).length === 0) return;
-  say(
-    `backend ${row.id}: draining (waiting up to ${Math.round(ctx.config.proxy.drainTimeoutMs / 1000)}s for requests in flight)`,
-  );
-  const drained = await pollUntil(
-    () => (ctx.backends.get(row.id)?.drainedAt ? true : undefined),
-    deadline + 1_000,
-  );
-  if (!drained) say(`backend ${row.id}: drain timeout reached; requests still in flight will be cut`);
-}
-
 /** `droplets remove ID`: drains the backend, then removes it (destroying a droplet unless --keep-droplet). */
 export async function remove(idText: string, options: RemoveOptions): Promise<void> {
-  const id = parseBackendId(idText);
   const ctx = openContext(options);
   try {
-    const row = ctx.backends.get(id);
-    if (!row || row.state === "removed") {
-      throw new UsageError(
-        `no backend with id ${id}${row ? " (already removed)" : ""}`,
-        "see: doproxy droplets list",
-      );
-    }
+    const row = resolveBackend(ctx.backends, idText);
+    const id = row.id;
     if (row.kind === "droplet") {
       await removeDroplet(ctx, row, options);
       return;

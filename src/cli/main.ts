@@ -34,6 +34,7 @@ withConfig(
     .description("create droplets, adopt one (--id) or register a server that is not a droplet (--address)")
     .option("--count <n>", "how many droplets to create", "1")
     .option("--id <droplet-id>", "adopt an existing droplet")
+    .option("--autoscale", "with --id: let the autoscaler drain and destroy the adopted droplet")
     .option("--address <host:port>", "register a server that is not a droplet")
     .option("--name <name>", "a name to show for an --address backend")
     .option("--no-wait", "return once registered instead of waiting for it to join"),
@@ -49,7 +50,7 @@ withConfig(
   droplets
     .command("remove")
     .description("drain a backend, then remove it (destroying its droplet unless --keep-droplet)")
-    .argument("<id>", "backend id from: doproxy droplets list")
+    .argument("<id>", "inventory id, droplet id or droplet name")
     .option("--keep-droplet", "release the droplet instead of destroying it")
     .option("--force", "remove even the last active backend, or below [autoscale] min"),
 ).action(action((id, options) => remove(id, options)));
@@ -86,12 +87,18 @@ withConfig(
     .option("--droplet-limit <n>", "droplets the account may have", "500")
     .option("--fail-rate <share>", "share (0..1) of API requests answered with a 5xx", "0")
     .option("--slow <duration>", "extra delay before every API answer", "0ms")
-    .option("--never-boot <n>", "the next N droplets created never become active", "0"),
+    .option("--never-boot <n>", "the next N droplets created never become active", "0")
+    .option("--list-lag <duration>", "a new droplet is missing from lists and 404 by id this long", "0ms")
+    .option("--delete-lag <duration>", "a destroyed droplet is still listed this long", "0ms")
+    .option("--realistic", "DigitalOcean-like eventual consistency: --list-lag 3s --delete-lag 15s"),
 ).action(action((options) => sim(options)));
 
 const config = program.command("config").description("configuration tools");
 withConfig(
-  config.command("check").description("validate the configuration without starting anything"),
+  config
+    .command("check")
+    .description("validate the configuration without starting anything")
+    .option("--online", "also check the token, droplet read access, region, size and image against the API"),
 ).action(action((options) => configCheck(options)));
 
 try {

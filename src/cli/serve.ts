@@ -1,15 +1,19 @@
+import { Metrics } from "../admin/metrics.js";
+import { SeriesReader } from "../admin/series-reader.js";
 import { AdminServer } from "../admin/server.js";
 import { AutoscaleController } from "../autoscale/controller.js";
 import { DigitalOceanProvider } from "../cloud/digitalocean.js";
+import { ownershipTag } from "../cloud/provider.js";
 import { CloudWatcher } from "../cloud/watcher.js";
 import { loadConfig, resolveConfigPath } from "../config/load.js";
 import { watchConfig } from "../config/watch.js";
-import { ConfigError } from "../errors.js";
 import { LeaseStore } from "../inventory/leases.js";
 import { openInventory } from "../inventory/open.js";
+import { PoolStore } from "../inventory/pool.js";
+import { PriceStore } from "../inventory/prices.js";
 import { createLogger, flushLog } from "../log.js";
 import { ProxyService } from "../proxy/service.js";
-import { formatHostPort, isLoopback } from "../util/address.js";
+import { formatHostPort } from "../util/address.js";
 import { VERSION } from "../version.js";
 import type { CommonOptions } from "./context.js";
 import { reportAndExit } from "./run.js";
@@ -21,20 +25,35 @@ import { reportAndExit } from "./run.js";
 export async function serve(options: CommonOptions): Promise<void> {
   const file = resolveConfigPath(options.config);
   const config = loadConfig(file);
-  if (!isLoopback(config.admin.listen.host) && !config.admin.token) {
-    throw new ConfigError(
-      `[admin] listen = "${formatHostPort(config.admin.listen)}" is not a loopback address and [admin] token is not set`,
-      'set [admin] token (e.g. token = "${DOPROXY_ADMIN_TOKEN}") or listen on 127.0.0.1',
-    );
-  }
+  // The admin exposure rule (no non-loopback listener without a token) is part of the schema:
+  // loadConfig refuses it here, in `config check` and on every reload alike.
   const log = createLogger({ destination: "stdout" });
+  // No input may end the process; an error that escapes every handler is a bug. It is logged with
+  // bug: true (the tests fail on any such line). A rejection leaves no state half-changed, so
+  // serving goes on; after an uncaught exception the process state is unknown, so it exits for the
+  // supervisor (systemd, a container runtime) to restart it.
+  process.on("unhandledRejection", (reason) =>
+    log.error({ bug: true, err: (reason as Error)?.stack ?? String(reason) }, "BUG: unhandled rejection"),
+  );
+  process.on("uncaughtException", (error) => {
+    log.fatal({ bug: true, err: error.stack ?? String(error) }, "BUG: uncaught exception");
+    flushLog(log);
+    process.exit(70);
+  });
   const startedAt = Date.now();
   log.info(
     { config: file ?? "(built-in defaults)", inventory: config.inventory.path },
     "starting doproxy serve",
   );
   const db = openInventory(config.inventory.path);
-  const service = new ProxyService(config, db, log);
+  // The metrics read the live pool and the inventory at scrape time; the service they observe is
+  // built right after (the proxy layer knows only the observer interface, not the admin's metrics).
+  let service: ProxyService | undefined;
+  const metrics = new Metrics({
+    liveBackends: () => service?.pool.all() ?? [],
+    inventoryRows: () => service?.backends.live() ?? [],
+  });
+  service = new ProxyService(config, db, log, metrics);
   try {
     await service.start();
   } catch (error) {
@@ -49,32 +68,53 @@ export async function serve(options: CommonOptions): Promise<void> {
   }
 
   const observeApi = (operation: string, outcome: "ok" | "retry" | "error", detail?: string) => {
-    service.metrics.apiCall(operation, outcome);
+    metrics.apiCall(operation, outcome);
     if (outcome !== "ok") log.warn({ operation, outcome, detail }, "DigitalOcean API call did not succeed");
   };
+  const pool = new PoolStore(db).identity();
+  const ownerTag = ownershipTag(pool.poolId);
+  log.info({ pool: pool.poolId, ownerTag }, "pool identity");
+  const leases = new LeaseStore(db);
+  let current = config;
   const cloud = config.digitalocean.token
     ? new CloudWatcher(
-        new DigitalOceanProvider(config.digitalocean, observeApi),
+        new DigitalOceanProvider(config.digitalocean, ownerTag, observeApi),
         service.backends,
-        config,
+        () => current,
+        leases,
+        service.instanceId,
         log,
       )
     : undefined;
   if (cloud) await cloud.start();
-  else log.info({}, "no DigitalOcean token: backends are managed by hand (droplets add --address)");
+  // The size's price changes rarely: ask once at start and cache it for the budget cap.
+  let hourlyPrice: number | undefined;
+  if (cloud) {
+    try {
+      hourlyPrice = await cloud.provider.hourlyPrice();
+      if (hourlyPrice !== undefined) new PriceStore(db).set(config.digitalocean.size, hourlyPrice);
+      log.info({ size: config.digitalocean.size, hourlyPrice }, "droplet price from the sizes list");
+    } catch (error) {
+      log.warn(
+        { err: (error as Error).message },
+        "no droplet price from the sizes list: max-hourly-cost cannot apply",
+      );
+    }
+  } else log.info({}, "no DigitalOcean token: backends are managed by hand (droplets add --address)");
 
-  let current = config;
   const autoscaler = cloud
     ? new AutoscaleController({
         config: () => current,
         backends: service.backends,
         samples: service.samples,
-        leases: new LeaseStore(db),
+        leases,
         pool: service.pool,
         lifecycle: cloud.lifecycle,
         log,
         instanceId: service.instanceId,
-        onDecision: (decision) => service.metrics.decision(decision.kind),
+        hourlyPrice: () => hourlyPrice,
+        onDecision: (decision) => metrics.decision(decision.kind, decision.budgetCapped === true),
+        onProvisioned: () => cloud.nudge(),
       })
     : undefined;
   autoscaler?.reconfigure();
@@ -86,9 +126,20 @@ export async function serve(options: CommonOptions): Promise<void> {
     at: null,
     error: null,
   };
+  const series = new SeriesReader(config.inventory.path);
   const admin = new AdminServer(
-    { version: VERSION, startedAt, config: () => current, lastReload: () => lastReload, service, autoscaler },
-    () => current.admin.token,
+    {
+      version: VERSION,
+      startedAt,
+      config: () => current,
+      lastReload: () => lastReload,
+      service,
+      metrics,
+      series,
+      autoscaler,
+      hourlyPrice: () => hourlyPrice,
+    },
+    () => ({ token: current.admin.token, allowedHosts: current.admin.allowedHosts }),
     log,
   );
   try {
@@ -108,6 +159,10 @@ export async function serve(options: CommonOptions): Promise<void> {
     config,
     (next) => {
       log.info({ config: file }, "configuration reloaded");
+      // The API client and the droplet settings are built once; only boot-timeout follows a reload.
+      const apiSettings = (c: typeof next) => JSON.stringify({ ...c.digitalocean, bootTimeoutMs: 0 });
+      if (apiSettings(next) !== apiSettings(current))
+        log.warn({}, "[digitalocean] changed: restart doproxy serve to apply it (boot-timeout applies now)");
       lastReload = { ok: true, at: Date.now(), error: null };
       current = next;
       void service.applyConfig(next);
@@ -131,6 +186,7 @@ export async function serve(options: CommonOptions): Promise<void> {
     cloud?.stop();
     autoscaler?.stop();
     await admin.close();
+    await series.close();
     await service.stop();
     db.close();
     log.info({}, "stopped");

@@ -18,7 +18,13 @@ export interface SimCommandOptions {
   failRate: string;
   slow: string;
   neverBoot: string;
+  listLag: string;
+  deleteLag: string;
+  realistic?: boolean;
 }
+
+/** --realistic: lags like DigitalOcean's, for the demo and the end-to-end tests. */
+const REALISTIC = { listLagMs: 3_000, deleteLagMs: 15_000 };
 
 function positiveInt(flag: string, text: string, min = 1): number {
   const n = Number(text);
@@ -56,6 +62,8 @@ export async function sim(options: SimCommandOptions): Promise<void> {
         failRate,
         slowMs: duration("--slow", options.slow),
         neverBoot: positiveInt("--never-boot", options.neverBoot, 0),
+        listLagMs: options.realistic ? REALISTIC.listLagMs : duration("--list-lag", options.listLag),
+        deleteLagMs: options.realistic ? REALISTIC.deleteLagMs : duration("--delete-lag", options.deleteLag),
       },
     },
     log,

@@ -3,9 +3,9 @@ import type { AxiosError, AxiosInstance } from "axios";
 import { DigitalOcean } from "digitalocean-js";
 import { instance as sharedAxios } from "digitalocean-js/src/lib/axios-instance.js";
 import type { Config } from "../config/load.js";
-import { ApiError, ConfigError } from "../errors.js";
+import { ApiError, type ApiFailureReason, ConfigError } from "../errors.js";
 import { scrubSecrets } from "../util/secrets.js";
-import type { CloudDroplet, CloudProvider } from "./provider.js";
+import type { CloudDroplet, CloudProvider, CreateResult } from "./provider.js";
 import { DEFAULT_RETRY, decideRetry, type RetryPolicy } from "./retry.js";
 
 /** The API answer shape for a droplet, as far as doproxy reads it. */
@@ -22,6 +22,8 @@ interface ApiDroplet {
 export type CallObserver = (operation: string, outcome: "ok" | "retry" | "error", detail?: string) => void;
 
 const PAGE_SIZE = 200; // the API's maximum: the fewest requests for a complete list
+/** DigitalOcean refuses user data larger than this. */
+export const MAX_USER_DATA_BYTES = 64 * 1024;
 
 function toCloud(d: ApiDroplet): CloudDroplet {
   const v4 = d.networks?.v4 ?? [];
@@ -45,12 +47,12 @@ function toCloud(d: ApiDroplet): CloudDroplet {
  */
 export class DigitalOceanProvider implements CloudProvider {
   readonly description: string;
-  readonly poolTag: string;
   private readonly client: DigitalOcean;
   private readonly http: AxiosInstance;
 
   constructor(
     private readonly config: Config["digitalocean"],
+    readonly ownerTag: string,
     private readonly observe: CallObserver = () => undefined,
     private readonly policy: RetryPolicy = DEFAULT_RETRY,
     private readonly sleep: (ms: number) => Promise<void> = (ms) =>
@@ -63,7 +65,6 @@ export class DigitalOceanProvider implements CloudProvider {
       );
     }
     this.description = `DigitalOcean API at ${config.apiUrl}`;
-    this.poolTag = config.tags[0] ?? "doproxy";
     this.client = new DigitalOcean(config.token, `${config.apiUrl}/v2`);
     this.http = sharedAxios as unknown as AxiosInstance;
     this.http.defaults.timeout = 30_000;
@@ -73,14 +74,18 @@ export class DigitalOceanProvider implements CloudProvider {
     await this.call("account", () => this.client.account.getUserInformation());
   }
 
-  async createDroplets(names: string[]): Promise<CloudDroplet[]> {
+  async createDroplets(names: string[]): Promise<CreateResult> {
     const userData = this.config.userDataFile ? readFileSync(this.config.userDataFile, "utf8") : undefined;
+    if (userData !== undefined && Buffer.byteLength(userData) > MAX_USER_DATA_BYTES)
+      throw new ConfigError(
+        `[digitalocean] user-data-file ${this.config.userDataFile} is ${Buffer.byteLength(userData)} bytes; DigitalOcean accepts at most 64 KiB`,
+      );
     const request = {
       region: this.config.region,
       size: this.config.size,
       image: this.config.image,
       ssh_keys: this.config.sshKeys,
-      tags: this.config.tags,
+      tags: [...new Set([...this.config.tags, this.ownerTag])],
       ...(userData ? { user_data: userData } : {}),
       ...(this.config.vpcUuid ? { vpc_uuid: this.config.vpcUuid } : {}),
       monitoring: false,
@@ -90,24 +95,25 @@ export class DigitalOceanProvider implements CloudProvider {
     // The API creates at most ten droplets per request.
     for (let i = 0; i < names.length; i += 10) {
       const batch = names.slice(i, i + 10);
-      const droplets = await this.call(
-        "create",
-        async () => {
-          const result =
-            batch.length === 1
-              ? [await this.client.droplets.createNewDroplet({ ...request, name: batch[0] } as never)]
-              : await this.client.droplets.createMultipleDroplets({ ...request, names: batch } as never);
-          return (result as unknown as ApiDroplet[]).map(toCloud);
-        },
-        // A create that failed in transit may still have happened: look before sending it again.
-        async () => {
-          const existing = (await this.listPool()).filter((d) => batch.includes(d.name));
-          return existing.length === batch.length ? existing : undefined;
-        },
-      );
-      created.push(...droplets);
+      try {
+        const droplets = await this.call(
+          "create",
+          async () => {
+            const result =
+              batch.length === 1
+                ? [await this.client.droplets.createNewDroplet({ ...request, name: batch[0] } as never)]
+                : await this.client.droplets.createMultipleDroplets({ ...request, names: batch } as never);
+            return (result as unknown as ApiDroplet[]).map(toCloud);
+          },
+          { idempotent: false },
+        );
+        created.push(...droplets);
+      } catch (error) {
+        if (!(error instanceof ApiError)) throw error;
+        return { created, failed: { names: batch, error }, notSent: names.slice(i + batch.length) };
+      }
     }
-    return created;
+    return { created, failed: undefined, notSent: [] };
   }
 
   async getDroplet(id: number): Promise<CloudDroplet | undefined> {
@@ -121,13 +127,26 @@ export class DigitalOceanProvider implements CloudProvider {
     }
   }
 
-  async listPool(): Promise<CloudDroplet[]> {
+  async hourlyPrice(): Promise<number | undefined> {
+    const data = await this.call("sizes", async () => {
+      const response = await this.http.get("/sizes", { params: { per_page: PAGE_SIZE } });
+      return response.data as { sizes: { slug: string; price_hourly?: number }[] };
+    });
+    const price = data.sizes.find((s) => s.slug === this.config.size)?.price_hourly;
+    return typeof price === "number" && price > 0 ? price : undefined;
+  }
+
+  listOwned(): Promise<CloudDroplet[]> {
+    return this.listTagged(this.ownerTag);
+  }
+
+  async listTagged(tag: string): Promise<CloudDroplet[]> {
     const all: CloudDroplet[] = [];
     let page = 1;
     for (;;) {
       const data = await this.call("list", async () => {
         const response = await this.http.get("/droplets", {
-          params: { tag_name: this.poolTag, page, per_page: PAGE_SIZE },
+          params: { tag_name: tag, page, per_page: PAGE_SIZE },
         });
         return response.data as {
           droplets: ApiDroplet[];
@@ -142,6 +161,36 @@ export class DigitalOceanProvider implements CloudProvider {
     }
   }
 
+  async checkCatalogue(): Promise<string[]> {
+    const { region, size, image } = this.config;
+    const problems: string[] = [];
+    const regions = await this.call("regions", async () => {
+      const response = await this.http.get("/regions", { params: { per_page: PAGE_SIZE } });
+      return (response.data as { regions: Array<{ slug: string; available: boolean }> }).regions;
+    });
+    const found = regions.find((r) => r.slug === region);
+    if (!found) problems.push(`[digitalocean] region "${region}" does not exist`);
+    else if (!found.available)
+      problems.push(`[digitalocean] region "${region}" is not available for new droplets`);
+    const sizes = await this.call("sizes", async () => {
+      const response = await this.http.get("/sizes", { params: { per_page: PAGE_SIZE } });
+      return (response.data as { sizes: Array<{ slug: string; available: boolean; regions: string[] }> })
+        .sizes;
+    });
+    const sized = sizes.find((s) => s.slug === size);
+    if (!sized) problems.push(`[digitalocean] size "${size}" does not exist`);
+    else if (!sized.available || !sized.regions.includes(region))
+      problems.push(`[digitalocean] size "${size}" is not available in ${region}`);
+    try {
+      await this.call("image", () => this.http.get(`/images/${encodeURIComponent(image)}`));
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 404)
+        problems.push(`[digitalocean] image "${image}" does not exist`);
+      else throw error;
+    }
+    return problems;
+  }
+
   async destroyDroplet(id: number): Promise<void> {
     try {
       await this.call("destroy", () => this.client.droplets.deleteDroplet(id));
@@ -151,12 +200,18 @@ export class DigitalOceanProvider implements CloudProvider {
     }
   }
 
-  /** Runs one API operation under the retry policy and turns failures into ApiError messages. */
+  /**
+   * Runs one API operation under the retry policy and turns failures into ApiError. A call that
+   * is not idempotent (a create) is retried only when the API certainly did not act on it (a 429,
+   * a refused connection); any other failure may have created something and is final, marked
+   * ambiguous for the caller to settle by lookups.
+   */
   private async call<T>(
     operation: string,
     fn: () => Promise<T>,
-    beforeRetry?: () => Promise<T | undefined>,
+    options: { idempotent?: boolean } = {},
   ): Promise<T> {
+    const idempotent = options.idempotent ?? true;
     for (let attempt = 1; ; attempt++) {
       try {
         const result = await fn();
@@ -164,20 +219,19 @@ export class DigitalOceanProvider implements CloudProvider {
         return result;
       } catch (error) {
         const failure = describeAxiosError(error);
-        const decision = decideRetry(failure, attempt, this.policy, Date.now(), Math.random);
+        const notActedOn = failure.status === 429 || failure.code === "ECONNREFUSED";
+        const ambiguous =
+          !idempotent && !notActedOn && (failure.status === undefined || failure.status >= 500);
+        const decision =
+          idempotent || notActedOn
+            ? decideRetry(failure, attempt, this.policy, Date.now(), Math.random)
+            : ({ retry: false } as const);
         if (!decision.retry) {
           this.observe(operation, "error", failure.message);
-          throw this.toApiError(operation, failure, attempt);
+          throw this.toApiError(operation, failure, attempt, ambiguous);
         }
         this.observe(operation, "retry", `${decision.reason}; retrying in ${decision.delayMs}ms`);
         await this.sleep(decision.delayMs);
-        if (beforeRetry) {
-          const already = await beforeRetry().catch(() => undefined);
-          if (already !== undefined) {
-            this.observe(operation, "ok");
-            return already;
-          }
-        }
       }
     }
   }
@@ -186,59 +240,117 @@ export class DigitalOceanProvider implements CloudProvider {
     operation: string,
     failure: ReturnType<typeof describeAxiosError>,
     attempts: number,
+    ambiguous: boolean,
   ): ApiError {
+    const error = this.describeFailure(operation, failure, attempts);
+    const requestId = failure.requestId;
+    return new ApiError(requestId ? `${error.message} [request_id ${requestId}]` : error.message, {
+      status: failure.status,
+      hint: error.hint,
+      reason: classify(failure),
+      ambiguous,
+      requestId,
+    });
+  }
+
+  private describeFailure(
+    operation: string,
+    failure: ReturnType<typeof describeAxiosError>,
+    attempts: number,
+  ): { message: string; hint?: string } {
     const { status, message } = failure;
     const what = `DigitalOcean ${operation}`;
     if (status === 401) {
-      return new ApiError(`DigitalOcean rejected the API token (401: ${message})`, {
-        status,
-        hint: `the token comes from ${this.config.tokenSource}; check that it is current and has droplet read and write scope`,
-      });
+      return {
+        message: `DigitalOcean rejected the API token (401: ${message})`,
+        hint: `the token comes from ${this.config.tokenSource}; check that it is current and has the scopes README.md lists`,
+      };
     }
     if (status === 403)
-      return new ApiError(`${what} was forbidden (403: ${message})`, {
-        status,
+      return {
+        message: `${what} was forbidden (403: ${message})`,
         hint: "the token lacks a scope this needs",
-      });
-    if (status === 404) return new ApiError(`${what}: not found (404: ${message})`, { status });
+      };
+    if (status === 404) return { message: `${what}: not found (404: ${message})` };
+    if (status === 422 && classify(failure) === "droplet-limit")
+      return {
+        message: `DigitalOcean refused the ${operation} request: the account's droplet limit is reached (422: ${message})`,
+        hint: "ask DigitalOcean for a higher droplet limit, or lower [autoscale] max",
+      };
     if (status === 422)
-      return new ApiError(`DigitalOcean refused the ${operation} request (422): ${message}`, {
-        status,
+      return {
+        message: `DigitalOcean refused the ${operation} request (422): ${message}`,
         hint: "check [digitalocean] region, size, image and ssh-keys",
-      });
+      };
     if (status === 429)
-      return new ApiError(`DigitalOcean rate limit reached for ${operation} (429: ${message})`, {
-        status,
+      return {
+        message: `DigitalOcean rate limit reached for ${operation} (429: ${message})`,
         hint: "wait for the limit to reset, or lower how often doproxy scales",
-      });
+      };
     if (status === undefined) {
-      return new ApiError(`cannot reach the ${this.description} (${message}) after ${attempts} attempts`, {
+      return {
+        message: `cannot reach the ${this.description} (${message}) after ${attempts} attempts`,
         hint: "check [digitalocean] api-url and the network",
-      });
+      };
     }
-    return new ApiError(`${what} failed after ${attempts} attempts (${status}: ${message})`, {
-      status,
+    return {
+      message: `${what} failed after ${attempts} attempts (${status}: ${message})`,
       hint: "DigitalOcean may be having trouble; try again later",
-    });
+    };
   }
 }
 
-/** Extracts status, message and rate-limit reset from an axios error, without config or headers (which carry the token). */
-function describeAxiosError(error: unknown): {
+interface FailureDescription {
   status: number | undefined;
   message: string;
   rateLimitReset: number | undefined;
-} {
-  const axiosError = error as AxiosError<{ message?: string; id?: string }>;
+  retryAfter: number | undefined;
+  requestId: string | undefined;
+  /** The network error code (ECONNREFUSED ...), when there was no answer. */
+  code: string | undefined;
+}
+
+/** Extracts what the retry policy and the messages need from an axios error, never config or headers (which carry the token). */
+function describeAxiosError(error: unknown): FailureDescription {
+  const axiosError = error as AxiosError<{ message?: string; id?: string; request_id?: string }>;
   const response = axiosError.response;
   if (response) {
     const reset = Number(response.headers?.["ratelimit-reset"]);
+    const retryAfter = Number(response.headers?.["retry-after"]);
     return {
       status: response.status,
       message: scrubSecrets(response.data?.message ?? response.statusText ?? "error"),
       rateLimitReset: Number.isFinite(reset) && reset > 0 ? reset : undefined,
+      retryAfter: Number.isFinite(retryAfter) && retryAfter >= 0 ? retryAfter : undefined,
+      requestId: typeof response.data?.request_id === "string" ? response.data.request_id : undefined,
+      code: undefined,
     };
   }
   const code = axiosError.code ?? (error as Error).message;
-  return { status: undefined, message: scrubSecrets(String(code)), rateLimitReset: undefined };
+  return {
+    status: undefined,
+    message: scrubSecrets(String(code)),
+    rateLimitReset: undefined,
+    retryAfter: undefined,
+    requestId: undefined,
+    code: axiosError.code,
+  };
+}
+
+/**
+ * The failure as a reason code. DigitalOcean states a droplet limit or an unavailable size only
+ * in its 422 message, so this is the one place that reads it.
+ */
+export function classify(failure: { status: number | undefined; message: string }): ApiFailureReason {
+  const { status, message } = failure;
+  if (status === undefined) return "network";
+  if (status === 401) return "auth";
+  if (status === 403) return "forbidden";
+  if (status === 404) return "not-found";
+  if (status === 429) return "rate-limited";
+  if (status === 422 && /droplet limit/i.test(message)) return "droplet-limit";
+  if (status === 422 && /size.*(not available|unavailable)|(not available|unavailable).*size/i.test(message))
+    return "size-unavailable";
+  if (status >= 500) return "server";
+  return "invalid";
 }

@@ -1,23 +1,31 @@
 import { randomBytes } from "node:crypto";
 import type { Config } from "../config/load.js";
-import { ApiError } from "../errors.js";
 import type { BackendRow, BackendStore } from "../inventory/backends.js";
-import { probe } from "../proxy/health.js";
+import { probe } from "../util/http-probe.js";
 import { type CloudDroplet, type CloudProvider, dropletAddress } from "./provider.js";
 
 /** A provisioning row younger than this may belong to a `droplets add` still running. */
 export const PROVISIONING_GRACE_MS = 60_000;
-/** Reason of a row whose create call failed in a way that may or may not have created the droplet. */
-export const UNKNOWN_OUTCOME = "create outcome unknown";
-
+/**
+ * A row whose create had an unknown outcome is looked for (by ownership tag and name) for
+ * `[digitalocean] boot-timeout` (5 minutes by default) before it is closed as never created: a new
+ * droplet can be missing from lists for a while, and one that has not shown up by the time it
+ * should have booted is treated like one that never booted.
+ */
 export interface ReconcileReport {
-  /** Droplets with the pool tag that the inventory does not know. */
+  /** Droplets with the ownership tag that the inventory does not know: adopted. */
   unknown: CloudDroplet[];
-  /** Live rows whose droplet no longer exists. */
+  /** Live rows whose droplet is confirmed gone (missing from the list and 404 by id). */
   gone: BackendRow[];
+  /** Live rows missing from the list but still there by id (the list lags): kept. */
+  lagging: BackendRow[];
+  /** Most of the pool looked gone at once: nothing was marked gone, and this says so. */
+  heldGone: boolean;
+  /** Droplets still listed that this inventory destroyed (the list lags): never adopted again. */
+  destroyedStillListed: CloudDroplet[];
   /** Provisioning rows without a droplet id, matched to a droplet by name. */
   recovered: Array<{ row: BackendRow; droplet: CloudDroplet }>;
-  /** Provisioning rows older than the grace period with no droplet of their name: the create never happened. */
+  /** Provisioning rows past their grace period with no droplet of their name: the create never happened. */
   abandoned: BackendRow[];
   /** Provisioning rows still within the grace period. */
   pending: BackendRow[];
@@ -43,55 +51,52 @@ export class DropletLifecycle {
     );
   }
 
-  /** Writes provisioning rows, then asks DigitalOcean for the droplets; returns the rows with their droplet ids. */
+  /**
+   * Writes provisioning rows, then asks DigitalOcean for the droplets once. Rows of droplets that
+   * were created get their ids (every successful batch, even when a later one fails); rows of a
+   * refused batch, or never sent, are closed; rows of a batch that failed ambiguously stay
+   * `provisioning` with create_outcome 'unknown' and are settled by reconciliation — a create is
+   * never sent twice. Throws the API error after recording all of that.
+   */
   async provision(count: number, reason: string): Promise<BackendRow[]> {
     const rows = Array.from({ length: count }, () => this.backends.addProvisioning(this.newName(), reason));
-    let droplets: CloudDroplet[];
-    try {
-      droplets = await this.provider.createDroplets(rows.map((r) => r.name as string));
-    } catch (error) {
-      const refused =
-        error instanceof ApiError &&
-        error.status !== undefined &&
-        error.status >= 400 &&
-        error.status < 500 &&
-        error.status !== 429;
-      // A definite refusal (4xx) created nothing. Anything else may have: look the names up once.
-      const found = refused ? [] : await this.provider.listPool().catch(() => undefined);
-      if (found === undefined) {
-        // Unknown: the rows stay provisioning, marked so reconciliation settles them without waiting
-        // out the grace period (nobody is still working on them).
-        for (const row of rows)
-          this.backends.setReason(row.id, `${UNKNOWN_OUTCOME}: ${(error as Error).message}`);
-        throw error;
-      }
-      const created = found.filter((d) => rows.some((r) => r.name === d.name));
-      for (const row of rows) {
-        const droplet = created.find((d) => d.name === row.name);
-        if (droplet) this.backends.setDropletId(row.id, droplet.id);
-        else
-          this.backends.transition(row.id, "removed", `create failed: ${(error as Error).message}`, [
+    const byName = new Map(rows.map((row) => [row.name as string, row]));
+    const result = await this.provider.createDroplets(rows.map((r) => r.name as string));
+    for (const droplet of result.created) {
+      const row = byName.get(droplet.name);
+      if (row) this.backends.setDropletId(row.id, droplet.id);
+    }
+    const failure = result.failed;
+    if (failure) {
+      const failedRows = failure.names.map((name) => byName.get(name) as BackendRow);
+      if (failure.error.ambiguous) {
+        this.backends.markCreateUnknown(
+          failedRows.map((r) => r.id),
+          `create outcome unknown: ${failure.error.message}`,
+        );
+      } else {
+        for (const row of failedRows)
+          this.backends.close(row.id, "create-refused", `create refused: ${failure.error.message}`, [
             "provisioning",
           ]);
       }
-      if (created.length === 0) throw error;
-      droplets = created;
-    }
-    for (const row of rows) {
-      const droplet = droplets.find((d) => d.name === row.name);
-      if (droplet) this.backends.setDropletId(row.id, droplet.id);
+      for (const name of result.notSent) {
+        const row = byName.get(name) as BackendRow;
+        this.backends.close(row.id, "never-created", "not sent: an earlier batch of the same create failed", [
+          "provisioning",
+        ]);
+      }
+      throw failure.error;
     }
     return rows.map((row) => this.backends.get(row.id) as BackendRow);
   }
 
-  /** Rows whose create ended with an unknown outcome: reconciliation should settle them now. */
-  hasUnknownOutcomes(): boolean {
-    return this.backends
-      .live()
-      .some(
-        (r) =>
-          r.state === "provisioning" && r.dropletId === null && r.stateReason?.startsWith(UNKNOWN_OUTCOME),
-      );
+  /**
+   * Provisioning rows without a droplet id: a create whose outcome is unknown, or one whose answer
+   * was never stored (a crash). Reconciliation should look for them soon, not in a minute.
+   */
+  hasUnsettled(): boolean {
+    return this.backends.live().some((r) => r.state === "provisioning" && r.dropletId === null);
   }
 
   /**
@@ -101,7 +106,7 @@ export class DropletLifecycle {
   async advanceBooted(known?: CloudDroplet[]): Promise<BackendRow[]> {
     const waiting = this.backends.live().filter((r) => r.state === "provisioning" && r.dropletId !== null);
     if (waiting.length === 0) return [];
-    const droplets = known ?? (await this.provider.listPool());
+    const droplets = known ?? (await this.provider.listOwned());
     const moved: BackendRow[] = [];
     for (const row of waiting) {
       const droplet = droplets.find((d) => d.id === row.dropletId);
@@ -145,60 +150,112 @@ export class DropletLifecycle {
   async destroy(row: BackendRow, options: { keepDroplet?: boolean; reason: string }): Promise<void> {
     if (row.kind === "droplet" && row.dropletId !== null && !options.keepDroplet)
       await this.provider.destroyDroplet(row.dropletId);
+    const closeReason = row.kind !== "droplet" ? "removed" : options.keepDroplet ? "released" : "destroyed";
     const how =
       row.kind === "droplet" ? (options.keepDroplet ? "released (droplet kept)" : "destroyed") : "removed";
-    this.backends.transition(row.id, "removed", `${how}: ${options.reason}`);
+    this.backends.close(row.id, closeReason, `${how}: ${options.reason}`);
   }
 
-  /** Compares the inventory with every droplet carrying the pool tag; applies the fixes when `apply`. */
-  async reconcile(apply: boolean, now = Date.now()): Promise<ReconcileReport> {
-    const droplets = await this.provider.listPool();
+  /**
+   * Droplets that did not become active within `bootTimeoutMs` of their create: destroyed and
+   * closed ('boot-timeout'), so the autoscaler's floor or scale-up orders a replacement.
+   */
+  async expireBoots(bootTimeoutMs: number, now = Date.now()): Promise<BackendRow[]> {
+    const stuck = this.backends
+      .live()
+      .filter(
+        (r) => r.state === "provisioning" && r.dropletId !== null && now - r.createdAt >= bootTimeoutMs,
+      );
+    for (const row of stuck) {
+      await this.provider.destroyDroplet(row.dropletId as number);
+      this.backends.close(
+        row.id,
+        "boot-timeout",
+        `not active within boot-timeout (${Math.round(bootTimeoutMs / 1000)}s): destroyed`,
+        ["provisioning"],
+        now,
+      );
+    }
+    return stuck;
+  }
+
+  /**
+   * Compares the inventory with every droplet carrying the ownership tag; applies the fixes when
+   * `apply`. DigitalOcean's lists are eventually consistent, so: a row missing from the list is
+   * confirmed gone by id before it is closed; if most of the pool looks gone at once, nothing is
+   * closed (a list that lies is likelier than a pool that vanished); droplets this inventory
+   * destroyed are never adopted again while the list still shows them.
+   */
+  async reconcile(
+    apply: boolean,
+    now = Date.now(),
+    /** GET-by-id confirmations this pass may spend (the API budget); the rest count as lagging. */
+    maxConfirmations = Number.POSITIVE_INFINITY,
+  ): Promise<ReconcileReport> {
+    let confirmations = 0;
+    const droplets = await this.provider.listOwned();
     const byId = new Map(droplets.map((d) => [d.id, d]));
     const live = this.backends.live().filter((r) => r.kind === "droplet");
-    const knownIds = new Set(
-      this.backends
-        .all()
-        .filter((r) => r.state !== "removed" && r.dropletId !== null)
-        .map((r) => r.dropletId),
-    );
-    const report: ReconcileReport = { unknown: [], gone: [], recovered: [], abandoned: [], pending: [] };
+    const closed = this.backends.closedDropletIds();
+    const knownIds = new Set(live.filter((r) => r.dropletId !== null).map((r) => r.dropletId as number));
+    const report: ReconcileReport = {
+      unknown: [],
+      gone: [],
+      lagging: [],
+      heldGone: false,
+      destroyedStillListed: [],
+      recovered: [],
+      abandoned: [],
+      pending: [],
+    };
 
     for (const row of live) {
       if (row.dropletId === null) {
-        const match = droplets.find((d) => d.name === row.name && !knownIds.has(d.id));
+        const match = droplets.find((d) => d.name === row.name && !knownIds.has(d.id) && !closed.has(d.id));
+        const grace =
+          row.createOutcome === "unknown" ? this.config.digitalocean.bootTimeoutMs : PROVISIONING_GRACE_MS;
         if (match) {
           report.recovered.push({ row, droplet: match });
           knownIds.add(match.id);
-        } else if (
-          now - row.createdAt > PROVISIONING_GRACE_MS ||
-          row.stateReason?.startsWith(UNKNOWN_OUTCOME)
-        )
-          report.abandoned.push(row);
+        } else if (now - row.stateChangedAt > grace) report.abandoned.push(row);
         else report.pending.push(row);
       } else if (!byId.has(row.dropletId)) {
-        report.gone.push(row);
+        // Missing from the list: a list can lag or miss; only a 404 by id says it is gone.
+        // A droplet created moments ago can be 404 by id too, until the API catches up.
+        const young =
+          row.state === "provisioning" && now - row.createdAt < this.config.digitalocean.bootTimeoutMs;
+        const budget = confirmations < maxConfirmations;
+        if (!young && budget) confirmations++;
+        const confirmed =
+          young || !budget ? null : await this.provider.getDroplet(row.dropletId).catch(() => null);
+        if (confirmed === undefined) report.gone.push(row);
+        else report.lagging.push(row);
       }
     }
-    for (const droplet of droplets) if (!knownIds.has(droplet.id)) report.unknown.push(droplet);
+    for (const droplet of droplets) {
+      if (knownIds.has(droplet.id)) continue;
+      if (closed.has(droplet.id)) report.destroyedStillListed.push(droplet);
+      else report.unknown.push(droplet);
+    }
+    const liveDroplets = live.filter((r) => r.dropletId !== null).length;
+    if (report.gone.length > 1 && report.gone.length * 2 > liveDroplets) report.heldGone = true;
 
     if (apply) {
       for (const { row, droplet } of report.recovered) this.backends.setDropletId(row.id, droplet.id);
       for (const row of report.abandoned)
-        this.backends.transition(row.id, "removed", "reconciled: the create call never produced a droplet", [
+        this.backends.close(row.id, "never-created", "reconciled: the create call never produced a droplet", [
           "provisioning",
         ]);
-      for (const row of report.gone)
-        this.backends.transition(
-          row.id,
-          "removed",
-          "reconciled: the droplet no longer exists on DigitalOcean",
-        );
+      if (!report.heldGone)
+        for (const row of report.gone)
+          this.backends.close(row.id, "gone", "reconciled: the droplet no longer exists on DigitalOcean");
       for (const droplet of report.unknown) {
         this.backends.addDroplet(
           droplet.id,
           droplet.name,
           droplet.status === "active" ? (this.addressOf(droplet) ?? null) : null,
-          "adopted by reconciliation",
+          "adopted by reconciliation: it carries this pool's ownership tag",
+          { origin: "reconciled", autoscale: true },
         );
       }
       await this.advanceBooted(droplets);

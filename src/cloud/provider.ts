@@ -1,3 +1,5 @@
+import type { ApiError } from "../errors.js";
+
 /**
  * Where droplets come from. Everything outside src/cloud/ talks to this interface, never to the
  * DigitalOcean client, so the controller and commands stay independent of the API library.
@@ -12,21 +14,39 @@ export interface CloudDroplet {
   createdAt: string;
 }
 
+/**
+ * What a create did, batch by batch: the droplets of every batch that succeeded are reported even
+ * when a later batch failed, so none of them is lost.
+ */
+export interface CreateResult {
+  created: CloudDroplet[];
+  /** The batch that failed (its droplets may exist when the failure is ambiguous), and why. */
+  failed: { names: string[]; error: ApiError } | undefined;
+  /** Names in batches after the failure: never sent, so certainly not created. */
+  notSent: string[];
+}
+
 export interface CloudProvider {
   /** "DigitalOcean API at https://api.digitalocean.com", for messages. */
   readonly description: string;
-  /** The tag that marks droplets as this pool's (the first of [digitalocean] tags). */
-  readonly poolTag: string;
+  /** The pool's ownership tag: only droplets carrying it are ever adopted, scaled or destroyed. */
+  readonly ownerTag: string;
   /** Checks the token and reachability (GET /v2/account). */
   verify(): Promise<void>;
-  /** Creates droplets with the configured region, size, image, keys, tags, user data and VPC. */
-  createDroplets(names: string[]): Promise<CloudDroplet[]>;
-  /** One droplet, or undefined when it no longer exists. */
+  /** Creates droplets with the configured settings and tags plus the ownership tag. Never re-sent when ambiguous. */
+  createDroplets(names: string[]): Promise<CreateResult>;
+  /** One droplet, or undefined when it does not exist (or is not visible yet). */
   getDroplet(id: number): Promise<CloudDroplet | undefined>;
-  /** Every droplet carrying the pool tag, across all pages. */
-  listPool(): Promise<CloudDroplet[]>;
+  /** Every droplet carrying the ownership tag, across all pages. */
+  listOwned(): Promise<CloudDroplet[]>;
+  /** Every droplet carrying `tag`, across all pages (to report droplets that are not this pool's). */
+  listTagged(tag: string): Promise<CloudDroplet[]>;
   /** Destroys a droplet; one that is already gone counts as destroyed. */
   destroyDroplet(id: number): Promise<void>;
+  /** Problems with the configured region, size and image, as DigitalOcean lists them (empty: all available). */
+  checkCatalogue(): Promise<string[]>;
+  /** US dollars per hour for one droplet of the configured size (GET /v2/sizes); undefined if not listed. */
+  hourlyPrice(): Promise<number | undefined>;
 }
 
 /** The address the proxy uses for a droplet, or undefined until the network is assigned. */
@@ -37,4 +57,9 @@ export function dropletAddress(
 ): string | undefined {
   const ip = usePrivateIp ? (droplet.privateIp ?? droplet.publicIp) : (droplet.publicIp ?? droplet.privateIp);
   return ip ? `${ip}:${port}` : undefined;
+}
+
+/** The ownership tag of a pool: valid DigitalOcean tag characters, derived from the pool's identity. */
+export function ownershipTag(poolId: string): string {
+  return `doproxy-pool-${poolId}`;
 }

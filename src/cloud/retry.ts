@@ -1,5 +1,6 @@
 /**
- * When a DigitalOcean call is tried again: 429 waits until `ratelimit-reset`, 5xx and network
+ * When a DigitalOcean call is tried again: 429 waits for `retry-after` when present, else until
+ * `ratelimit-reset` (bounded), 5xx and network
  * errors back off exponentially with full jitter, everything else (401, 404, 422) fails at once.
  */
 export interface RetryPolicy {
@@ -22,6 +23,8 @@ export interface FailureInfo {
   status: number | undefined;
   /** Unix seconds from the ratelimit-reset header, on a 429. */
   rateLimitReset: number | undefined;
+  /** Seconds from a Retry-After header (a burst 429 carries it; the hourly limit does not). */
+  retryAfter?: number | undefined;
 }
 
 export type RetryDecision = { retry: false } | { retry: true; delayMs: number; reason: string };
@@ -37,13 +40,20 @@ export function decideRetry(
   if (attempt >= policy.attempts) return { retry: false };
   const { status } = failure;
   if (status === 429) {
+    // Retry-After (the burst limit) says exactly when; ratelimit-reset is the hourly window's end.
     const untilReset =
-      failure.rateLimitReset !== undefined
-        ? failure.rateLimitReset * 1000 - now
-        : policy.baseDelayMs * 2 ** attempt;
+      failure.retryAfter !== undefined
+        ? failure.retryAfter * 1000
+        : failure.rateLimitReset !== undefined
+          ? failure.rateLimitReset * 1000 - now
+          : policy.baseDelayMs * 2 ** attempt;
     const delayMs = Math.max(250, untilReset + Math.floor(random() * 250));
     if (delayMs > policy.maxRateLimitWaitMs) return { retry: false };
-    return { retry: true, delayMs, reason: "rate limited (429); waiting for ratelimit-reset" };
+    return {
+      retry: true,
+      delayMs,
+      reason: `rate limited (429); waiting for ${failure.retryAfter !== undefined ? "retry-after" : "ratelimit-reset"}`,
+    };
   }
   if (status === undefined || status >= 500) {
     const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));

@@ -1,53 +1,117 @@
 import type { Config } from "../config/load.js";
 import type { BackendStore } from "../inventory/backends.js";
+import type { LeaseStore } from "../inventory/leases.js";
 import type { Logger } from "../log.js";
 import { DropletLifecycle } from "./lifecycle.js";
 import type { CloudProvider } from "./provider.js";
 
-/** How often `serve` asks DigitalOcean about droplets still booting (one list call covers all). */
-const BOOT_POLL_MS = 2_000;
+/** Boot polling starts here and doubles up to BOOT_POLL_MAX_MS while droplets keep booting. */
+export const BOOT_POLL_MIN_MS = 5_000;
+export const BOOT_POLL_MAX_MS = 30_000;
 /** How often a running `serve` reconciles fully (rows a crash or a failed call left behind). */
 const RECONCILE_EVERY_MS = 60_000;
+/** Rows without a droplet id are looked up at most this often (and thrice per boot-timeout). */
+const SETTLE_EVERY_MS = 30_000;
+/** GET-by-id confirmations of missing droplets per periodic reconcile (the API budget). */
+const CONFIRMATIONS_PER_RECONCILE = 2;
+const LEASE = "cloud-watcher";
+/** The watcher wakes this often to renew its lease (a SQLite write); API calls follow the poll backoff. */
+const TICK_MS = 1_000;
+/** A killed leader's lease passes to another instance after this. */
+const LEASE_TTL_MS = 10_000;
 
 /**
- * The DigitalOcean side of `doproxy serve`: reconciles the inventory with the pool's droplets at
- * start (so a crash never leaks a paid droplet), then moves droplets that finish booting to
- * `joining`, where the health checker takes over.
+ * When to look at booting droplets next: 5 s after something changed, then twice as long each
+ * time nothing did, up to 30 s. Pure, tested with a table.
+ */
+export function nextBootPollMs(previousMs: number, changed: boolean): number {
+  if (changed) return BOOT_POLL_MIN_MS;
+  return Math.min(BOOT_POLL_MAX_MS, Math.max(BOOT_POLL_MIN_MS, previousMs * 2));
+}
+
+/**
+ * The DigitalOcean side of `doproxy serve`. Only the instance holding the watcher lease acts, so
+ * several `serve` processes on one inventory make one process's API calls: it reconciles at start
+ * and every minute (so a crash never leaks a paid droplet), moves droplets that finish booting to
+ * `joining` (polling with backoff), destroys droplets that never become active within
+ * `boot-timeout`, and marks joining droplets that never pass their checks within `join-timeout`
+ * unhealthy, for the autoscaler to replace.
  */
 export class CloudWatcher {
   readonly lifecycle: DropletLifecycle;
   private timer: NodeJS.Timeout | undefined;
   private busy = false;
+  private stopped = false;
   private lastReconcile = 0;
+  private lastSettle = 0;
+  private pollMs = BOOT_POLL_MIN_MS;
+  private booting = 0;
+  private nextPollAt = 0;
 
   constructor(
     readonly provider: CloudProvider,
-    backends: BackendStore,
-    config: Config,
+    private readonly backends: BackendStore,
+    private readonly config: () => Config,
+    private readonly leases: LeaseStore,
+    private readonly instanceId: string,
     private readonly log: Logger,
   ) {
-    this.lifecycle = new DropletLifecycle(provider, backends, config);
+    this.lifecycle = new DropletLifecycle(provider, backends, config());
   }
 
   async start(): Promise<void> {
-    await this.reconcile();
-    this.timer = setInterval(() => void this.tick(), BOOT_POLL_MS);
+    if (this.holdsLease()) await this.reconcile();
+    this.nextPollAt = Date.now() + BOOT_POLL_MIN_MS;
+    this.schedule();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.leases.release(LEASE, this.instanceId);
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => void this.tick(), TICK_MS);
     this.timer.unref();
   }
 
-  private async reconcile(): Promise<void> {
-    this.lastReconcile = Date.now();
+  /** New droplets were ordered: look at them soon, not after a backed-off 30 s. */
+  nudge(): void {
+    this.pollMs = BOOT_POLL_MIN_MS;
+    this.nextPollAt = Math.min(this.nextPollAt, Date.now() + BOOT_POLL_MIN_MS);
+  }
+
+  private holdsLease(now = Date.now()): boolean {
+    return this.leases.acquire(LEASE, this.instanceId, LEASE_TTL_MS, now);
+  }
+
+  private async reconcile(periodic = true): Promise<void> {
+    if (periodic) this.lastReconcile = Date.now();
     try {
-      const report = await this.lifecycle.reconcile(true);
+      // A settle pass only looks for droplets by name; confirming missing ones is the periodic pass's job.
+      const report = await this.lifecycle.reconcile(
+        true,
+        Date.now(),
+        periodic ? CONFIRMATIONS_PER_RECONCILE : 0,
+      );
       const changes =
         report.unknown.length + report.gone.length + report.recovered.length + report.abandoned.length;
-      if (changes > 0 || this.lastReconcile === 0) {
+      if (report.heldGone) {
+        this.log.warn(
+          { gone: report.gone.map((r) => r.dropletId) },
+          "most of the pool looks gone on DigitalOcean at once; not marking any gone (a list that lies is likelier)",
+        );
+      }
+      if (changes > 0) {
         this.log.info(
           {
             adopted: report.unknown.length,
-            gone: report.gone.length,
+            gone: report.heldGone ? 0 : report.gone.length,
             recovered: report.recovered.length,
             abandoned: report.abandoned.length,
+            lagging: report.lagging.length,
           },
           "reconciled the inventory with DigitalOcean",
         );
@@ -60,25 +124,69 @@ export class CloudWatcher {
     }
   }
 
-  stop(): void {
-    if (this.timer) clearInterval(this.timer);
-  }
-
-  async tick(): Promise<void> {
+  async tick(now = Date.now()): Promise<void> {
     if (this.busy) return;
     this.busy = true;
+    let changed = false;
+    let polled = false;
     try {
-      if (Date.now() - this.lastReconcile >= RECONCILE_EVERY_MS || this.lifecycle.hasUnknownOutcomes())
-        await this.reconcile();
-      for (const row of await this.lifecycle.advanceBooted())
-        this.log.info(
-          { id: row.id, name: row.name, address: row.address },
-          "droplet booted; health checks start",
-        );
+      if (!this.holdsLease(now)) return;
+      const settleEvery = Math.min(SETTLE_EVERY_MS, this.config().digitalocean.bootTimeoutMs / 3);
+      const unsettled = this.lifecycle.hasUnsettled() && now - this.lastSettle >= settleEvery;
+      if (now - this.lastReconcile >= RECONCILE_EVERY_MS) {
+        this.lastSettle = now;
+        await this.reconcile(true);
+      } else if (unsettled) {
+        this.lastSettle = now;
+        await this.reconcile(false);
+      }
+      const config = this.config();
+      const waiting = this.backends.live().filter((r) => r.state === "provisioning" && r.dropletId !== null);
+      if (waiting.length > this.booting) {
+        // New droplets are booting: first look in 5 s, then back off.
+        this.pollMs = BOOT_POLL_MIN_MS;
+        this.nextPollAt = Math.min(this.nextPollAt, now + BOOT_POLL_MIN_MS);
+      }
+      this.booting = waiting.length;
+      if (waiting.length > 0 && now >= this.nextPollAt) {
+        polled = true;
+        for (const row of await this.lifecycle.advanceBooted()) {
+          changed = true;
+          this.log.info(
+            { id: row.id, name: row.name, address: row.address },
+            "droplet booted; health checks start",
+          );
+        }
+        for (const row of await this.lifecycle.expireBoots(config.digitalocean.bootTimeoutMs, now)) {
+          changed = true;
+          this.log.warn(
+            { id: row.id, dropletId: row.dropletId },
+            "droplet did not boot within boot-timeout; destroyed",
+          );
+        }
+      }
+      for (const row of this.backends.live()) {
+        if (row.kind !== "droplet" || row.state !== "joining") continue;
+        if (now - row.stateChangedAt < config.health.joinTimeoutMs) continue;
+        if (
+          this.backends.transition(row.id, "unhealthy", "did not pass health checks within join-timeout", [
+            "joining",
+          ])
+        )
+          this.log.warn(
+            { id: row.id, address: row.address },
+            "droplet never passed its health checks; unhealthy",
+          );
+      }
     } catch (error) {
       this.log.warn({ err: (error as Error).message }, "could not check booting droplets");
     } finally {
       this.busy = false;
+      if (polled) {
+        this.pollMs = nextBootPollMs(this.pollMs, changed);
+        this.nextPollAt = now + this.pollMs;
+      }
+      this.schedule();
     }
   }
 }

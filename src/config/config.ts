@@ -14,7 +14,15 @@ export interface Config {
     retries: number;
     connectTimeoutMs: number;
     timeoutMs: number;
+    /** A request body that sends nothing for this long is cut with 408. */
+    bodyIdleTimeoutMs: number;
+    /** Request headers must arrive within this (slowloris); else 408. */
+    headerTimeoutMs: number;
     drainTimeoutMs: number;
+    maxHeaderBytes: number;
+    maxTargetLength: number;
+    /** Requests one client address may have in flight at once; 0 = no cap. */
+    maxInFlightPerClient: number;
     tls: { certFile: string; keyFile: string } | undefined;
   };
   health: {
@@ -23,9 +31,11 @@ export interface Config {
     timeoutMs: number;
     healthyAfter: number;
     unhealthyAfter: number;
+    /** A joining droplet that has not passed its checks by then becomes unhealthy (and is replaced). */
+    joinTimeoutMs: number;
   };
   inventory: { path: string; flushIntervalMs: number; retentionMs: number };
-  admin: { listen: HostPort; token: string | undefined };
+  admin: { listen: HostPort; token: string | undefined; allowedHosts: string[] };
   digitalocean: {
     token: string;
     /** Where the token comes from, for error messages; never the token itself. */
@@ -41,6 +51,8 @@ export interface Config {
     vpcUuid: string;
     backendPort: number;
     usePrivateIp: boolean;
+    /** A droplet not active this long after its create is destroyed (and replaced). */
+    bootTimeoutMs: number;
   };
   autoscale: {
     enabled: boolean;
@@ -57,6 +69,8 @@ export interface Config {
     scaleDownAfterMs: number;
     scaleDownCooldownMs: number;
     replaceUnhealthyAfterMs: number;
+    /** Budget cap in US dollars per hour for the pool's droplets; undefined = no cap. */
+    maxHourlyCost: number | undefined;
     schedule: Array<{ cron: string; min: number }>;
   };
 }
@@ -81,7 +95,12 @@ export function normalizeConfig(raw: ConfigFile, file: string | undefined): Conf
       retries: proxy.retries,
       connectTimeoutMs: ms(proxy["connect-timeout"]),
       timeoutMs: ms(proxy.timeout),
+      bodyIdleTimeoutMs: ms(proxy["body-idle-timeout"]),
+      headerTimeoutMs: ms(proxy["header-timeout"]),
       drainTimeoutMs: ms(proxy["drain-timeout"]),
+      maxHeaderBytes: proxy["max-header-bytes"],
+      maxTargetLength: proxy["max-target-length"],
+      maxInFlightPerClient: proxy["max-in-flight-per-client"],
       tls:
         proxy["tls-cert"] && proxy["tls-key"]
           ? {
@@ -96,13 +115,18 @@ export function normalizeConfig(raw: ConfigFile, file: string | undefined): Conf
       timeoutMs: ms(health.timeout),
       healthyAfter: health["healthy-after"],
       unhealthyAfter: health["unhealthy-after"],
+      joinTimeoutMs: ms(health["join-timeout"]),
     },
     inventory: {
       path: resolveFrom(baseDir, inventory.path),
       flushIntervalMs: ms(inventory["flush-interval"]),
       retentionMs: ms(inventory.retention),
     },
-    admin: { listen: hp(admin.listen), token: admin.token || undefined },
+    admin: {
+      listen: hp(admin.listen),
+      token: admin.token || undefined,
+      allowedHosts: admin["allowed-hosts"].map((host) => host.toLowerCase()),
+    },
     digitalocean: {
       token: dig.token,
       tokenSource: "[digitalocean] token",
@@ -117,6 +141,7 @@ export function normalizeConfig(raw: ConfigFile, file: string | undefined): Conf
       vpcUuid: dig["vpc-uuid"],
       backendPort: dig["backend-port"],
       usePrivateIp: dig["use-private-ip"],
+      bootTimeoutMs: ms(dig["boot-timeout"]),
     },
     autoscale: {
       enabled: auto.enabled,
@@ -133,6 +158,7 @@ export function normalizeConfig(raw: ConfigFile, file: string | undefined): Conf
       scaleDownAfterMs: ms(auto["scale-down-after"]),
       scaleDownCooldownMs: ms(auto["scale-down-cooldown"]),
       replaceUnhealthyAfterMs: ms(auto["replace-unhealthy-after"]),
+      maxHourlyCost: auto["max-hourly-cost"],
       schedule: auto.schedule,
     },
   };

@@ -1,7 +1,8 @@
 import { z } from "zod";
-import { isValidCron, isValidScheduleCron } from "../autoscale/schedule.js";
-import { parseHostPort } from "../util/address.js";
-import { parseDuration } from "../util/duration.js";
+import { isLoopback, parseHostPort } from "../util/address.js";
+import { formatDuration, parseDuration } from "../util/duration.js";
+import { isValidCron, isValidScheduleCron } from "./cron.js";
+import { isValidDropletNamePrefix, isValidHealthPath, isValidTag } from "./digitalocean-rules.js";
 
 /**
  * The doproxy.toml contract (DESIGN.md): every key, its default and its validation.
@@ -9,20 +10,31 @@ import { parseDuration } from "../util/duration.js";
  * the rest of the program receives. Unknown keys are errors (strict objects).
  */
 
-const duration = z.string().refine((text) => parseDuration(text) !== undefined, {
-  message: 'expected a duration such as "250ms", "2s", "5m", "1h" or "7d"',
-});
-const positiveDuration = z.string().superRefine((text, ctx) => {
-  const ms = parseDuration(text);
-  if (ms === undefined)
-    ctx.addIssue({
-      code: "custom",
-      message: 'expected a duration such as "250ms", "2s", "5m", "1h" or "7d"',
-    });
-  else if (ms <= 0) ctx.addIssue({ code: "custom", message: "expected a duration greater than zero" });
-});
+/** The longest delay a Node.js timer honours (2^31 − 1 ms, about 24.8 days); longer ones fire at once. */
+export const MAX_TIMER_MS = 2_147_483_647;
+const DAY_MS = 86_400_000;
+const DURATION_HINT = 'expected a duration such as "250ms", "2s", "5m", "1h" or "7d"';
+
+/**
+ * A duration string whose value lies in [minMs, maxMs]: every duration the runtime turns into a
+ * timer is bounded by MAX_TIMER_MS, so `config check` rejects what `serve` could not honour.
+ */
+const durationIn = (minMs: number, maxMs: number) =>
+  z.string().superRefine((text, ctx) => {
+    const ms = parseDuration(text);
+    if (ms === undefined) ctx.addIssue({ code: "custom", message: DURATION_HINT });
+    else if (ms < minMs || ms > maxMs)
+      ctx.addIssue({
+        code: "custom",
+        message: `expected a duration from ${formatDuration(minMs)} to ${maxMs === MAX_TIMER_MS ? "24d (the longest a timer can wait)" : formatDuration(maxMs)}`,
+      });
+  });
+/** A timer delay: at least 1 ms, at most what a timer can wait. */
+const timerDuration = durationIn(1, MAX_TIMER_MS);
+/** A window or a cooldown compared against timestamps (may be zero; never a timer of its own). */
+const windowDuration = durationIn(0, 365 * DAY_MS);
 const hostPort = z.string().refine((text) => parseHostPort(text) !== undefined, {
-  message: 'expected HOST:PORT such as "127.0.0.1:8080" or "[::1]:8080"',
+  message: 'expected HOST:PORT with an IP address or host name, such as "127.0.0.1:8080" or "[::1]:8080"',
 });
 const count = (min: number) => z.number().int({ message: "expected a whole number" }).min(min);
 
@@ -32,9 +44,14 @@ const proxySection = z
     strategy: z.enum(["round-robin", "least-connections", "latency"]).default("round-robin"),
     "x-forwarded-for": z.boolean().default(true),
     retries: count(0).max(10).default(1),
-    "connect-timeout": positiveDuration.default("2s"),
-    timeout: positiveDuration.default("60s"),
-    "drain-timeout": duration.default("30s"),
+    "connect-timeout": timerDuration.default("2s"),
+    timeout: timerDuration.default("60s"),
+    "body-idle-timeout": timerDuration.default("60s"),
+    "header-timeout": durationIn(100, MAX_TIMER_MS).default("30s"),
+    "drain-timeout": durationIn(0, MAX_TIMER_MS).default("30s"),
+    "max-header-bytes": count(1024).max(1_048_576).default(16_384),
+    "max-target-length": count(16).max(1_048_576).default(8192),
+    "max-in-flight-per-client": count(0).max(1_000_000).default(0),
     "tls-cert": z.string().min(1).optional(),
     "tls-key": z.string().min(1).optional(),
   })
@@ -44,37 +61,64 @@ const proxySection = z
   });
 
 const healthSection = z.strictObject({
-  path: z.string().startsWith("/", { message: 'expected a path starting with "/"' }).default("/health"),
-  interval: positiveDuration.default("1s"),
-  timeout: positiveDuration.default("500ms"),
+  path: z
+    .string()
+    .refine(isValidHealthPath, {
+      message: 'expected a path starting with "/" without spaces or control characters, such as "/health"',
+    })
+    .default("/health"),
+  interval: durationIn(10, MAX_TIMER_MS).default("1s"),
+  timeout: timerDuration.default("500ms"),
   "healthy-after": count(1).default(2),
   "unhealthy-after": count(1).default(3),
+  "join-timeout": timerDuration.default("5m"),
 });
 
 const inventorySection = z.strictObject({
   path: z.string().min(1).default("inventory/doproxy.db"),
-  "flush-interval": positiveDuration.default("1s"),
-  retention: positiveDuration.default("7d"),
+  "flush-interval": durationIn(10, 3_600_000).default("1s"),
+  retention: durationIn(60_000, 3650 * DAY_MS).default("7d"),
 });
 
 const adminSection = z.strictObject({
   listen: hostPort.default("127.0.0.1:9090"),
   token: z.string().optional(),
+  /** Host header values the admin listener answers besides its own address and localhost (DNS rebinding). */
+  "allowed-hosts": z.array(z.string().min(1)).default([]),
 });
 
 const digitaloceanSection = z.strictObject({
   token: z.string().default(""),
-  "api-url": z.url({ message: "expected an http(s) URL" }).default("https://api.digitalocean.com"),
+  "api-url": z
+    .url({
+      protocol: /^https?$/,
+      message: 'expected an http:// or https:// URL such as "https://api.digitalocean.com"',
+    })
+    .default("https://api.digitalocean.com"),
   region: z.string().min(1).default("nyc3"),
   size: z.string().min(1).default("s-1vcpu-1gb"),
   image: z.string().min(1).default("ubuntu-24-04-x64"),
   "ssh-keys": z.array(z.union([z.string(), z.number().int()])).default([]),
-  tags: z.array(z.string().min(1)).default(["doproxy"]),
-  "name-prefix": z.string().default("doproxy-"),
+  tags: z
+    .array(
+      z.string().refine(isValidTag, {
+        message: "expected a DigitalOcean tag: 1 to 255 letters, digits, '_', '-' or ':'",
+      }),
+    )
+    .min(1, { message: "expected at least one tag: the pool's droplets are found by it" })
+    .default(["doproxy"]),
+  "name-prefix": z
+    .string()
+    .refine(isValidDropletNamePrefix, {
+      message:
+        "expected a droplet name prefix: letters, digits, '.' and '-', starting with a letter or digit, at most 200 characters",
+    })
+    .default("doproxy-"),
   "user-data-file": z.string().default(""),
   "vpc-uuid": z.string().default(""),
   "backend-port": count(1).max(65535).default(8080),
-  "use-private-ip": z.boolean().default(true),
+  "use-private-ip": z.boolean().default(false),
+  "boot-timeout": durationIn(1000, MAX_TIMER_MS).default("5m"),
 });
 
 const scheduleEntry = z.strictObject({
@@ -94,26 +138,43 @@ const autoscaleSection = z
       .string()
       .refine(isValidCron, { message: 'expected a node-cron expression such as "*/5 * * * * *"' })
       .default("*/5 * * * * *"),
-    "scale-up-latency": positiveDuration.default("500ms"),
+    "scale-up-latency": timerDuration.default("500ms"),
     "scale-up-connections": z.number().positive().default(50),
-    "scale-up-after": duration.default("1m"),
-    "scale-up-cooldown": duration.default("5m"),
-    "scale-down-latency": positiveDuration.default("150ms"),
+    "scale-up-after": windowDuration.default("1m"),
+    "scale-up-cooldown": windowDuration.default("5m"),
+    "scale-down-latency": timerDuration.default("150ms"),
     "scale-down-connections": z.number().nonnegative().default(10),
-    "scale-down-after": duration.default("10m"),
-    "scale-down-cooldown": duration.default("15m"),
-    "replace-unhealthy-after": duration.default("3m"),
+    "scale-down-after": windowDuration.default("10m"),
+    "scale-down-cooldown": windowDuration.default("15m"),
+    "replace-unhealthy-after": windowDuration.default("3m"),
+    // US dollars per hour for the whole pool; absent means no cap.
+    "max-hourly-cost": z.number().positive().max(1_000_000).optional(),
     schedule: z.array(scheduleEntry).default([]),
   })
   .refine((a) => a.min <= a.max, { message: "min must not be greater than max", path: ["min"] });
 
-export const fileSchema = z.strictObject({
-  proxy: proxySection.default(() => proxySection.parse({})),
-  health: healthSection.default(() => healthSection.parse({})),
-  inventory: inventorySection.default(() => inventorySection.parse({})),
-  admin: adminSection.default(() => adminSection.parse({})),
-  digitalocean: digitaloceanSection.default(() => digitaloceanSection.parse({})),
-  autoscale: autoscaleSection.default(() => autoscaleSection.parse({})),
-});
+/** True when an admin listener on this address would need a token (anything but loopback). */
+function adminNeedsToken(listen: string): boolean {
+  const address = parseHostPort(listen);
+  return address !== undefined && !isLoopback(address.host);
+}
+
+export const fileSchema = z
+  .strictObject({
+    proxy: proxySection.default(() => proxySection.parse({})),
+    health: healthSection.default(() => healthSection.parse({})),
+    inventory: inventorySection.default(() => inventorySection.parse({})),
+    admin: adminSection.default(() => adminSection.parse({})),
+    digitalocean: digitaloceanSection.default(() => digitaloceanSection.parse({})),
+    autoscale: autoscaleSection.default(() => autoscaleSection.parse({})),
+  })
+  // The admin exposure rule lives in the schema, so `config check`, the start of `serve` and every
+  // hot reload refuse the same thing: a reload that would open /metrics and /api/* to the network
+  // is a broken edit, and the last good configuration stays.
+  .refine((file) => !adminNeedsToken(file.admin.listen) || Boolean(file.admin.token), {
+    message:
+      'a non-loopback admin listener needs [admin] token (e.g. token = "${DOPROXY_ADMIN_TOKEN}"), or listen on 127.0.0.1',
+    path: ["admin", "listen"],
+  });
 
 export type ConfigFile = z.infer<typeof fileSchema>;

@@ -1,18 +1,9 @@
 import { InventoryError } from "../errors.js";
+import { BACKEND_STATES, type BackendKind, type BackendState } from "../model/backend-state.js";
 import { EventStore } from "./events.js";
 import type { Db } from "./open.js";
 
-/** DESIGN.md's backend lifecycle. */
-export const BACKEND_STATES = [
-  "provisioning",
-  "joining",
-  "active",
-  "unhealthy",
-  "draining",
-  "removed",
-] as const;
-export type BackendState = (typeof BACKEND_STATES)[number];
-export type BackendKind = "static" | "droplet";
+export { BACKEND_STATES, type BackendKind, type BackendState } from "../model/backend-state.js";
 
 /** The health column people see: derived from the lifecycle state. */
 export function healthLabel(state: BackendState): string {
@@ -35,11 +26,42 @@ export interface BackendRow {
   drainDeadline: number | null;
   drainedAt: number | null;
   removedAt: number | null;
+  /** How the backend came into the inventory (see migrations/0003). */
+  origin: BackendOrigin;
+  /** false: the autoscaler never drains or destroys it (a droplet adopted by hand). */
+  autoscale: boolean;
+  /** A drain the autoscaler started: it destroys the droplet once drained. */
+  autoscaleDrain: boolean;
+  /** "unknown": the create call may or may not have created the droplet. */
+  createOutcome: "unknown" | null;
+  /** Why a removed row was closed. */
+  closeReason: CloseReason | null;
 }
+
+export type BackendOrigin = "static" | "created" | "reconciled" | "manual";
+export type CloseReason =
+  | "destroyed"
+  | "released"
+  | "gone"
+  | "never-created"
+  | "create-refused"
+  | "boot-timeout"
+  | "removed";
 
 const COLUMNS = `id, kind, name, address, droplet_id AS dropletId, state, state_reason AS stateReason,
   created_at AS createdAt, state_changed_at AS stateChangedAt, drain_deadline AS drainDeadline,
-  drained_at AS drainedAt, removed_at AS removedAt`;
+  drained_at AS drainedAt, removed_at AS removedAt, origin, autoscale, autoscale_drain AS autoscaleDrain,
+  create_outcome AS createOutcome, close_reason AS closeReason`;
+
+type RawRow = Omit<BackendRow, "autoscale" | "autoscaleDrain"> & {
+  autoscale: number;
+  autoscaleDrain: number;
+};
+const toRow = (raw: RawRow): BackendRow => ({
+  ...raw,
+  autoscale: raw.autoscale === 1,
+  autoscaleDrain: raw.autoscaleDrain === 1,
+});
 
 /**
  * The backends table. Every state change goes through `transition`, which only applies when the
@@ -58,24 +80,50 @@ export class BackendStore {
   }
 
   get(id: number): BackendRow | undefined {
-    return this.db.prepare(`SELECT ${COLUMNS} FROM backends WHERE id = ?`).get(id) as BackendRow | undefined;
+    const raw = this.db.prepare(`SELECT ${COLUMNS} FROM backends WHERE id = ?`).get(id) as RawRow | undefined;
+    return raw ? toRow(raw) : undefined;
   }
 
   byDropletId(dropletId: number): BackendRow | undefined {
-    return this.db
+    const raw = this.db
       .prepare(`SELECT ${COLUMNS} FROM backends WHERE droplet_id = ? ORDER BY id DESC LIMIT 1`)
-      .get(dropletId) as BackendRow | undefined;
+      .get(dropletId) as RawRow | undefined;
+    return raw ? toRow(raw) : undefined;
+  }
+
+  /** Live rows whose droplet name is `name` (names are not unique on DigitalOcean). */
+  byName(name: string): BackendRow[] {
+    return (
+      this.db
+        .prepare(`SELECT ${COLUMNS} FROM backends WHERE name = ? AND state <> 'removed' ORDER BY id`)
+        .all(name) as RawRow[]
+    ).map(toRow);
   }
 
   /** Rows not yet removed, oldest first. */
   live(): BackendRow[] {
-    return this.db
-      .prepare(`SELECT ${COLUMNS} FROM backends WHERE state <> 'removed' ORDER BY id`)
-      .all() as BackendRow[];
+    return (
+      this.db
+        .prepare(`SELECT ${COLUMNS} FROM backends WHERE state <> 'removed' ORDER BY id`)
+        .all() as RawRow[]
+    ).map(toRow);
   }
 
   all(): BackendRow[] {
-    return this.db.prepare(`SELECT ${COLUMNS} FROM backends ORDER BY id`).all() as BackendRow[];
+    return (this.db.prepare(`SELECT ${COLUMNS} FROM backends ORDER BY id`).all() as RawRow[]).map(toRow);
+  }
+
+  /**
+   * Droplet ids this inventory has closed (destroyed, released, gone): never adopted again, even
+   * while DigitalOcean still lists a destroyed droplet for a while after its delete.
+   */
+  closedDropletIds(): Set<number> {
+    return new Set(
+      this.db
+        .prepare("SELECT droplet_id FROM backends WHERE state = 'removed' AND droplet_id IS NOT NULL")
+        .pluck()
+        .all() as number[],
+    );
   }
 
   /** How many backends were in the pool (added, not yet removed) at each of `times`. */
@@ -102,8 +150,8 @@ export class BackendStore {
         const id = Number(
           this.db
             .prepare(
-              `INSERT INTO backends (kind, name, address, state, state_reason, created_at, state_changed_at)
-             VALUES ('static', ?, ?, 'joining', 'added by hand', ?, ?)`,
+              `INSERT INTO backends (kind, name, address, state, state_reason, created_at, state_changed_at, origin)
+             VALUES ('static', ?, ?, 'joining', 'added by hand', ?, ?, 'static')`,
             )
             .run(name, address, now, now).lastInsertRowid,
         );
@@ -129,8 +177,8 @@ export class BackendStore {
         const id = Number(
           this.db
             .prepare(
-              `INSERT INTO backends (kind, name, state, state_reason, created_at, state_changed_at)
-             VALUES ('droplet', ?, 'provisioning', ?, ?, ?)`,
+              `INSERT INTO backends (kind, name, state, state_reason, created_at, state_changed_at, origin)
+             VALUES ('droplet', ?, 'provisioning', ?, ?, ?, 'created')`,
             )
             .run(name, reason, now, now).lastInsertRowid,
         );
@@ -146,6 +194,7 @@ export class BackendStore {
     name: string,
     address: string | null,
     reason: string,
+    adoption: { origin: "reconciled" | "manual"; autoscale: boolean },
     now = Date.now(),
   ): BackendRow {
     return this.db
@@ -160,10 +209,20 @@ export class BackendStore {
         const id = Number(
           this.db
             .prepare(
-              `INSERT INTO backends (kind, name, address, droplet_id, state, state_reason, created_at, state_changed_at)
-             VALUES ('droplet', ?, ?, ?, ?, ?, ?, ?)`,
+              `INSERT INTO backends (kind, name, address, droplet_id, state, state_reason, created_at, state_changed_at, origin, autoscale)
+             VALUES ('droplet', ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
             )
-            .run(name, address, dropletId, state, reason, now, now).lastInsertRowid,
+            .run(
+              name,
+              address,
+              dropletId,
+              state,
+              reason,
+              now,
+              now,
+              adoption.origin,
+              adoption.autoscale ? 1 : 0,
+            ).lastInsertRowid,
         );
         this.events.add(
           `backend.${state}`,
@@ -177,14 +236,38 @@ export class BackendStore {
       .immediate();
   }
 
-  /** Updates why a row is in its state, without a transition. */
-  setReason(id: number, reason: string): void {
-    this.db.prepare("UPDATE backends SET state_reason = ? WHERE id = ?").run(reason, id);
+  /** Marks rows whose create call may or may not have created their droplet. */
+  markCreateUnknown(ids: readonly number[], reason: string): void {
+    const update = this.db.prepare(
+      "UPDATE backends SET create_outcome = 'unknown', state_reason = ? WHERE id = ? AND state = 'provisioning'",
+    );
+    this.db.transaction(() => {
+      for (const id of ids) update.run(reason, id);
+    })();
   }
 
-  /** Records the droplet id the API gave for a row written before the create call. */
+  /** Removes a row with a close reason code, in one transaction with its event. */
+  close(
+    id: number,
+    closeReason: CloseReason,
+    reason: string,
+    from?: readonly BackendState[],
+    now = Date.now(),
+  ): boolean {
+    return this.db
+      .transaction(() => {
+        const moved = this.transition(id, "removed", reason, from, { closeReason }, now);
+        if (moved) this.db.prepare("UPDATE backends SET close_reason = ? WHERE id = ?").run(closeReason, id);
+        return moved;
+      })
+      .immediate();
+  }
+
+  /** Records the droplet id the API gave (or a lookup found) for a row written before the create call. */
   setDropletId(id: number, dropletId: number): void {
-    this.db.prepare("UPDATE backends SET droplet_id = ? WHERE id = ?").run(dropletId, id);
+    this.db
+      .prepare("UPDATE backends SET droplet_id = ?, create_outcome = NULL WHERE id = ?")
+      .run(dropletId, id);
   }
 
   /** A provisioning droplet got its address: it starts joining (health checks, no traffic). */
@@ -230,7 +313,7 @@ export class BackendStore {
   }
 
   /** Starts draining: the proxy stops sending new requests; in-flight ones finish until `deadline`. */
-  startDrain(id: number, deadline: number, reason: string, now = Date.now()): boolean {
+  startDrain(id: number, deadline: number, reason: string, now = Date.now(), byAutoscaler = false): boolean {
     return this.db
       .transaction(() => {
         const moved = this.transition(
@@ -243,8 +326,10 @@ export class BackendStore {
         );
         if (moved)
           this.db
-            .prepare("UPDATE backends SET drain_deadline = ?, drained_at = NULL WHERE id = ?")
-            .run(deadline, id);
+            .prepare(
+              "UPDATE backends SET drain_deadline = ?, drained_at = NULL, autoscale_drain = ? WHERE id = ?",
+            )
+            .run(deadline, byAutoscaler ? 1 : 0, id);
         return moved;
       })
       .immediate();
@@ -266,7 +351,9 @@ export class BackendStore {
         const moved = this.transition(id, "active", reason, ["draining"], undefined, now);
         if (moved)
           this.db
-            .prepare("UPDATE backends SET drain_deadline = NULL, drained_at = NULL WHERE id = ?")
+            .prepare(
+              "UPDATE backends SET drain_deadline = NULL, drained_at = NULL, autoscale_drain = 0 WHERE id = ?",
+            )
             .run(id);
         return moved;
       })

@@ -7,6 +7,8 @@ export interface EventRow {
   backendId: number | null;
   message: string;
   data: Record<string, unknown> | null;
+  /** A stable reason code (e.g. "droplet-limit", "backoff"), for code and dashboards to act on. */
+  code: string | null;
 }
 
 /** Event kinds: backend transitions ("backend.active", ...) and scaling decisions ("scale.up", ...). */
@@ -16,10 +18,10 @@ export class EventStore {
 
   constructor(private readonly db: Db) {
     this.insert = db.prepare(
-      "INSERT INTO events (ts, kind, backend_id, message, data) VALUES (?, ?, ?, ?, ?)",
+      "INSERT INTO events (ts, kind, backend_id, message, data, code) VALUES (?, ?, ?, ?, ?, ?)",
     );
     this.since = db.prepare(
-      "SELECT id, ts, kind, backend_id AS backendId, message, data FROM events WHERE ts >= ? ORDER BY ts, id LIMIT ?",
+      "SELECT id, ts, kind, backend_id AS backendId, message, data, code FROM events WHERE ts >= ? ORDER BY ts, id LIMIT ?",
     );
   }
 
@@ -29,8 +31,9 @@ export class EventStore {
     backendId: number | null = null,
     data?: Record<string, unknown>,
     ts = Date.now(),
+    code: string | null = null,
   ): number {
-    const result = this.insert.run(ts, kind, backendId, message, data ? JSON.stringify(data) : null);
+    const result = this.insert.run(ts, kind, backendId, message, data ? JSON.stringify(data) : null, code);
     return Number(result.lastInsertRowid);
   }
 

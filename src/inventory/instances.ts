@@ -41,6 +41,14 @@ export class InstanceStore {
     this.db.prepare("DELETE FROM instances WHERE id = ?").run(id);
   }
 
+  /**
+   * Forgets instances whose heartbeat stopped more than `staleMs` ago (a `serve` killed with
+   * kill -9 never unregisters); returns how many went.
+   */
+  prune(staleMs: number, now = Date.now()): number {
+    return this.db.prepare("DELETE FROM instances WHERE heartbeat_at < ?").run(now - staleMs).changes;
+  }
+
   /** Instances whose heartbeat is younger than `staleMs`. */
   alive(staleMs: number, now = Date.now()): InstanceRow[] {
     return this.db

@@ -1,4 +1,4 @@
-import { decodeInto, newCounts, quantile } from "../proxy/histogram.js";
+import { decodeInto, newCounts, quantile } from "../model/histogram.js";
 import type { Db } from "./open.js";
 
 /** One backend's aggregate over one flush interval, as the recorder hands it over. */

@@ -1,6 +1,6 @@
 import http from "node:http";
 import type { Socket } from "node:net";
-import type { BackendState } from "../inventory/backends.js";
+import type { BackendState } from "../model/backend-state.js";
 import { parseHostPort } from "../util/address.js";
 
 /**
@@ -15,8 +15,13 @@ export interface LiveBackend {
   /** One keep-alive agent per backend, so connections are reused across requests. */
   readonly agent: http.Agent;
   state: BackendState;
-  /** HTTP requests dispatched and not yet finished. */
+  /** HTTP requests dispatched and not yet finished (what least-connections and a drain count). */
   inFlight: number;
+  /**
+   * Of those, the ones whose request body has fully arrived: the load the backend is really
+   * carrying. A client trickling an upload is not load, so it is not what the autoscaler counts.
+   */
+  loaded: number;
   /** Open WebSocket connections, so a drain can wait for (and finally close) them. */
   readonly websockets: Set<Socket>;
   /** Exponentially weighted moving average of round-trip time, ms; undefined before the first answer. */
@@ -57,6 +62,7 @@ export function createLiveBackend(row: {
     }),
     state: row.state,
     inFlight: 0,
+    loaded: 0,
     websockets: new Set(),
     ewmaMs: undefined,
     okStreak: 0,

@@ -6,6 +6,25 @@ import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
  * http-proxy-3 drops it from responses itself.
  */
 const HOP_BY_HOP = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade"];
+/**
+ * Expect is answered by this proxy (Node sends the client "100 Continue" itself), so it is not
+ * passed on: the backend gets the body straight away, under the same timeouts as any request.
+ */
+const REQUEST_ONLY_HOP = "expect";
+
+/**
+ * Headers that Connection may never remove: the message's framing and its Host. A client that
+ * lists them ("Connection: content-length") would otherwise have the body sent on unframed and
+ * smuggle a second request to the backend.
+ */
+const NEVER_HOP_BY_HOP = new Set([
+  "content-length",
+  "transfer-encoding",
+  "host",
+  "close",
+  "keep-alive",
+  "upgrade",
+]);
 
 function connectionListed(headers: IncomingHttpHeaders): string[] {
   const value = headers.connection;
@@ -13,7 +32,7 @@ function connectionListed(headers: IncomingHttpHeaders): string[] {
   return value
     .split(",")
     .map((token) => token.trim().toLowerCase())
-    .filter((token) => token && token !== "close" && token !== "keep-alive" && token !== "upgrade");
+    .filter((token) => token && !NEVER_HOP_BY_HOP.has(token));
 }
 
 /** Does the client want this connection closed after the response? */
@@ -36,8 +55,10 @@ export function prepareRequestHeaders(
 ): void {
   const headers = req.headers;
   for (const listed of connectionListed(headers)) delete headers[listed];
-  if (!upgrade) for (const name of HOP_BY_HOP) delete headers[name];
-  else for (const name of ["keep-alive", "proxy-connection", "te", "trailer"]) delete headers[name];
+  if (!upgrade) {
+    for (const name of HOP_BY_HOP) delete headers[name];
+    delete headers[REQUEST_ONLY_HOP];
+  } else for (const name of ["keep-alive", "proxy-connection", "te", "trailer"]) delete headers[name];
   if (forwarded) {
     const clientIp = req.socket.remoteAddress ?? "";
     const prior = headers["x-forwarded-for"];

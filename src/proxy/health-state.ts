@@ -1,4 +1,4 @@
-import type { BackendState } from "../inventory/backends.js";
+import type { BackendState } from "../model/backend-state.js";
 
 export interface HealthThresholds {
   healthyAfter: number;

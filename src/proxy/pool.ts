@@ -1,4 +1,5 @@
-import type { BackendRow, BackendState } from "../inventory/backends.js";
+import type { BackendRow } from "../inventory/backends.js";
+import type { BackendState } from "../model/backend-state.js";
 import { connectionsOf, createLiveBackend, type LiveBackend } from "./backend.js";
 import { type HealthThresholds, nextHealthState } from "./health-state.js";
 

@@ -1,5 +1,5 @@
 import type { SampleRow } from "../inventory/samples.js";
-import { bucketOf, encodeCounts, newCounts } from "./histogram.js";
+import { bucketOf, encodeCounts, newCounts } from "../model/histogram.js";
 
 /** One backend's counters for the current flush interval. */
 class IntervalStats {

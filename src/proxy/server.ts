@@ -1,23 +1,35 @@
-import { readFileSync } from "node:fs";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
-import https from "node:https";
-import type { AddressInfo, Socket } from "node:net";
+import type { Socket } from "node:net";
 import { performance } from "node:perf_hooks";
-import type { Duplex } from "node:stream";
 import { createProxyServer } from "http-proxy-3";
 import type { Logger } from "../log.js";
 import { formatHostPort, type HostPort } from "../util/address.js";
+import { listenOn } from "../util/listen.js";
+import { writeAccessLog } from "./access-log.js";
 import { type LiveBackend, observeRoundTrip } from "./backend.js";
 import type { Balancer } from "./balancer.js";
+import { ClientInFlight } from "./client-cap.js";
+import { DeadlineSweeper, type ExpiredDeadline } from "./deadlines.js";
+import { type ProxyStatus, sendErrorPage } from "./error-pages.js";
+import { checkFraming } from "./framing.js";
 import { clientWantsClose, prepareRequestHeaders, prepareResponseHeaders } from "./headers.js";
+import { createListener } from "./listener.js";
 import type { Pool } from "./pool.js";
 import type { Recorder } from "./recorder.js";
+import { checkTarget, isValidAuthority } from "./request-target.js";
+import { decideProxyRetry, isConnectFailure } from "./retry-rule.js";
+import { handleUpgrade } from "./upgrade.js";
 
 export interface ProxySettings {
   xForwardedFor: boolean;
   retries: number;
   connectTimeoutMs: number;
   timeoutMs: number;
+  bodyIdleTimeoutMs: number;
+  headerTimeoutMs: number;
+  maxHeaderBytes: number;
+  maxTargetLength: number;
+  maxInFlightPerClient: number;
   tls: { certFile: string; keyFile: string } | undefined;
 }
 
@@ -27,63 +39,68 @@ export interface RequestObserver {
   failure(backend: LiveBackend, status: number, kind: "connect" | "timeout"): void;
 }
 
-/** Methods that RFC 9110 §9.2.2 calls idempotent: safe to send again to another backend. */
-const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
-/** Errors that mean the backend never answered this request (nothing of it was processed visibly). */
-const CONNECT_ERRORS = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EPIPE",
-  "ETIMEDOUT",
-  "EADDRNOTAVAIL",
-  "DOPROXY_CONNECT_TIMEOUT",
-]);
-
-/** Per-request state, attached to the incoming request for the proxy's event handlers. */
-interface RequestContext {
-  attempts: number;
-  tried: Set<number>;
-  /** The backend the current attempt is on; undefined between attempts. */
-  backend: LiveBackend | undefined;
-  attempt: number;
-  dispatchedAt: number;
-  startedAt: number;
-  proxyReq: http.ClientRequest | undefined;
-  connectTimer: NodeJS.Timeout | undefined;
-  responseTimer: NodeJS.Timeout | undefined;
-  timedOut: boolean;
-  answered: boolean;
-  rttMs: number | undefined;
-  /** The backend that answered, for the access log. */
-  servedBy: string | undefined;
-  closeClient: boolean;
-  error: string | undefined;
-  res: ServerResponse | undefined;
+export interface ProxyServerOptions {
+  /** The clock deadlines are measured on (ms); tests pass a fake one. */
+  now?: () => number;
+  /** false: deadlines are checked only when sweepDeadlines() is called (tests with a fake clock). */
+  autoSweep?: boolean;
 }
 
-const contexts = new WeakMap<IncomingMessage, RequestContext>();
+/**
+ * One client request through the proxy: where it is, which backend has it, and the timestamps its
+ * deadlines are measured from (0 = that phase is not running).
+ */
+class Exchange {
+  attempts = 0;
+  /** Bumped whenever an attempt ends, so late events of an abandoned backend request are ignored. */
+  attempt = 0;
+  readonly tried = new Set<number>();
+  backend: LiveBackend | undefined = undefined;
+  /** The current attempt counted in its backend's `loaded` (its body had fully arrived). */
+  countedAsLoad = false;
+  proxyReq: http.ClientRequest | undefined = undefined;
+  dispatchedAt = 0;
+  connectingSince = 0;
+  waitingSince = 0;
+  bodyLastAt = 0;
+  /** The whole request body has arrived (or there was none). */
+  bodyComplete: boolean;
+  answered = false;
+  rttMs: number | undefined = undefined;
+  servedBy: string | undefined = undefined;
+  error: string | undefined = undefined;
 
-class ProxyFailure extends Error {
   constructor(
-    readonly code: string,
-    message: string,
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+    /** The target as received, in origin form. */
+    readonly path: string,
+    readonly hasBody: boolean,
+    readonly client: string | undefined,
+    readonly startedAt: number,
+    public closeClient: boolean,
   ) {
-    super(message);
+    this.bodyComplete = !hasBody;
   }
 }
 
 /**
- * The proxy listener: picks a backend per request, forwards through http-proxy-3 with keep-alive
- * connections, enforces connect and response timeouts, retries idempotent requests whose
- * backend could not be reached, records every round trip and writes the access log.
+ * The proxy's data plane: checks each request (framing, target, Host, per-client cap), picks a
+ * backend, forwards the request exactly as framed with the target as received, enforces connect,
+ * response and body-idle deadlines, retries what is safe to retry, records every round trip and
+ * writes the access log. Nothing a client or a backend sends can throw out of the handlers.
  */
 export class ProxyServer {
-  private readonly proxy = createProxyServer({ xfwd: false, ws: true, prependPath: true });
+  /** http-proxy-3 tunnels WebSocket upgrades; plain HTTP is forwarded by this class itself. */
+  private readonly wsProxy = createProxyServer({ xfwd: false, ws: true, prependPath: true });
   private server: http.Server | undefined;
   private readonly sockets = new Set<Socket>();
+  /** Client connections that had a request refused: nothing more is forwarded from them. */
+  private readonly refusedConnections = new WeakSet<Socket>();
   private closing = false;
+  private readonly now: () => number;
+  private readonly deadlines: DeadlineSweeper<Exchange>;
+  private readonly perClient: ClientInFlight;
   /** Client requests not yet finished, across all backends (shutdown waits for these). */
   activeRequests = 0;
 
@@ -94,17 +111,25 @@ export class ProxyServer {
     private readonly log: Logger,
     private settings: ProxySettings,
     private readonly observer?: RequestObserver,
+    options: ProxyServerOptions = {},
   ) {
-    this.proxy.on("proxyReq", (proxyReq, req, _res, _options, socket) =>
-      this.onProxyReq(proxyReq, req, socket),
+    this.now = options.now ?? (() => performance.now());
+    this.deadlines = new DeadlineSweeper<Exchange>(
+      settings,
+      (exchange, which) => this.onDeadline(exchange, which),
+      this.now,
+      options.autoSweep ?? true,
     );
-    this.proxy.on("proxyRes", (proxyRes, req) => this.onProxyRes(proxyRes, req));
+    this.perClient = new ClientInFlight(settings.maxInFlightPerClient);
     // Errors are handled per call through the callback; this keeps an unexpected one from crashing.
-    this.proxy.on("error", (error) => this.log.warn({ err: error.message }, "proxy error"));
+    this.wsProxy.on("error", (error) => this.log.warn({ err: error.message }, "websocket proxy error"));
   }
 
   updateSettings(settings: ProxySettings): void {
     this.settings = settings;
+    if (this.server) this.server.headersTimeout = settings.headerTimeoutMs;
+    this.deadlines.update(settings);
+    this.perClient.setLimit(settings.maxInFlightPerClient);
   }
 
   get encrypted(): boolean {
@@ -113,25 +138,25 @@ export class ProxyServer {
 
   /** Binds the listener; returns the bound address (port 0 gets one from the OS). */
   async listen(address: HostPort): Promise<HostPort> {
-    const server = this.createServer();
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(address.port, address.host, () => {
-        server.off("error", reject);
-        resolve();
-      });
+    const server = createListener(this.settings, {
+      request: (req, res) => this.handle(req, res),
+      upgrade: (req, socket, head) => this.upgrade(req, socket, head),
+      connection: (socket) => {
+        this.sockets.add(socket);
+        socket.on("close", () => this.sockets.delete(socket));
+      },
     });
+    const bound = await listenOn(server, address);
     const previous = this.server;
     this.server = server;
     // A new listen address: the old listener stops accepting; its open connections finish.
     if (previous) this.stopListener(previous);
-    const bound = server.address() as AddressInfo;
-    return { host: bound.address, port: bound.port };
+    return bound;
   }
 
   address(): HostPort | undefined {
-    const bound = this.server?.address() as AddressInfo | null | undefined;
-    return bound ? { host: bound.address, port: bound.port } : undefined;
+    const bound = this.server?.address();
+    return bound && typeof bound === "object" ? { host: bound.address, port: bound.port } : undefined;
   }
 
   url(): string | undefined {
@@ -148,6 +173,12 @@ export class ProxyServer {
   /** Cuts every remaining client connection (end of a drain that timed out). */
   destroyConnections(): void {
     for (const socket of this.sockets) socket.destroy();
+    this.deadlines.stop();
+  }
+
+  /** Checks every request's deadlines now (the sweeper does this on its own unless autoSweep is off). */
+  sweepDeadlines(): void {
+    this.deadlines.sweep(this.now());
   }
 
   private stopListener(server: http.Server): void {
@@ -155,255 +186,358 @@ export class ProxyServer {
     server.closeIdleConnections();
   }
 
-  private createServer(): http.Server {
-    const handler = (req: IncomingMessage, res: ServerResponse) => this.handle(req, res);
-    const tls = this.settings.tls;
-    const server = tls
-      ? https.createServer({ cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) }, handler)
-      : http.createServer(handler);
-    server.keepAliveTimeout = 65_000;
-    server.headersTimeout = 66_000;
-    // The proxy applies its own timeouts towards backends; a long upload must not be cut by Node's default.
-    server.requestTimeout = 0;
-    server.on("connection", (socket: Socket) => {
-      this.sockets.add(socket);
-      socket.on("close", () => this.sockets.delete(socket));
-    });
-    server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) =>
-      this.handleUpgrade(req, socket as Socket, head),
-    );
-    server.on("clientError", (_error, socket) => {
-      if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n");
-    });
-    return server;
+  private upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    try {
+      handleUpgrade(
+        {
+          proxy: this.wsProxy,
+          pool: this.pool,
+          balancer: this.balancer,
+          log: this.log,
+          settings: () => ({
+            xForwardedFor: this.settings.xForwardedFor,
+            encrypted: this.encrypted,
+            maxTargetLength: this.settings.maxTargetLength,
+          }),
+        },
+        req,
+        socket,
+        head,
+      );
+    } catch (error) {
+      this.reportBug(error, "upgrade");
+      socket.destroy();
+    }
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
-    const ctx: RequestContext = {
-      attempts: 0,
-      tried: new Set(),
-      backend: undefined,
-      attempt: 0,
-      dispatchedAt: 0,
-      startedAt: performance.now(),
-      proxyReq: undefined,
-      connectTimer: undefined,
-      responseTimer: undefined,
-      timedOut: false,
-      answered: false,
-      rttMs: undefined,
-      servedBy: undefined,
-      closeClient: this.closing || clientWantsClose(req),
-      error: undefined,
-      res,
-    };
-    contexts.set(req, ctx);
-    this.activeRequests++;
-    prepareRequestHeaders(req, this.settings.xForwardedFor, this.encrypted);
-    res.on("close", () => {
-      this.activeRequests--;
-      this.clearTimers(ctx);
-      this.endAttempt(ctx);
-      this.accessLog(req, res, ctx);
-    });
-    this.dispatch(req, res, ctx);
+    try {
+      this.accept(req, res);
+    } catch (error) {
+      // A bug, not a client's doing: answer 500, log it loudly, and keep serving everyone else.
+      this.reportBug(error, "request");
+      if (!res.headersSent && !res.destroyed) sendErrorPage(res, 500, "internal error", true);
+      else res.destroy();
+    }
   }
 
-  private dispatch(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): void {
-    const backend = this.balancer.pick(this.pool.routable(), ctx.tried);
-    if (!backend) {
-      const code = ctx.tried.size > 0 ? 502 : 503;
-      this.respondError(
-        res,
-        ctx,
-        code,
-        code === 503 ? "no healthy backend" : (ctx.error ?? "backend connection failed"),
-      );
-      return;
-    }
-    ctx.backend = backend;
-    ctx.tried.add(backend.id);
-    ctx.attempts++;
-    const attempt = ++ctx.attempt;
-    ctx.proxyReq = undefined;
-    ctx.timedOut = false;
-    backend.inFlight++;
-    ctx.dispatchedAt = performance.now();
-    ctx.responseTimer = setTimeout(() => this.onResponseTimeout(ctx), this.settings.timeoutMs);
-    this.proxy.web(req, res, { target: backend.target, agent: backend.agent }, (error) =>
-      this.onProxyError(error as NodeJS.ErrnoException, req, res, ctx, attempt),
+  private reportBug(error: unknown, where: string): void {
+    this.log.error(
+      { bug: true, where, err: (error as Error)?.stack ?? String(error) },
+      "BUG: unexpected error in the proxy",
     );
   }
 
-  private onProxyReq(proxyReq: http.ClientRequest, req: IncomingMessage, socket: Socket): void {
-    const ctx = contexts.get(req);
-    if (!ctx) return;
-    ctx.proxyReq = proxyReq;
-    if (ctx.timedOut) {
-      proxyReq.destroy(new ProxyFailure("DOPROXY_TIMEOUT", "backend response timeout"));
+  /** Checks a new request and starts its first attempt, or answers it at once. */
+  private accept(req: IncomingMessage, res: ServerResponse): void {
+    if (this.refusedConnections.has(req.socket)) {
+      // A request pipelined behind one that was refused: its framing cannot be trusted either.
+      res.destroy();
       return;
     }
-    if (socket.connecting) {
-      const connectTimeoutMs = this.settings.connectTimeoutMs;
-      ctx.connectTimer = setTimeout(
-        () =>
-          proxyReq.destroy(
-            new ProxyFailure("DOPROXY_CONNECT_TIMEOUT", `connect timed out after ${connectTimeoutMs}ms`),
-          ),
-        connectTimeoutMs,
-      );
-      socket.once("connect", () => {
-        clearTimeout(ctx.connectTimer);
-        ctx.connectTimer = undefined;
+    const startedAt = this.now();
+    const method = req.method ?? "";
+    const target = checkTarget(method, req.url ?? "", this.settings.maxTargetLength);
+    if (!target.ok) {
+      this.refuse(req, res, target.status, target.reason, startedAt);
+      return;
+    }
+    const framing = checkFraming(req);
+    if (!framing.ok) {
+      this.refuse(req, res, 400, framing.reason, startedAt);
+      return;
+    }
+    // RFC 9112 §3.2.2: an absolute-form target's authority wins over Host.
+    if (target.authority !== undefined) req.headers.host = target.authority;
+    else if (req.headers.host !== undefined && !isValidAuthority(req.headers.host)) {
+      this.refuse(req, res, 400, "invalid Host header", startedAt);
+      return;
+    }
+    let client: string | undefined;
+    if (this.perClient.enabled) {
+      client = req.socket.remoteAddress ?? "";
+      if (!this.perClient.tryAcquire(client)) {
+        this.refuse(req, res, 429, "too many requests in flight from this client", startedAt, {
+          "retry-after": "1",
+        });
+        return;
+      }
+    }
+    const exchange = new Exchange(
+      req,
+      res,
+      target.path,
+      framing.hasBody,
+      client,
+      startedAt,
+      this.closing || clientWantsClose(req),
+    );
+    this.activeRequests++;
+    prepareRequestHeaders(req, this.settings.xForwardedFor, this.encrypted);
+    res.on("close", () => this.finish(exchange));
+    if (exchange.hasBody) {
+      exchange.bodyLastAt = startedAt;
+      req.on("data", () => {
+        exchange.bodyLastAt = this.now();
       });
+      req.on("end", () => this.onBodyComplete(exchange));
+    }
+    this.deadlines.track(exchange);
+    this.dispatch(exchange);
+  }
+
+  /** Answers a request doproxy will not forward, and closes the connection (its framing is suspect). */
+  private refuse(
+    req: IncomingMessage,
+    res: ServerResponse,
+    status: ProxyStatus,
+    reason: string,
+    startedAt: number,
+    headers?: http.OutgoingHttpHeaders,
+  ): void {
+    // The connection goes with the answer: whatever the client sends next on it is not read, not
+    // even requests Node has already parsed from the same packet.
+    this.refusedConnections.add(req.socket);
+    sendErrorPage(res, status, reason, true, headers);
+    res.once("finish", () => req.socket.destroySoon());
+    writeAccessLog(
+      this.log,
+      req,
+      res,
+      { startedAt, attempts: 0, rttMs: undefined, servedBy: undefined, error: reason },
+      this.now(),
+    );
+  }
+
+  private dispatch(exchange: Exchange): void {
+    const backend = this.balancer.pick(this.pool.routable(), exchange.tried);
+    if (!backend) {
+      const status = exchange.tried.size > 0 ? 502 : 503;
+      this.answerError(
+        exchange,
+        status,
+        status === 503 ? "no healthy backend" : (exchange.error ?? "backend connection failed"),
+      );
+      return;
+    }
+    exchange.backend = backend;
+    exchange.tried.add(backend.id);
+    exchange.attempts++;
+    const attempt = ++exchange.attempt;
+    backend.inFlight++;
+    if (exchange.bodyComplete) {
+      backend.loaded++;
+      exchange.countedAsLoad = true;
+    }
+    const now = this.now();
+    exchange.dispatchedAt = now;
+    exchange.waitingSince = exchange.bodyComplete ? now : 0;
+    exchange.connectingSince = 0;
+    const req = exchange.req;
+    let proxyReq: http.ClientRequest;
+    try {
+      proxyReq = http.request({
+        host: backend.target.hostname.replace(/^\[|\]$/g, ""),
+        port: backend.target.port,
+        method: req.method,
+        path: exchange.path,
+        headers: req.headers,
+        agent: backend.agent,
+        setHost: false,
+      });
+    } catch (error) {
+      // A header Node will not send (it accepted it from the client, so this is a bug in a check).
+      this.endAttempt(exchange);
+      this.answerError(exchange, 400, `request cannot be forwarded: ${(error as Error).message}`);
+      return;
+    }
+    exchange.proxyReq = proxyReq;
+    proxyReq.on("socket", (socket: Socket) => {
+      if (attempt === exchange.attempt && socket.connecting) {
+        exchange.connectingSince = this.now();
+        socket.once("connect", () => {
+          if (attempt === exchange.attempt) exchange.connectingSince = 0;
+        });
+      }
+    });
+    proxyReq.on("response", (proxyRes) => this.onResponse(exchange, proxyRes, attempt));
+    proxyReq.on("error", (error: NodeJS.ErrnoException) => this.onAttemptError(exchange, error, attempt));
+    if (exchange.hasBody) req.pipe(proxyReq);
+    else proxyReq.end();
+  }
+
+  private onBodyComplete(exchange: Exchange): void {
+    exchange.bodyComplete = true;
+    exchange.bodyLastAt = 0;
+    const backend = exchange.backend;
+    if (!backend || exchange.answered) return;
+    // The response deadline runs from the end of the request body, not from dispatch.
+    exchange.waitingSince = this.now();
+    if (!exchange.countedAsLoad) {
+      backend.loaded++;
+      exchange.countedAsLoad = true;
     }
   }
 
-  private onResponseTimeout(ctx: RequestContext): void {
-    ctx.responseTimer = undefined;
-    ctx.timedOut = true;
-    ctx.proxyReq?.destroy(new ProxyFailure("DOPROXY_TIMEOUT", "backend response timeout"));
-  }
-
-  private onProxyRes(proxyRes: IncomingMessage, req: IncomingMessage): void {
-    const ctx = contexts.get(req);
-    const backend = ctx?.backend;
-    if (!ctx || !backend) return;
-    this.clearTimers(ctx);
-    ctx.answered = true;
-    const rttMs = performance.now() - ctx.dispatchedAt;
-    ctx.rttMs = rttMs;
-    ctx.servedBy = backend.address;
+  private onResponse(exchange: Exchange, proxyRes: IncomingMessage, attempt: number): void {
+    const backend = exchange.backend;
+    if (attempt !== exchange.attempt || !backend) {
+      proxyRes.destroy();
+      return;
+    }
+    const res = exchange.res;
+    exchange.answered = true;
+    exchange.connectingSince = 0;
+    // Round-trip time is the backend's: from the moment it had the whole request (dispatch, or the
+    // end of an upload that was still arriving) to its response headers. A slow uploader is not a
+    // slow backend, and must not look like one to the autoscaler.
+    const rttMs = this.now() - (exchange.waitingSince || exchange.dispatchedAt);
+    exchange.waitingSince = 0;
+    exchange.rttMs = rttMs;
+    exchange.servedBy = backend.address;
     const status = proxyRes.statusCode ?? 0;
     this.recorder.record(backend.id, rttMs, status);
     this.observer?.response(backend, rttMs, status);
     observeRoundTrip(backend, rttMs);
     this.pool.reportSuccess(backend);
-    prepareResponseHeaders(proxyRes.headers, ctx.closeClient);
     // A backend that dies mid-body: cut the client connection rather than leave it waiting.
-    proxyRes.once("aborted", () => ctx.res?.destroy());
-    proxyRes.once("error", () => ctx.res?.destroy());
+    proxyRes.on("aborted", () => res.destroy());
+    proxyRes.on("error", () => res.destroy());
+    if (res.destroyed) {
+      proxyRes.destroy();
+      return;
+    }
+    prepareResponseHeaders(proxyRes.headers, exchange.closeClient || !exchange.bodyComplete);
+    try {
+      res.writeHead(status, proxyRes.statusMessage, proxyRes.headers);
+    } catch (error) {
+      proxyRes.destroy();
+      exchange.error = `${backend.address}: unusable response (${(error as Error).message})`;
+      this.recorder.recordFailure(backend.id, 502);
+      this.observer?.failure(backend, 502, "connect");
+      sendErrorPage(res, 502, "backend sent an unusable response", true);
+      return;
+    }
+    proxyRes.pipe(res);
   }
 
-  private onProxyError(
-    error: NodeJS.ErrnoException,
-    req: IncomingMessage,
-    res: ServerResponse,
-    ctx: RequestContext,
-    attempt: number,
-  ): void {
-    if (attempt !== ctx.attempt) return;
-    const backend = ctx.backend;
-    this.clearTimers(ctx);
-    const waitedMs = performance.now() - ctx.dispatchedAt;
-    this.endAttempt(ctx);
+  private onAttemptError(exchange: Exchange, error: NodeJS.ErrnoException, attempt: number): void {
+    if (attempt !== exchange.attempt) return;
+    const backend = exchange.backend;
+    const res = exchange.res;
+    this.endAttempt(exchange);
     if (!backend || res.destroyed || res.writableEnded) return;
-    if (ctx.answered || res.headersSent) {
+    if (exchange.answered || res.headersSent) {
       // The backend failed mid-response: the client can only learn it from a cut connection.
       res.destroy();
       return;
     }
-    const code = error.code ?? (error instanceof ProxyFailure ? error.code : "");
-    if (ctx.timedOut || code === "DOPROXY_TIMEOUT") {
-      this.recorder.recordFailure(backend.id, 504, waitedMs);
-      this.observer?.failure(backend, 504, "timeout");
-      ctx.servedBy = backend.address;
-      this.respondError(res, ctx, 504, `backend did not answer within ${this.settings.timeoutMs}ms`);
+    const code = error.code ?? "";
+    this.failAttempt(exchange, backend, code, code || error.message);
+  }
+
+  /** A deadline passed: the current attempt ends now, whatever its backend does later. */
+  private onDeadline(exchange: Exchange, which: ExpiredDeadline): void {
+    const backend = exchange.backend;
+    const proxyReq = exchange.proxyReq;
+    if (which === "body-idle") {
+      exchange.bodyLastAt = 0;
+      this.endAttempt(exchange);
+      proxyReq?.destroy();
+      exchange.closeClient = true;
+      this.answerError(exchange, 408, `request body stalled for ${this.settings.bodyIdleTimeoutMs}ms`);
       return;
     }
-    const reason = `${backend.address}: ${code || error.message}`;
-    ctx.error = reason;
-    if (CONNECT_ERRORS.has(code)) {
-      this.pool.reportConnectFailure(backend, code || error.message);
-      if (ctx.attempts <= this.settings.retries && isRetryable(req)) {
+    if (!backend) return;
+    this.endAttempt(exchange);
+    proxyReq?.destroy();
+    if (exchange.answered || exchange.res.headersSent) {
+      exchange.res.destroy();
+      return;
+    }
+    if (which === "connect") {
+      this.failAttempt(
+        exchange,
+        backend,
+        "DOPROXY_CONNECT_TIMEOUT",
+        `connect timed out after ${this.settings.connectTimeoutMs}ms`,
+      );
+      return;
+    }
+    const waitedMs = this.now() - exchange.dispatchedAt;
+    this.recorder.recordFailure(backend.id, 504, waitedMs);
+    this.observer?.failure(backend, 504, "timeout");
+    exchange.servedBy = backend.address;
+    this.answerError(exchange, 504, `backend did not answer within ${this.settings.timeoutMs}ms`);
+  }
+
+  /** An attempt that got no response: retry on another backend when safe, else 502. */
+  private failAttempt(exchange: Exchange, backend: LiveBackend, code: string, detail: string): void {
+    exchange.error = `${backend.address}: ${detail}`;
+    if (isConnectFailure(code)) {
+      this.pool.reportConnectFailure(backend, detail);
+      const decision = decideProxyRetry({
+        method: exchange.req.method ?? "",
+        hasBody: exchange.hasBody,
+        code,
+        attempts: exchange.attempts,
+        retries: this.settings.retries,
+        answered: exchange.answered,
+      });
+      if (decision === "retry") {
         this.log.debug({ backend: backend.address, code }, "retrying on another backend");
-        this.dispatch(req, res, ctx);
+        this.dispatch(exchange);
         return;
       }
     }
     this.recorder.recordFailure(backend.id, 502);
     this.observer?.failure(backend, 502, "connect");
-    ctx.servedBy = backend.address;
-    this.respondError(res, ctx, 502, "backend connection failed");
+    exchange.servedBy = backend.address;
+    this.answerError(exchange, 502, "backend connection failed");
   }
 
-  private respondError(
-    res: ServerResponse,
-    ctx: RequestContext,
-    status: 502 | 503 | 504,
-    detail: string,
-  ): void {
-    if (res.headersSent || res.destroyed) return;
-    const titles = { 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout" };
-    const body = `${status} ${titles[status]}: ${detail}\n`;
-    const headers: http.OutgoingHttpHeaders = {
-      "content-type": "text/plain; charset=utf-8",
-      "content-length": Buffer.byteLength(body),
-      connection: ctx.closeClient ? "close" : "keep-alive",
-    };
-    if (status === 503) headers["retry-after"] = "1";
-    ctx.error ??= detail;
-    res.writeHead(status, headers);
-    res.end(body);
+  /**
+   * Answers with doproxy's own error page. While the client is still sending a body, the
+   * connection is closed after the answer: the rest of that body must never be read as a request.
+   */
+  private answerError(exchange: Exchange, status: ProxyStatus, detail: string): void {
+    exchange.error ??= detail;
+    const close = exchange.closeClient || !exchange.bodyComplete;
+    const sent = sendErrorPage(
+      exchange.res,
+      status,
+      detail,
+      close,
+      status === 503 ? { "retry-after": "1" } : undefined,
+    );
+    if (sent && !exchange.bodyComplete) {
+      const socket = exchange.req.socket;
+      exchange.res.once("finish", () => socket.destroySoon());
+    }
   }
 
-  private endAttempt(ctx: RequestContext): void {
-    const backend = ctx.backend;
+  /** Ends the current attempt: the one place a backend's in-flight and load counts go down. */
+  private endAttempt(exchange: Exchange): void {
+    exchange.attempt++;
+    exchange.connectingSince = 0;
+    exchange.waitingSince = 0;
+    const backend = exchange.backend;
     if (!backend) return;
-    ctx.backend = undefined;
+    exchange.backend = undefined;
     backend.inFlight--;
+    if (exchange.countedAsLoad) backend.loaded--;
+    exchange.countedAsLoad = false;
     this.pool.release(backend);
   }
 
-  private clearTimers(ctx: RequestContext): void {
-    if (ctx.connectTimer) clearTimeout(ctx.connectTimer);
-    if (ctx.responseTimer) clearTimeout(ctx.responseTimer);
-    ctx.connectTimer = undefined;
-    ctx.responseTimer = undefined;
+  /** The client's response is over (sent, or the connection closed): release everything it held. */
+  private finish(exchange: Exchange): void {
+    this.activeRequests--;
+    this.deadlines.untrack(exchange);
+    const completed = exchange.res.writableFinished;
+    if (!completed) exchange.proxyReq?.destroy();
+    this.endAttempt(exchange);
+    if (exchange.client !== undefined) this.perClient.release(exchange.client);
+    writeAccessLog(this.log, exchange.req, exchange.res, exchange, this.now());
   }
-
-  private accessLog(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): void {
-    if (!this.log.isLevelEnabled("info")) return;
-    this.log.info(
-      {
-        method: req.method,
-        path: req.url,
-        status: res.headersSent ? res.statusCode : 0,
-        backend: ctx.servedBy ?? null,
-        rtt_ms: ctx.rttMs === undefined ? null : Math.round(ctx.rttMs * 100) / 100,
-        total_ms: Math.round((performance.now() - ctx.startedAt) * 100) / 100,
-        attempts: ctx.attempts,
-        ...(ctx.error ? { error: ctx.error } : {}),
-      },
-      "request",
-    );
-  }
-
-  private handleUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
-    const backend = this.balancer.pick(this.pool.routable());
-    if (!backend) {
-      socket.end("HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-      return;
-    }
-    prepareRequestHeaders(req, this.settings.xForwardedFor, this.encrypted, true);
-    backend.websockets.add(socket);
-    socket.once("close", () => {
-      backend.websockets.delete(socket);
-      this.pool.release(backend);
-    });
-    this.log.info({ method: req.method, path: req.url, backend: backend.address }, "websocket");
-    this.proxy.ws(req, socket, head, { target: backend.target }, (error) => {
-      const code = (error as NodeJS.ErrnoException).code ?? error.message;
-      if (CONNECT_ERRORS.has(code)) this.pool.reportConnectFailure(backend, code);
-      if (socket.writable && !socket.destroyed)
-        socket.write("HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-    });
-  }
-}
-
-/** An idempotent request with no body can be sent again: nothing of it was consumed. */
-function isRetryable(req: IncomingMessage): boolean {
-  if (!IDEMPOTENT.has(req.method ?? "")) return false;
-  const length = req.headers["content-length"];
-  return (length === undefined || length === "0") && req.headers["transfer-encoding"] === undefined;
 }

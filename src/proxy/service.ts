@@ -1,5 +1,4 @@
 import { randomUUID } from "node:crypto";
-import { Metrics } from "../admin/metrics.js";
 import type { Config } from "../config/load.js";
 import { BackendStore } from "../inventory/backends.js";
 import { InstanceStore } from "../inventory/instances.js";
@@ -7,21 +6,40 @@ import { type Db, describeWriteFailure } from "../inventory/open.js";
 import { type SampleRow, SampleStore } from "../inventory/samples.js";
 import type { Logger } from "../log.js";
 import { formatHostPort, type HostPort } from "../util/address.js";
+import type { LiveBackend } from "./backend.js";
 import { Balancer } from "./balancer.js";
 import { HealthChecker } from "./health.js";
 import { Pool } from "./pool.js";
 import { Recorder } from "./recorder.js";
-import { ProxyServer, type ProxySettings } from "./server.js";
+import { ProxyServer, type ProxySettings, type RequestObserver } from "./server.js";
+
+/** What `serve` observes of the data plane (its Prometheus metrics): every request and health check. */
+export interface ProxyObserver extends RequestObserver {
+  healthCheck(backend: LiveBackend, ok: boolean): void;
+}
 
 /** How often the inventory is checked for changes made by other processes (CLI commands). */
 const INVENTORY_POLL_MS = 250;
 const PRUNE_EVERY_MS = 60_000;
+/** An instance silent for this long (and ten flush intervals) is gone; its row is removed. */
+const STALE_INSTANCE_MS = 10 * 60_000;
 /** Unwritten samples kept while the inventory cannot be written (a full disk), before the oldest go. */
 const MAX_PENDING_SAMPLES = 100_000;
 
 function proxySettings(config: Config): ProxySettings {
-  const { xForwardedFor, retries, connectTimeoutMs, timeoutMs, tls } = config.proxy;
-  return { xForwardedFor, retries, connectTimeoutMs, timeoutMs, tls };
+  const p = config.proxy;
+  return {
+    xForwardedFor: p.xForwardedFor,
+    retries: p.retries,
+    connectTimeoutMs: p.connectTimeoutMs,
+    timeoutMs: p.timeoutMs,
+    bodyIdleTimeoutMs: p.bodyIdleTimeoutMs,
+    headerTimeoutMs: p.headerTimeoutMs,
+    maxHeaderBytes: p.maxHeaderBytes,
+    maxTargetLength: p.maxTargetLength,
+    maxInFlightPerClient: p.maxInFlightPerClient,
+    tls: p.tls,
+  };
 }
 
 /**
@@ -46,12 +64,11 @@ export class ProxyService {
   private lastPrune = 0;
   private flushFailing = false;
 
-  readonly metrics: Metrics;
-
   constructor(
     private config: Config,
     private readonly db: Db,
     private readonly log: Logger,
+    observer?: ProxyObserver,
   ) {
     this.backends = new BackendStore(db);
     this.samples = new SampleStore(db);
@@ -87,20 +104,16 @@ export class ProxyService {
         }
       },
     });
-    this.metrics = new Metrics({
-      liveBackends: () => this.pool.all(),
-      inventoryRows: () => this.backends.live(),
-    });
     this.server = new ProxyServer(
       this.pool,
       this.balancer,
       this.recorder,
       log,
       proxySettings(config),
-      this.metrics,
+      observer,
     );
     this.health = new HealthChecker(this.pool, config.health, (backend, ok) =>
-      this.metrics.healthCheck(backend, ok),
+      observer?.healthCheck(backend, ok),
     );
   }
 
@@ -136,6 +149,9 @@ export class ProxyService {
     }
     const listenChanged = formatHostPort(next.proxy.listen) !== formatHostPort(previous.proxy.listen);
     const tlsChanged = JSON.stringify(next.proxy.tls) !== JSON.stringify(previous.proxy.tls);
+    if (next.proxy.maxHeaderBytes !== previous.proxy.maxHeaderBytes && !listenChanged) {
+      this.log.warn({}, "[proxy] max-header-bytes takes effect when the listener next opens (a restart)");
+    }
     if (listenChanged || tlsChanged) {
       try {
         const bound = await this.server.listen(next.proxy.listen);
@@ -183,6 +199,8 @@ export class ProxyService {
         this.lastPrune = now;
         const horizon = now - this.config.inventory.retentionMs;
         const pruned = this.samples.prune(horizon) + this.backends.events.prune(horizon);
+        // Rows of processes that died without unregistering (kill -9) would otherwise pile up.
+        this.instances.prune(Math.max(STALE_INSTANCE_MS, 10 * this.config.inventory.flushIntervalMs), now);
         if (pruned > 0) this.log.info({ pruned }, "pruned old samples and events");
       }
       if (this.flushFailing) this.log.info({}, "inventory writable again; pending samples written");

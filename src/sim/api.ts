@@ -1,11 +1,18 @@
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "../log.js";
-import { imageFor, REGIONS, regionJson, SIZES, sizeJson } from "./catalogue.js";
+import { IMAGES, imageFor, imageJson, REGIONS, regionJson, SIZES, sizeJson } from "./catalogue.js";
 import { RateLimiter } from "./ratelimit.js";
 import { ApiSpec } from "./spec.js";
-import { actionJson, dropletJson, type SimDroplet, SimState } from "./state.js";
+import {
+  actionJson,
+  dropletJson,
+  POWER_ACTIONS,
+  type PowerAction,
+  type SimDroplet,
+  SimState,
+} from "./state.js";
 
 export interface SimOptions {
   /** When set, every /v2 request needs "Authorization: Bearer <token>". */
@@ -31,6 +38,16 @@ export interface Faults {
   neverBoot: number;
   /** The next `count` /v2 requests are answered with `status` (401, 422, 429, 500, 503 ...). */
   failNext: { status: number; count: number; resetInMs?: number } | null;
+  /** A new droplet is missing from lists and 404 by id for this long (ms). */
+  listLagMs: number;
+  /** A destroyed droplet is still listed for this long after its 204 (ms). */
+  deleteLagMs: number;
+  /** The next N creates make their droplets and then answer 500 (an accepted create that looks failed). */
+  acceptThenFail: number;
+  /** Creates with these sizes are refused as unavailable in the region (422). */
+  unavailableSizes: string[];
+  /** New droplets serve only on their public address (a VPC the proxy is not in). */
+  privateUnreachable: boolean;
 }
 
 interface RequestRecord {
@@ -67,6 +84,12 @@ class ApiFailure extends Error {
  */
 export class Simulator {
   readonly state: SimState;
+  /** Tags created with POST /v2/tags (tags on droplets exist through them). */
+  private readonly tags = new Set<string>();
+  private readonly sshKeys = new Map<
+    number,
+    { id: number; fingerprint: string; public_key: string; name: string }
+  >();
   readonly faults: Faults;
   private readonly spec = new ApiSpec();
   private readonly limiter: RateLimiter;
@@ -88,7 +111,21 @@ export class Simulator {
           "droplet booted",
         ),
     );
-    this.faults = { failRate: 0, slowMs: 0, neverBoot: 0, failNext: null, ...options.faults };
+    this.faults = {
+      failRate: 0,
+      slowMs: 0,
+      neverBoot: 0,
+      failNext: null,
+      listLagMs: 0,
+      deleteLagMs: 0,
+      acceptThenFail: 0,
+      unavailableSizes: [],
+      privateUnreachable: false,
+      ...options.faults,
+    };
+    this.state.privateUnreachable = this.faults.privateUnreachable;
+    this.state.listLagMs = this.faults.listLagMs;
+    this.state.deleteLagMs = this.faults.deleteLagMs;
     this.limiter = new RateLimiter(options.perMinute, options.perHour);
     this.server = http.createServer((req, res) => void this.handle(req, res));
   }
@@ -135,8 +172,10 @@ export class Simulator {
       const injected = this.injectedFailure();
       if (injected) {
         // An injected 429 says when to come back, as the real limit does.
-        if (injected.resetInMs !== undefined)
+        if (injected.resetInMs !== undefined) {
           res.setHeader("ratelimit-reset", String(Math.ceil((Date.now() + injected.resetInMs) / 1000)));
+          res.setHeader("retry-after", String(Math.max(1, Math.ceil(injected.resetInMs / 1000))));
+        }
         throw injected.failure;
       }
       const { status, payload } = await this.route(req.method ?? "GET", url, body);
@@ -202,7 +241,11 @@ export class Simulator {
     if (dropletMatch && method === "GET")
       return { status: 200, payload: { droplet: dropletJson(this.droplet(dropletMatch[1] as string)) } };
     if (dropletMatch && method === "DELETE") {
-      await this.state.destroy(this.droplet(dropletMatch[1] as string));
+      // A delete reaches a droplet even while lists lag behind it (so nothing created can leak).
+      const target = this.state.droplets.get(Number(dropletMatch[1]));
+      if (!target) throw new ApiFailure(404, "The resource you were accessing could not be found.");
+      if (target.locked) throw new ApiFailure(422, "Droplet already has a pending event.");
+      await this.state.destroy(target);
       return { status: 204 };
     }
     if (path === "/v2/account" && method === "GET") {
@@ -218,6 +261,8 @@ export class Simulator {
             email_verified: true,
             status: "active",
             status_message: "",
+            // A widely used DigitalOcean client crashes on an account answer without a team.
+            team: { uuid: "5df3e3004a17e242b7c20ca6c9fc25b701a47ece", name: "doproxy simulator" },
           },
         },
       };
@@ -252,7 +297,108 @@ export class Simulator {
           SIZES.map((s) => sizeJson(s.slug)),
         ),
       };
+    const extra = this.routeAroundDroplets(method, path, url, body);
+    if (extra) return extra;
+    const imageMatch = /^\/v2\/images\/([\w.-]+)$/.exec(path);
+    if (imageMatch && method === "GET") {
+      const image = imageFor(
+        /^\d+$/.test(imageMatch[1] as string) ? Number(imageMatch[1]) : (imageMatch[1] as string),
+      );
+      if (!image) throw new ApiFailure(404, "The resource you were accessing could not be found.");
+      return { status: 200, payload: { image: imageJson(image, "2026-01-01T00:00:00Z") } };
+    }
     throw new ApiFailure(404, "The resource you were accessing could not be found.");
+  }
+
+  /**
+   * The rest of the API DigitalOcean's own tools use around droplets: tags, SSH keys, the image
+   * list and droplet actions (power and reboot, with their progress and the droplet locked).
+   */
+  private routeAroundDroplets(
+    method: string,
+    path: string,
+    url: URL,
+    body: unknown,
+  ): { status: number; payload?: unknown } | undefined {
+    const notFound = () => new ApiFailure(404, "The resource you were accessing could not be found.");
+    const tagJson = (name: string) => {
+      const count = this.state.tagged(name).length;
+      return { name, resources: { count, droplets: { count } } };
+    };
+    if (path === "/v2/tags" && method === "GET") {
+      const names = new Set([...this.tags, ...this.state.tagged(undefined).flatMap((d) => d.tags)]);
+      return { status: 200, payload: this.page(url, "tags", [...names].sort().map(tagJson)) };
+    }
+    if (path === "/v2/tags" && method === "POST") {
+      const name = (body as { name?: unknown } | undefined)?.name;
+      if (typeof name !== "string" || !/^[A-Za-z0-9_:-]{1,255}$/.test(name))
+        throw new ApiFailure(
+          422,
+          "Tag name is invalid: tags may contain letters, numbers, colons, dashes, and underscores.",
+        );
+      this.tags.add(name);
+      return { status: 201, payload: { tag: tagJson(name) } };
+    }
+    const tagMatch = /^\/v2\/tags\/([A-Za-z0-9_:-]+)$/.exec(path);
+    if (tagMatch && method === "GET") {
+      const name = tagMatch[1] as string;
+      if (!this.tags.has(name) && this.state.tagged(name).length === 0) throw notFound();
+      return { status: 200, payload: { tag: tagJson(name) } };
+    }
+    if (tagMatch && method === "DELETE") {
+      if (!this.tags.delete(tagMatch[1] as string)) throw notFound();
+      return { status: 204 };
+    }
+    if (path === "/v2/account/keys" && method === "GET")
+      return { status: 200, payload: this.page(url, "ssh_keys", [...this.sshKeys.values()]) };
+    if (path === "/v2/account/keys" && method === "POST") {
+      const request = body as { name?: unknown; public_key?: unknown } | undefined;
+      if (typeof request?.name !== "string" || typeof request.public_key !== "string")
+        throw new ApiFailure(422, "name and public_key are required.");
+      const key = {
+        id: 289_794 + this.sshKeys.size,
+        fingerprint: createHash("md5")
+          .update(request.public_key)
+          .digest("hex")
+          .replace(/(..)(?!$)/g, "$1:"),
+        public_key: request.public_key,
+        name: request.name,
+      };
+      this.sshKeys.set(key.id, key);
+      return { status: 201, payload: { ssh_key: key } };
+    }
+    if (path === "/v2/images" && method === "GET")
+      return {
+        status: 200,
+        payload: this.page(
+          url,
+          "images",
+          IMAGES.map((image) => imageJson(image, "2026-01-01T00:00:00Z")),
+        ),
+      };
+    const actions = /^\/v2\/droplets\/(\d+)\/actions(?:\/(\d+))?$/.exec(path);
+    if (actions) {
+      const droplet = this.state.visible(Number(actions[1]));
+      if (!droplet) throw notFound();
+      const mine = [...this.state.actions.values()].filter((a) => a.resourceId === droplet.id);
+      if (actions[2] !== undefined && method === "GET") {
+        const action = mine.find((a) => a.id === Number(actions[2]));
+        if (!action) throw notFound();
+        return { status: 200, payload: { action: actionJson(action) } };
+      }
+      if (method === "GET") return { status: 200, payload: this.page(url, "actions", mine.map(actionJson)) };
+      if (method === "POST") {
+        const type = (body as { type?: unknown } | undefined)?.type;
+        if (!POWER_ACTIONS.includes(type as PowerAction))
+          throw new ApiFailure(422, `The action type "${String(type)}" is not supported by the simulator.`);
+        if (droplet.locked) throw new ApiFailure(422, "Droplet already has a pending event.");
+        return {
+          status: 201,
+          payload: { action: actionJson(this.state.runAction(droplet, type as PowerAction)) },
+        };
+      }
+    }
+    return undefined;
   }
 
   private createDroplets(body: unknown, origin: string): { status: number; payload: unknown } {
@@ -276,6 +422,17 @@ export class Simulator {
       if (!/^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,253}[a-zA-Z0-9])?$/.test(name))
         throw new ApiFailure(422, `Name is invalid: ${name}`);
     }
+    for (const tag of request.tags ?? []) {
+      if (!/^[A-Za-z0-9_:-]{1,255}$/.test(tag))
+        throw new ApiFailure(
+          422,
+          `Tag "${tag}" is invalid: tags may contain letters, numbers, colons, dashes, and underscores.`,
+        );
+    }
+    if (request.user_data !== undefined && Buffer.byteLength(request.user_data) > 64 * 1024)
+      throw new ApiFailure(422, "user_data is too long: the maximum size is 64 KiB.");
+    if (this.faults.unavailableSizes.includes(request.size))
+      throw new ApiFailure(422, "Size is not available in this region.");
     const region = request.region ?? "nyc3";
     if (!REGIONS.some((r) => r.slug === region))
       throw new ApiFailure(422, "You specified an invalid region for Droplet creation.");
@@ -305,6 +462,10 @@ export class Simulator {
         neverBoots,
       );
     });
+    if (this.faults.acceptThenFail > 0) {
+      this.faults.acceptThenFail--;
+      throw new ApiFailure(500, "Server was unable to give you a response.");
+    }
     const actions = created.map((d) => ({
       id: d.createActionId,
       rel: "create",
@@ -317,7 +478,7 @@ export class Simulator {
   }
 
   private droplet(idText: string): SimDroplet {
-    const droplet = this.state.droplets.get(Number(idText));
+    const droplet = this.state.visible(Number(idText));
     if (!droplet) throw new ApiFailure(404, "The resource you were accessing could not be found.");
     return droplet;
   }
@@ -384,6 +545,7 @@ export class Simulator {
         })),
         faults: this.faults,
         destroyedWithInFlight: this.state.destroyedWithInFlight,
+        created: this.state.created,
       });
       return;
     }
@@ -404,6 +566,13 @@ export class Simulator {
       if (change.slowMs !== undefined) this.faults.slowMs = change.slowMs;
       if (change.neverBoot !== undefined) this.faults.neverBoot = change.neverBoot;
       if (change.failNext !== undefined) this.faults.failNext = change.failNext;
+      if (change.acceptThenFail !== undefined) this.faults.acceptThenFail = change.acceptThenFail;
+      if (change.unavailableSizes !== undefined) this.faults.unavailableSizes = change.unavailableSizes;
+      if (change.privateUnreachable !== undefined)
+        this.faults.privateUnreachable = this.state.privateUnreachable = change.privateUnreachable;
+      if (change.listLagMs !== undefined) this.faults.listLagMs = this.state.listLagMs = change.listLagMs;
+      if (change.deleteLagMs !== undefined)
+        this.faults.deleteLagMs = this.state.deleteLagMs = change.deleteLagMs;
       if (change.capacity !== undefined) this.state.capacity.capacity = change.capacity;
       if (change.serviceTimeMs !== undefined) this.state.capacity.serviceTimeMs = change.serviceTimeMs;
       if (change.bootTimeMs !== undefined) this.state.bootTimeMs = change.bootTimeMs;

@@ -80,8 +80,11 @@ export class DropletServer {
         res.end(`${this.name} served ${req.method} ${req.url}\n`);
       }, this.settings.serviceTimeMs);
     };
+    // Like an application handling an upload, it starts work once the whole request has arrived.
     req.resume();
-    if (this.busy < this.settings.capacity) serve();
-    else this.queue.push(serve);
+    req.once("end", () => {
+      if (this.busy < this.settings.capacity) serve();
+      else this.queue.push(serve);
+    });
   }
 }

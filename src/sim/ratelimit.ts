@@ -23,9 +23,14 @@ export class RateLimiter {
     }
     const minuteFull = this.minute.length >= this.perMinute;
     const oldest = minuteFull ? (this.minute[0] as number) + 60_000 : (this.hour[0] ?? now) + 3_600_000;
+    const hourFull = this.hour.length >= this.perHour;
     return {
       limited,
       headers: {
+        // The burst limit says when to come back; the hourly limit only has ratelimit-reset.
+        ...(limited && minuteFull && !hourFull
+          ? { "retry-after": String(Math.max(1, Math.ceil((oldest - now) / 1000))) }
+          : {}),
         "ratelimit-limit": String(this.perHour),
         "ratelimit-remaining": String(
           Math.max(0, Math.min(this.perHour - this.hour.length, this.perMinute - this.minute.length)),

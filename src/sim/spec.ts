@@ -31,7 +31,14 @@ export class ApiSpec {
   constructor(file = SPEC_FILE) {
     this.doc = parseYaml(readFileSync(file, "utf8")) as Json;
     // OpenAPI 3.0 schemas carry keywords JSON Schema does not know (example, x-*): not strict.
-    this.ajv = new Ajv({ strict: false, allErrors: true, validateSchema: false, discriminator: true });
+    // unicodeRegExp: false — DigitalOcean's patterns escape characters (`\:`) that a /u RegExp refuses.
+    this.ajv = new Ajv({
+      strict: false,
+      allErrors: true,
+      validateSchema: false,
+      discriminator: true,
+      unicodeRegExp: false,
+    });
     addFormats(this.ajv);
     this.ajv.addSchema(this.doc, "do-api");
   }

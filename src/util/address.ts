@@ -1,7 +1,18 @@
+import { isIP } from "node:net";
+
 /** HOST:PORT addresses as written in configuration and on the command line ("[::1]:8080" for IPv6). */
 export interface HostPort {
   host: string;
   port: number;
+}
+
+/** A DNS host name (RFC 1123 labels) or an IPv4 address with every octet in range. */
+function isValidHost(host: string): boolean {
+  if (/^[\d.]+$/.test(host)) return isIP(host) === 4;
+  return (
+    host.length <= 253 &&
+    host.split(".").every((label) => /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(label))
+  );
 }
 
 export function parseHostPort(text: string): HostPort | undefined {
@@ -9,7 +20,10 @@ export function parseHostPort(text: string): HostPort | undefined {
   if (!match) return undefined;
   const port = Number(match[3]);
   if (port > 65535) return undefined;
-  return { host: (match[1] ?? match[2]) as string, port };
+  const bracketed = match[1];
+  if (bracketed !== undefined) return isIP(bracketed) === 6 ? { host: bracketed, port } : undefined;
+  const host = match[2] as string;
+  return isValidHost(host) ? { host, port } : undefined;
 }
 
 export function formatHostPort({ host, port }: HostPort): string {

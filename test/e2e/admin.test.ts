@@ -136,19 +136,31 @@ describe("admin API and Prometheus metrics", () => {
       );
 
       // `droplets list` reads live in-flight counts from the running serve.
-      const slow = await startBackend({ name: "slow", delayMs: 1_500 });
+      // The slow backend holds its answers until the test has looked (a busy machine can take
+      // seconds to start a command; a fixed delay would race it).
+      const held: Array<import("node:http").ServerResponse> = [];
+      const slow = await startBackend({
+        name: "slow",
+        handler: (_req, res) => {
+          held.push(res);
+          return true;
+        },
+      });
       ws.writeConfig(serveConfig(port));
       assert.equal((await runCliAsync(ws, ["droplets", "add", "--address", slow.address])).status, 0);
       const pending = (async () => {
-        for (;;)
-          if ((await request(port, "/slow", { keepAlive: false })).headers["x-backend"] === "slow") return;
+        for (;;) {
+          const reply = await request(port, "/slow", { keepAlive: false });
+          if (reply.body === "released") return;
+        }
       })();
-      await waitFor(() => slow.started > slow.hits, "a request in flight on the slow backend");
+      await waitFor(() => held.length > 0, "a request in flight on the slow backend");
       const listed = JSON.parse((await runCliAsync(ws, ["droplets", "list", "--json"])).stdout) as Array<{
         address: string;
         inFlight: number;
       }>;
       assert.equal(listed.find((e) => e.address === slow.address)?.inFlight, 1);
+      for (const res of held) res.end("released");
       await pending;
       await slow.close();
     } finally {
@@ -191,7 +203,7 @@ describe("admin API and Prometheus metrics", () => {
       assert.equal(await daemon.exited, 2);
       assert.match(
         daemon.output(),
-        /\[admin\] listen = "0\.0\.0\.0:0" is not a loopback address and \[admin\] token is not set/,
+        /\[admin\] listen = "0\.0\.0\.0:0": a non-loopback admin listener needs \[admin\] token/,
       );
     } finally {
       ws.cleanup();

@@ -38,7 +38,7 @@ describe("doproxy droplets against doproxy sim", () => {
       assert.match(added.stdout, /creating 2 droplets/);
       assert.match(added.stdout, /booting/);
       assert.equal(
-        added.stdout.match(/active at 127\.0\.1\.\d+:\d+ \(in rotation\)/g)?.length,
+        added.stdout.match(/active at 127\.0\.2\.\d+:\d+ \(in rotation\)/g)?.length,
         2,
         added.stdout,
       );
@@ -116,7 +116,7 @@ describe("doproxy droplets against doproxy sim", () => {
       );
       const unknown = await runCliAsync(ws, ["droplets", "remove", "4242"], env);
       assert.equal(unknown.status, 2);
-      assert.match(unknown.stderr, /no backend with id 4242/);
+      assert.match(unknown.stderr, /no live backend with inventory id or droplet id 4242/);
     } finally {
       await serve.stop();
       await sim.daemon.stop();
@@ -130,31 +130,49 @@ describe("doproxy droplets against doproxy sim", () => {
     const env = { DIGITALOCEAN_TOKEN: sim.token };
     ws.writeConfig(serveConfig(await freePort(), { rest: simSection(sim) }));
     try {
+      // The pool's identity exists from the first command on; its ownership tag marks its droplets.
+      const first = JSON.parse((await runCliAsync(ws, ["droplets", "sync", "--json"], env)).stdout) as {
+        pool: { ownerTag: string };
+      };
+      const ownerTag = first.pool.ownerTag;
+      assert.match(ownerTag, /^doproxy-pool-[0-9a-f]{12}$/);
       for (let batch = 0; batch < 21; batch++) {
         const names = Array.from({ length: 10 }, (_, i) => `outside-${batch}-${i}`);
         const reply = await sim.api("POST", "/v2/droplets", {
           names,
           size: "s-1vcpu-1gb",
           image: "ubuntu-24-04-x64",
-          tags: ["doproxy"],
+          tags: ["doproxy", ownerTag],
         });
         assert.equal(reply.status, 202);
       }
-      await sim.api("POST", "/v2/droplets", {
-        name: "not-ours",
-        size: "s-1vcpu-1gb",
-        image: "ubuntu-24-04-x64",
-        tags: ["other"],
-      });
+      for (const [name, tags] of [
+        ["not-ours", ["other"]],
+        ["another-pools", ["doproxy"]],
+      ] as const) {
+        await sim.api("POST", "/v2/droplets", { name, size: "s-1vcpu-1gb", image: "ubuntu-24-04-x64", tags });
+      }
+      const before = (await sim.requests()).length;
       const report = await runCliAsync(ws, ["droplets", "sync", "--json"], env);
       assert.equal(report.status, 0, report.stderr);
-      const parsed = JSON.parse(report.stdout) as { applied: boolean; unknown: Array<{ name: string }> };
+      const parsed = JSON.parse(report.stdout) as {
+        applied: boolean;
+        unknown: Array<{ name: string }>;
+        foreign: Array<{ name: string }>;
+      };
       assert.equal(parsed.applied, false);
-      assert.equal(parsed.unknown.length, 210, "all 210 tagged droplets, none of the untagged one");
+      assert.equal(parsed.unknown.length, 210, "all 210 droplets with the ownership tag, no other");
+      assert.deepEqual(
+        parsed.foreign.map((d) => d.name),
+        ["another-pools"],
+        "the configured tag without the ownership tag is reported, not adopted",
+      );
       assert.equal((await listed(ws, env)).length, 0, "without --apply nothing changes");
-      const listCalls = (await sim.requests()).filter((r) => r.method === "GET" && r.path === "/v2/droplets");
+      const listCalls = (await sim.requests())
+        .slice(before)
+        .filter((r) => r.method === "GET" && r.path === "/v2/droplets" && r.query.tag_name === ownerTag);
       assert.ok(
-        listCalls.every((r) => r.query.per_page === "200" && r.query.tag_name === "doproxy"),
+        listCalls.every((r) => r.query.per_page === "200"),
         JSON.stringify(listCalls.slice(0, 3)),
       );
       assert.deepEqual(
@@ -169,7 +187,7 @@ describe("doproxy droplets against doproxy sim", () => {
       assert.ok(
         entries.every(
           (e) =>
-            e.kind === "droplet" && e.state === "joining" && /^127\.0\.1\.\d+:\d+$/.test(e.address ?? ""),
+            e.kind === "droplet" && e.state === "joining" && /^127\.0\.2\.\d+:\d+$/.test(e.address ?? ""),
         ),
       );
       const table = await runCliAsync(ws, ["droplets", "list"], env);
@@ -224,17 +242,28 @@ describe("doproxy droplets against doproxy sim", () => {
 
       await sim.faults({ failNext: { status: 503, count: 2 } });
       const before = (await sim.requests()).length;
-      const recovered = await runCliAsync(ws, ["droplets", "add", "--no-wait"], env);
+      const recovered = await runCliAsync(ws, ["droplets", "sync"], env);
       assert.equal(recovered.status, 0, recovered.stderr);
-      const attempts = (await sim.requests())
-        .slice(before)
-        .filter((r) => r.method === "POST" || r.status === 503);
-      assert.deepEqual(
-        attempts.map((r) => r.status).filter((s) => s === 503).length,
+      assert.equal(
+        (await sim.requests()).slice(before).filter((r) => r.status === 503).length,
         2,
-        "two 5xx answers were retried",
+        "two 5xx answers to a list were retried",
       );
-      assert.equal((await sim.state()).droplets.length, 1, "retries created exactly one droplet");
+
+      // A create answered 5xx may have happened: it is never sent again, and the row waits to be settled.
+      await sim.faults({ failNext: { status: 503, count: 1 } });
+      const postsBefore = (await sim.requests()).filter((r) => r.method === "POST").length;
+      const ambiguous = await runCliAsync(ws, ["droplets", "add", "--no-wait"], env);
+      assert.equal(ambiguous.status, 1);
+      assert.match(ambiguous.stderr, /create failed after 1 attempts \(503[^\n]*request_id/);
+      assert.equal(
+        (await sim.requests()).filter((r) => r.method === "POST").length - postsBefore,
+        1,
+        "an ambiguous create is not sent twice",
+      );
+      const unsettled = (await listed(ws, env)).filter((e) => e.state === "provisioning");
+      assert.equal(unsettled.length, 1, "the row stays provisioning until lookups settle it");
+      assert.equal((await sim.state()).droplets.length, 0);
 
       await sim.faults({ failRate: 1 });
       const failed = await runCliAsync(ws, ["droplets", "sync"], env);
@@ -253,7 +282,7 @@ describe("doproxy droplets against doproxy sim", () => {
         unreachable.stderr,
         /cannot reach the DigitalOcean API at http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)/,
       );
-      for (const result of [rejected, missing, invalid, limited, recovered, failed, unreachable]) {
+      for (const result of [rejected, missing, invalid, limited, recovered, ambiguous, failed, unreachable]) {
         assert.doesNotMatch(
           result.stdout + result.stderr,
           new RegExp(sim.token),

@@ -30,8 +30,11 @@ describe("doproxy serve: hot reload and shutdown", () => {
       ws.writeConfig(serveConfig(port, { proxy: 'strategy = "least-connections"' }));
       await waitFor(() => reloads() === 1, "reload to least-connections");
       const lc = await tallyByBackend(port, 400, 8);
+      // The property, not a tight ratio: on a loaded machine the "fast" backend is slower too, so
+      // the split is less extreme than on an idle one (about 3:1 instead of 10:1), but it must be
+      // clearly uneven, towards the idle backend.
       assert.ok(
-        (lc.fast ?? 0) > 4 * (lc.slow ?? 0),
+        (lc.fast ?? 0) > 2 * (lc.slow ?? 0),
         `least-connections favours the idle backend: ${JSON.stringify(lc)}`,
       );
 
@@ -39,7 +42,7 @@ describe("doproxy serve: hot reload and shutdown", () => {
       await waitFor(() => reloads() === 2, "reload to latency");
       const lat = await tallyByBackend(port, 400, 4);
       assert.ok(
-        (lat.fast ?? 0) > 4 * (lat.slow ?? 0),
+        (lat.fast ?? 0) > 2 * (lat.slow ?? 0),
         `latency favours the fast backend: ${JSON.stringify(lat)}`,
       );
 
@@ -57,7 +60,10 @@ describe("doproxy serve: hot reload and shutdown", () => {
         "the empty file reported",
       );
       const still = await tallyByBackend(port, 200, 4);
-      assert.ok((still.fast ?? 0) > 4 * (still.slow ?? 0), "still the latency strategy");
+      assert.ok(
+        (still.fast ?? 0) > 2 * (still.slow ?? 0),
+        `still the latency strategy: ${JSON.stringify(still)}`,
+      );
 
       // A new listen address: a request in flight on the old listener completes; new ones go to the new port.
       const newPort = await freePort();

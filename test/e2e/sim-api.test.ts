@@ -185,4 +185,93 @@ describe("doproxy sim conforms to the DigitalOcean spec", () => {
       local.cleanup();
     }
   });
+
+  it("answers the API around droplets that DigitalOcean's tools use: account team, tags, SSH keys, images, droplet actions", async () => {
+    const account = await call("GET", "/v2/account", "/v2/account");
+    assert.equal(
+      typeof (account.body as { account: { team: { uuid: string } } }).account.team.uuid,
+      "string",
+    );
+    assert.equal((await call("POST", "/v2/tags", "/v2/tags", { name: "web:prod" })).status, 201);
+    assert.equal((await call("GET", "/v2/tags/web:prod", "/v2/tags/{tag_id}")).status, 200);
+    const tags = await call("GET", "/v2/tags", "/v2/tags");
+    assert.ok((tags.body as { tags: Array<{ name: string }> }).tags.some((t) => t.name === "web:prod"));
+    assert.equal((await call("POST", "/v2/tags", "/v2/tags", { name: "bad tag" })).status, 422);
+    const key = await call("POST", "/v2/account/keys", "/v2/account/keys", {
+      name: "ops",
+      public_key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG5vdC1hLXJlYWwta2V5 ops@example",
+    });
+    assert.equal(key.status, 201);
+    const keys = await call("GET", "/v2/account/keys", "/v2/account/keys");
+    assert.equal((keys.body as { ssh_keys: unknown[] }).ssh_keys.length, 1);
+    const images = await call("GET", "/v2/images", "/v2/images");
+    const slug = (images.body as { images: Array<{ slug: string; id: number }> }).images[0];
+    assert.ok(slug);
+    assert.equal((await call("GET", `/v2/images/${slug.slug}`, "/v2/images/{image_id}")).status, 200);
+    assert.equal((await call("GET", `/v2/images/${slug.id}`, "/v2/images/{image_id}")).status, 200);
+
+    // Droplet validation as the API does it: tag characters and user data size.
+    const base = { name: "checked", size: "s-1vcpu-1gb", image: "ubuntu-24-04-x64" };
+    assert.equal(
+      (await call("POST", "/v2/droplets", "/v2/droplets", { ...base, tags: ["no spaces"] })).status,
+      422,
+    );
+    assert.equal(
+      (await call("POST", "/v2/droplets", "/v2/droplets", { ...base, user_data: "x".repeat(65 * 1024) }))
+        .status,
+      422,
+    );
+
+    // Power off: an action in progress, the droplet locked (actions and deletes refused), then off.
+    const created = await call("POST", "/v2/droplets", "/v2/droplets", { ...base, name: "powered" });
+    const id = (created.body as { droplet: { id: number } }).droplet.id;
+    await waitFor(
+      async () => (await sim.state()).droplets.find((d) => d.id === id)?.status === "active",
+      "boot",
+    );
+    const off = await call("POST", `/v2/droplets/${id}/actions`, "/v2/droplets/{droplet_id}/actions", {
+      type: "power_off",
+    });
+    assert.equal(off.status, 201);
+    const action = (off.body as { action: { id: number; status: string; type: string } }).action;
+    assert.deepEqual([action.status, action.type], ["in-progress", "power_off"]);
+    const locked = await call("GET", `/v2/droplets/${id}`, "/v2/droplets/{droplet_id}");
+    assert.equal((locked.body as { droplet: { locked: boolean } }).droplet.locked, true);
+    assert.equal(
+      (
+        await call("POST", `/v2/droplets/${id}/actions`, "/v2/droplets/{droplet_id}/actions", {
+          type: "reboot",
+        })
+      ).status,
+      422,
+    );
+    assert.equal((await call("DELETE", `/v2/droplets/${id}`, "/v2/droplets/{droplet_id}")).status, 422);
+    await waitFor(
+      async () =>
+        (
+          (
+            await call(
+              "GET",
+              `/v2/droplets/${id}/actions/${action.id}`,
+              "/v2/droplets/{droplet_id}/actions/{action_id}",
+            )
+          ).body as { action: { status: string } }
+        ).action.status === "completed",
+      "the power-off to complete",
+    );
+    assert.equal((await sim.state()).droplets.find((d) => d.id === id)?.status, "off");
+    assert.equal(
+      (
+        await call("POST", `/v2/droplets/${id}/actions`, "/v2/droplets/{droplet_id}/actions", {
+          type: "power_on",
+        })
+      ).status,
+      201,
+    );
+    await waitFor(
+      async () => (await sim.state()).droplets.find((d) => d.id === id)?.status === "active",
+      "power on",
+    );
+    assert.equal((await call("DELETE", `/v2/droplets/${id}`, "/v2/droplets/{droplet_id}")).status, 204);
+  });
 });

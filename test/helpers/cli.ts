@@ -139,7 +139,12 @@ export function startDaemon(ws: Workspace, args: string[], env: NodeJS.ProcessEn
       ),
     stop: async (signal = "SIGTERM") => {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      return exited;
+      const code = await exited;
+      // An error that escaped every handler is a bug (logged with bug: true), whatever the test checked.
+      const bugs = logs().filter((line) => line.bug === true);
+      if (bugs.length > 0)
+        throw new Error(`doproxy logged a bug:\n${JSON.stringify(bugs, null, 1).slice(0, 3000)}`);
+      return code;
     },
   };
 }

@@ -17,6 +17,7 @@ export interface SimHandle {
       served: number;
     }>;
     destroyedWithInFlight: number;
+    created: Array<{ id: number; name: string; tags: string[] }>;
   }>;
   requests(): Promise<Array<{ method: string; path: string; query: Record<string, string>; status: number }>>;
   faults(change: Record<string, unknown>): Promise<void>;

@@ -10,7 +10,7 @@ import {
   type ScaleInputs,
 } from "../../../src/autoscale/policy.js";
 import { scheduleFloor } from "../../../src/autoscale/schedule.js";
-import type { BackendState } from "../../../src/inventory/backends.js";
+import type { BackendState } from "../../../src/model/backend-state.js";
 
 const settings: AutoscaleSettings = {
   enabled: true,
@@ -27,6 +27,7 @@ const settings: AutoscaleSettings = {
   scaleDownAfterMs: 600_000,
   scaleDownCooldownMs: 900_000,
   replaceUnhealthyAfterMs: 180_000,
+  maxHourlyCost: undefined,
   schedule: [],
 };
 
@@ -302,6 +303,31 @@ const table: Row[] = [
     mem: { replacing: { 2: NOW - 10_000 } },
     kind: "hold",
   },
+  {
+    name: "a scale-up the budget cap cannot afford at all is held with the cap as the reason",
+    in: { p95Ms: 1500, hourlyPrice: 0.01 },
+    set: { maxHourlyCost: 0.015 },
+    mem: { breachSince: NOW - 60_000 },
+    kind: "hold",
+    reason: /held by the budget cap max-hourly-cost \$0\.015\/h: 1 droplets cost \$0\.010\/h/,
+  },
+  {
+    name: "the budget cap cuts a scale-up to what still fits",
+    in: { p95Ms: 2500, hourlyPrice: 0.01 },
+    set: { maxHourlyCost: 0.03 },
+    mem: { breachSince: NOW - 60_000 },
+    kind: "scale-up",
+    actions: [{ kind: "create", count: 2 }],
+    reason: /limited by the budget cap/,
+  },
+  {
+    name: "without a known price the cap cannot apply and the scale-up goes ahead",
+    in: { p95Ms: 2500 },
+    set: { maxHourlyCost: 0.01 },
+    mem: { breachSince: NOW - 60_000 },
+    kind: "scale-up",
+    actions: [{ kind: "create", count: 4 }],
+  },
 ];
 
 describe("decide(): the scaling policy", () => {
@@ -312,6 +338,7 @@ describe("decide(): the scaling policy", () => {
       if (row.actions) assert.deepEqual(decision.actions, row.actions);
       if (row.kind === "hold") assert.deepEqual(decision.actions, []);
       if (row.reason) assert.match(decision.reason, row.reason);
+      assert.equal(decision.budgetCapped === true, /budget cap/.test(decision.reason));
     });
   }
 

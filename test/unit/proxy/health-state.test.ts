@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { BackendState } from "../../../src/inventory/backends.js";
+import type { BackendState } from "../../../src/model/backend-state.js";
 import { nextHealthState } from "../../../src/proxy/health-state.js";
 
 describe("health hysteresis", () => {

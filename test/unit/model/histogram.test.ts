@@ -7,7 +7,7 @@ import {
   encodeCounts,
   newCounts,
   quantile,
-} from "../../../src/proxy/histogram.js";
+} from "../../../src/model/histogram.js";
 import { Recorder } from "../../../src/proxy/recorder.js";
 
 describe("round-trip time histogram", () => {
