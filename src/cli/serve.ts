@@ -20,7 +20,7 @@ import { reportAndExit } from "./run.js";
 
 /**
  * `doproxy serve`: the proxy, its health checks and metric recording, with hot reload of the
- * configuration and a graceful stop on SIGTERM/SIGINT.
+ * configuration (on file change or SIGHUP) and a graceful stop on SIGTERM/SIGINT.
  */
 export async function serve(options: CommonOptions): Promise<void> {
   const file = resolveConfigPath(options.config);
@@ -195,4 +195,9 @@ export async function serve(options: CommonOptions): Promise<void> {
   };
   process.on("SIGTERM", () => void stop("SIGTERM"));
   process.on("SIGINT", () => void stop("SIGINT"));
+  // `systemctl reload` sends SIGHUP; without a handler Node would exit on it.
+  process.on("SIGHUP", () => {
+    log.info({ signal: "SIGHUP", config: file }, "reloading the configuration");
+    watcher.reload();
+  });
 }

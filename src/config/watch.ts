@@ -10,6 +10,8 @@ export interface ConfigWatcher {
   current(): Config;
   /** The error of the last reload attempt, if it failed. */
   lastError(): string | undefined;
+  /** Reload now, whether or not the file changed (SIGHUP: `systemctl reload`). */
+  reload(): void;
   close(): void;
 }
 
@@ -58,6 +60,10 @@ export function watchConfig(
   return {
     current: () => current,
     lastError: () => lastError,
+    reload: () => {
+      clearTimeout(settle);
+      reload();
+    },
     close: () => {
       clearTimeout(settle);
       if (file) unwatchFile(file, listener);
