@@ -167,7 +167,7 @@
       const held = status.autoscale.backoff
         ? ` · creates held: ${status.autoscale.backoff.reason === "droplet-limit" ? "droplet limit reached" : status.autoscale.backoff.reason} (retry ${new Date(status.autoscale.backoff.retryAt).toLocaleTimeString()})`
         : "";
-      $("#summary").textContent = `v${status.version} · up ${fmtAge(status.uptimeSeconds * 1000)} · ${s.active} active, ${s.joining + s.provisioning} booting, ${s.unhealthy} unhealthy, ${s.draining} draining · ${auto}${held}${reload}`;
+      $("#summary").textContent = `v${status.version} · pool ${status.pool.id} · up ${fmtAge(status.uptimeSeconds * 1000)} · ${s.active} active, ${s.joining + s.provisioning} booting, ${s.unhealthy} unhealthy, ${s.draining} draining · ${auto}${held}${reload}`;
       renderBackends(backends);
       renderEvents(events);
       renderCharts(samples.points);

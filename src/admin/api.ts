@@ -16,6 +16,8 @@ export interface AdminSources {
   lastReload(): { ok: boolean; at: number | null; error: string | null };
   service: ProxyService;
   metrics: Metrics;
+  /** The pool's identity and the ownership tag its droplets carry. */
+  pool: { id: string; ownerTag: string };
   /** Runs the series query off the event loop that proxies. */
   series: SeriesReader;
   autoscaler: AutoscaleController | undefined;
@@ -56,7 +58,7 @@ export function status(src: AdminSources) {
     uptimeSeconds: Math.round((Date.now() - src.startedAt) / 1000),
     proxy: { url: src.service.server.url() ?? null, strategy: config.proxy.strategy },
     config: { file: config.file ?? null, lastReload: src.lastReload() },
-    pool: { total: rows.length, byState },
+    pool: { id: src.pool.id, ownerTag: src.pool.ownerTag, total: rows.length, byState },
     autoscale: {
       enabled: config.autoscale.enabled && src.autoscaler !== undefined,
       dryRun: config.autoscale.dryRun,

@@ -75,11 +75,7 @@ async function adopt(
   lifecycle: DropletLifecycle,
   options: CloudAddOptions,
 ): Promise<void> {
-  const dropletId = Number(options.id);
-  if (!Number.isInteger(dropletId) || dropletId < 1)
-    throw new UsageError(`--id ${options.id}: expected a droplet id (a number)`);
-  const droplet = await provider.getDroplet(dropletId);
-  if (!droplet) throw new UsageError(`no droplet ${dropletId} on the ${provider.description}`);
+  const droplet = await findDroplet(provider, String(options.id));
   const address = droplet.status === "active" ? lifecycle.addressOf(droplet) : undefined;
   const autoscale = Boolean(options.autoscale);
   const row = ctx.backends.addDroplet(droplet.id, droplet.name, address ?? null, "adopted by hand", {
@@ -93,6 +89,23 @@ async function adopt(
       : "the autoscaler counts it as capacity but never drains or destroys it (add --autoscale to allow that)",
   );
   if (options.wait) await bringUp(ctx, lifecycle, [row]);
+}
+
+/** A droplet by its DigitalOcean id or its name, as an operator copies either from the control panel. */
+async function findDroplet(provider: CloudProvider, idOrName: string) {
+  if (/^\d+$/.test(idOrName)) {
+    const droplet = await provider.getDroplet(Number(idOrName));
+    if (!droplet) throw new UsageError(`no droplet ${idOrName} on the ${provider.description}`);
+    return droplet;
+  }
+  const named = await provider.listNamed(idOrName);
+  if (named.length === 1) return named[0] as NonNullable<(typeof named)[0]>;
+  if (named.length > 1)
+    throw new UsageError(
+      `${named.length} droplets are named ${idOrName} (ids ${named.map((d) => d.id).join(", ")})`,
+      "adopt one by its droplet id",
+    );
+  throw new UsageError(`no droplet named ${idOrName} on the ${provider.description}`);
 }
 
 /** Waits for each droplet to boot, then health-gates it into rotation, showing each step. */

@@ -33,7 +33,7 @@ withConfig(
     .command("add")
     .description("create droplets, adopt one (--id) or register a server that is not a droplet (--address)")
     .option("--count <n>", "how many droplets to create", "1")
-    .option("--id <droplet-id>", "adopt an existing droplet")
+    .option("--id <droplet-id-or-name>", "adopt an existing droplet, by its id or its name")
     .option("--autoscale", "with --id: let the autoscaler drain and destroy the adopted droplet")
     .option("--address <host:port>", "register a server that is not a droplet")
     .option("--name <name>", "a name to show for an --address backend")

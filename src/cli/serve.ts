@@ -136,6 +136,7 @@ export async function serve(options: CommonOptions): Promise<void> {
       service,
       metrics,
       series,
+      pool: { id: pool.poolId, ownerTag },
       autoscaler,
       hourlyPrice: () => hourlyPrice,
     },

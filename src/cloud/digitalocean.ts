@@ -140,13 +140,21 @@ export class DigitalOceanProvider implements CloudProvider {
     return this.listTagged(this.ownerTag);
   }
 
-  async listTagged(tag: string): Promise<CloudDroplet[]> {
+  listTagged(tag: string): Promise<CloudDroplet[]> {
+    return this.listWhere({ tag_name: tag });
+  }
+
+  listNamed(name: string): Promise<CloudDroplet[]> {
+    return this.listWhere({ name });
+  }
+
+  private async listWhere(filter: { tag_name: string } | { name: string }): Promise<CloudDroplet[]> {
     const all: CloudDroplet[] = [];
     let page = 1;
     for (;;) {
       const data = await this.call("list", async () => {
         const response = await this.http.get("/droplets", {
-          params: { tag_name: tag, page, per_page: PAGE_SIZE },
+          params: { ...filter, page, per_page: PAGE_SIZE },
         });
         return response.data as {
           droplets: ApiDroplet[];

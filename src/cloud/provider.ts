@@ -41,6 +41,8 @@ export interface CloudProvider {
   listOwned(): Promise<CloudDroplet[]>;
   /** Every droplet carrying `tag`, across all pages (to report droplets that are not this pool's). */
   listTagged(tag: string): Promise<CloudDroplet[]>;
+  /** Droplets with this exact name (names are not unique on DigitalOcean). */
+  listNamed(name: string): Promise<CloudDroplet[]>;
   /** Destroys a droplet; one that is already gone counts as destroyed. */
   destroyDroplet(id: number): Promise<void>;
   /** Problems with the configured region, size and image, as DigitalOcean lists them (empty: all available). */

@@ -44,6 +44,8 @@ export interface Faults {
   deleteLagMs: number;
   /** The next N creates make their droplets and then answer 500 (an accepted create that looks failed). */
   acceptThenFail: number;
+  /** The next N creates also make, for each name, a droplet of someone else's with the same name. */
+  nameCollision: number;
   /** Creates with these sizes are refused as unavailable in the region (422). */
   unavailableSizes: string[];
   /** New droplets serve only on their public address (a VPC the proxy is not in). */
@@ -121,6 +123,7 @@ export class Simulator {
       acceptThenFail: 0,
       unavailableSizes: [],
       privateUnreachable: false,
+      nameCollision: 0,
       ...options.faults,
     };
     this.state.privateUnreachable = this.faults.privateUnreachable;
@@ -462,6 +465,15 @@ export class Simulator {
         neverBoots,
       );
     });
+    if (this.faults.nameCollision > 0) {
+      // Names are not unique on DigitalOcean: another team's droplet with the same name, untagged.
+      this.faults.nameCollision--;
+      for (const d of created)
+        this.state.create(
+          { name: d.name, region, size: request.size, image: request.image, tags: [], vpcUuid: randomUUID() },
+          false,
+        );
+    }
     if (this.faults.acceptThenFail > 0) {
       this.faults.acceptThenFail--;
       throw new ApiFailure(500, "Server was unable to give you a response.");
@@ -568,6 +580,7 @@ export class Simulator {
       if (change.failNext !== undefined) this.faults.failNext = change.failNext;
       if (change.acceptThenFail !== undefined) this.faults.acceptThenFail = change.acceptThenFail;
       if (change.unavailableSizes !== undefined) this.faults.unavailableSizes = change.unavailableSizes;
+      if (change.nameCollision !== undefined) this.faults.nameCollision = change.nameCollision;
       if (change.privateUnreachable !== undefined)
         this.faults.privateUnreachable = this.state.privateUnreachable = change.privateUnreachable;
       if (change.listLagMs !== undefined) this.faults.listLagMs = this.state.listLagMs = change.listLagMs;

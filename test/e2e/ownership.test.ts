@@ -155,6 +155,7 @@ describe("DigitalOcean as it really behaves", () => {
       const status = await waitFor(
         async () => {
           const reply = await getJson<{
+            pool: { id: string; ownerTag: string };
             autoscale: { backoff: { reason: string } | null; lastDecision: { code: string } | null };
           }>(`${admin}/api/status`);
           return reply.body.autoscale.backoff?.reason === "droplet-limit" ? reply.body : undefined;
@@ -164,6 +165,10 @@ describe("DigitalOcean as it really behaves", () => {
         250,
       );
       assert.equal(status.autoscale.backoff?.reason, "droplet-limit");
+      // The pool identity is visible, and every droplet the pool created carries its ownership tag.
+      assert.equal(status.pool.ownerTag, `doproxy-pool-${status.pool.id}`);
+      for (const d of (await sim.state()).droplets)
+        assert.ok(d.tags.includes(status.pool.ownerTag), d.tags.join());
       // Held at the limit: count the create calls over a stretch of 20 s.
       const creates = async () =>
         (await sim.requests()).filter((r) => r.method === "POST" && r.path === "/v2/droplets").length;
@@ -232,19 +237,23 @@ describe("DigitalOcean as it really behaves", () => {
     }
   });
 
-  it("a create that was accepted but answered 500 is settled by lookup, never sent again", async () => {
+  it("a create that was accepted but answered 500 is settled by lookup, never sent again, even with name collisions", async () => {
     const ws = workspace("");
     const sim = await startSim(ws, ["--boot-time", "200ms"]);
     const env = { DIGITALOCEAN_TOKEN: sim.token };
     ws.writeConfig(serveConfig(await freePort(), { rest: simSection(sim) }));
     try {
-      await sim.faults({ acceptThenFail: 1 });
+      // The create makes its droplets and answers 500; someone else's droplets share their names.
+      await sim.faults({ acceptThenFail: 1, nameCollision: 1 });
       const add = await runCliAsync(ws, ["droplets", "add", "--count", "2", "--no-wait"], env);
       assert.equal(add.status, 1);
       assert.match(add.stderr, /500/);
       const posts = (await sim.requests()).filter((r) => r.method === "POST" && r.path === "/v2/droplets");
       assert.equal(posts.length, 1, "sent once");
-      assert.equal((await sim.state()).droplets.length, 2, "the API did create them");
+      const owned = () =>
+        sim.state().then((s) => s.droplets.filter((d) => d.tags.some((t) => t.startsWith("doproxy-pool-"))));
+      assert.equal((await owned()).length, 2, "the API did create them");
+      assert.equal((await sim.state()).droplets.length, 4, "and two namesakes of someone else's");
       const rows = await listed(ws, env);
       assert.deepEqual(
         rows.map((r) => [r.state, r.dropletId]),
@@ -258,14 +267,45 @@ describe("DigitalOcean as it really behaves", () => {
       const settled = await listed(ws, env);
       assert.deepEqual(
         settled.map((r) => r.dropletId).sort(),
-        (await sim.state()).droplets.map((d) => d.id).sort(),
+        (await owned()).map((d) => d.id).sort(),
+        "settled to this pool's droplets, never to a namesake",
       );
-      assert.equal((await sim.state()).droplets.length, 2, "no duplicate");
+      assert.equal((await owned()).length, 2, "no duplicate");
       // Remove it by droplet name, as an operator copying from the control panel would.
       const name = settled[0]?.name as string;
       const removed = await runCliAsync(ws, ["droplets", "remove", name, "--force"], env);
       assert.equal(removed.status, 0, removed.stderr);
-      assert.equal((await sim.state()).droplets.length, 1);
+      assert.equal((await owned()).length, 1);
+      assert.equal(
+        (await sim.state()).droplets.filter((d) => d.name === name).length,
+        1,
+        "the namesake stays",
+      );
+
+      // Adopt droplets by name or by id; by hand they stay out of the autoscaler's scale-down.
+      for (const adoptee of ["hand-picked", "twin", "twin"])
+        await sim.api("POST", "/v2/droplets", {
+          name: adoptee,
+          size: "s-1vcpu-1gb",
+          image: "ubuntu-24-04-x64",
+        });
+      const byName = await runCliAsync(ws, ["droplets", "add", "--id", "hand-picked", "--no-wait"], env);
+      assert.equal(byName.status, 0, byName.stderr);
+      assert.match(byName.stdout, /adopted/);
+      assert.match(byName.stdout, /never drains or destroys it/);
+      const twins = await runCliAsync(ws, ["droplets", "add", "--id", "twin", "--no-wait"], env);
+      assert.equal(twins.status, 2);
+      assert.match(twins.stderr, /2 droplets are named twin/);
+      const twinId = (await sim.state()).droplets.find((d) => d.name === "twin")?.id as number;
+      const byId = await runCliAsync(
+        ws,
+        ["droplets", "add", "--id", String(twinId), "--autoscale", "--no-wait"],
+        env,
+      );
+      assert.equal(byId.status, 0, byId.stderr);
+      assert.match(byId.stdout, /may drain and destroy it/);
+      const adopted = (await listed(ws, env)).map((r) => r.name);
+      assert.ok(adopted.includes("hand-picked") && adopted.includes("twin"), adopted.join());
     } finally {
       await sim.daemon.stop();
       cleanupAll(ws);
