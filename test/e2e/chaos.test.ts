@@ -10,6 +10,7 @@ import {
   workspace,
 } from "../helpers/cli.js";
 import { request } from "../helpers/http.js";
+import { prng } from "../helpers/prng.js";
 import { type SimHandle, simSection, startSim } from "../helpers/sim.js";
 import { waitFor } from "../helpers/wait.js";
 
@@ -24,17 +25,6 @@ const PHASES = Number(process.env.DOPROXY_CHAOS_PHASES ?? 10);
 const PHASE_MS = 7_000;
 const MIN = 1;
 const MAX = 4;
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Row {
   id: number;

@@ -11,6 +11,7 @@ import {
   workspace,
 } from "../helpers/cli.js";
 import { request } from "../helpers/http.js";
+import { prng } from "../helpers/prng.js";
 import {
   type ReceivedRequest,
   type RecordingServer,
@@ -31,18 +32,6 @@ import { waitFor } from "../helpers/wait.js";
 const SEED = Number(process.env.DOPROXY_FUZZ_SEED ?? 20261122);
 const CASES = Number(process.env.DOPROXY_FUZZ_CASES ?? 1500);
 const BUDGET_MS = Number(process.env.DOPROXY_FUZZ_BUDGET_MS ?? 45_000);
-
-/** mulberry32: a small seeded PRNG, so a failing case can be replayed from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SMUGGLE = "GET /SMUGGLED HTTP/1.1\r\nHost: x\r\n\r\n";
 const CORPUS = [
