@@ -388,4 +388,33 @@ replace-unhealthy-after = "1s"
       cleanupAll(ws);
     }
   });
+
+  it("a reload that changes [digitalocean] says at once that a restart is needed", async () => {
+    const ws = workspace("");
+    const sim = await startSim(ws);
+    const env = { DIGITALOCEAN_TOKEN: sim.token };
+    const port = await freePort();
+    ws.writeConfig(serveConfig(port, { rest: simSection(sim) }));
+    const serve = startDaemon(ws, ["serve"], env);
+    try {
+      await serve.waitForLog((l) => l.msg === "admin listening", "serve to start");
+      // The file watcher starts last; an edit is repeated (another region each time) until it is seen.
+      let edits = 0;
+      await waitFor(
+        () => {
+          const region = ++edits % 2 === 0 ? "ams3" : "sfo3";
+          ws.writeConfig(serveConfig(port, { rest: `${simSection(sim)}region = "${region}"\n` }));
+          return serve
+            .logs()
+            .some((l) => /\[digitalocean\] changed: restart doproxy serve to apply it/.test(String(l.msg)));
+        },
+        "the restart notice",
+        15_000,
+        1_000,
+      );
+    } finally {
+      await stopAll(serve, sim.daemon);
+      cleanupAll(ws);
+    }
+  });
 });
