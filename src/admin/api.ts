@@ -2,6 +2,7 @@ import type { AutoscaleController } from "../autoscale/controller.js";
 import { poolCost } from "../autoscale/cost.js";
 import type { Config } from "../config/load.js";
 import { backendView } from "../inventory/backend-view.js";
+import { isEjected } from "../proxy/outliers.js";
 import type { ProxyService } from "../proxy/service.js";
 import { parseDuration } from "../util/duration.js";
 import type { Metrics } from "./metrics.js";
@@ -93,6 +94,10 @@ export function backends(src: AdminSources, now = Date.now()) {
     return {
       ...backendView(row, figures.get(row.id), live?.inFlight ?? 0, now),
       websockets: live?.websockets.size ?? 0,
+      // Outlier detection's view (memory only): out of rotation until then, or on trial.
+      ejected: live ? isEjected(live.outlier) : false,
+      ejectedUntil: live?.outlier.ejectedUntil ?? null,
+      ejections: live?.outlier.ejections ?? 0,
     };
   });
 }

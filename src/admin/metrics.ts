@@ -1,7 +1,9 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { BackendRow } from "../inventory/backends.js";
 import type { LiveBackend } from "../proxy/backend.js";
-import type { RequestObserver } from "../proxy/server.js";
+import { isEjected } from "../proxy/outliers.js";
+import type { OutlierEvent } from "../proxy/pool.js";
+import type { RejectReason, RequestObserver } from "../proxy/server.js";
 
 /** Round-trip time buckets in seconds: 1 ms to 60 s. */
 const RTT_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -33,6 +35,9 @@ export class Metrics implements RequestObserver {
   private readonly decisions: Counter<"kind">;
   private readonly apiCalls: Counter<"operation" | "outcome">;
   private readonly budgetCaps: Counter;
+  private readonly rejections: Counter<"reason">;
+  private readonly ejections: Counter<"backend" | "reason">;
+  private readonly preflights: Counter;
   private readonly children = new Map<number, BackendChildren>();
 
   constructor(sources: MetricSources) {
@@ -79,6 +84,41 @@ export class Metrics implements RequestObserver {
       help: "DigitalOcean API calls by operation and outcome (ok, retry, error).",
       labelNames: ["operation", "outcome"],
       registers,
+    });
+    this.rejections = new Counter({
+      name: "doproxy_rejected_requests_total",
+      help: "Requests refused before reaching a backend by a per-client policy, by reason (rate-limit, client-in-flight).",
+      labelNames: ["reason"],
+      registers,
+    });
+    this.ejections = new Counter({
+      name: "doproxy_outlier_ejections_total",
+      help: "Backends ejected by outlier detection, by reason (outlier-5xx, outlier-connect, outlier-trial-failed).",
+      labelNames: ["backend", "reason"],
+      registers,
+    });
+    this.preflights = new Counter({
+      name: "doproxy_cors_preflights_total",
+      help: "CORS preflight requests answered by doproxy without a backend.",
+      registers,
+    });
+    new Gauge({
+      name: "doproxy_backends_ejected",
+      help: "Backends held out of rotation by outlier detection now.",
+      registers,
+      collect() {
+        this.set(sources.liveBackends().filter((b) => isEjected(b.outlier)).length);
+      },
+    });
+    new Gauge({
+      name: "doproxy_backend_weight",
+      help: "Each backend's configured weight.",
+      labelNames: ["backend"],
+      registers,
+      collect() {
+        this.reset();
+        for (const b of sources.liveBackends()) this.set({ backend: b.address }, b.weight);
+      },
     });
     new Gauge({
       name: "doproxy_in_flight_requests",
@@ -141,6 +181,18 @@ export class Metrics implements RequestObserver {
   failure(backend: LiveBackend, status: number, kind: "connect" | "timeout"): void {
     this.childrenOf(backend).byClass[Math.floor(status / 100) - 1]?.inc();
     this.failures.inc({ backend: backend.address, kind });
+  }
+
+  rejected(reason: RejectReason): void {
+    this.rejections.inc({ reason });
+  }
+
+  preflight(): void {
+    this.preflights.inc();
+  }
+
+  outlier(backend: LiveBackend, event: OutlierEvent): void {
+    if (event.kind === "ejected") this.ejections.inc({ backend: backend.address, reason: event.code });
   }
 
   healthCheck(backend: LiveBackend, ok: boolean): void {

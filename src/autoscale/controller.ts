@@ -197,14 +197,20 @@ export class AutoscaleController {
     const droplets = this.deps.backends
       .live()
       .filter((row) => row.kind === "droplet")
-      .map((row) => ({
-        id: row.id,
-        state: row.state,
-        inFlight: this.deps.pool.get(row.id)?.inFlight ?? 0,
-        createdAt: row.createdAt,
-        stateChangedAt: row.stateChangedAt,
-        scalable: row.autoscale,
-      }));
+      .map((row) => {
+        const live = this.deps.pool.get(row.id);
+        // A droplet outlier detection keeps ejecting is unhealthy to the replace-unhealthy rule,
+        // from the start of its run of ejections, even while its health path still answers.
+        const ejectedSince = row.state === "active" ? live?.outlier.ejectedSince : undefined;
+        return {
+          id: row.id,
+          state: ejectedSince !== undefined ? ("unhealthy" as const) : row.state,
+          inFlight: live?.inFlight ?? 0,
+          createdAt: row.createdAt,
+          stateChangedAt: ejectedSince ?? row.stateChangedAt,
+          scalable: row.autoscale,
+        };
+      });
     return {
       now,
       p95Ms: window.p95Ms,

@@ -20,6 +20,8 @@ export interface CloudAddOptions extends CommonOptions {
   wait: boolean;
   /** With --id: the autoscaler may drain and destroy the adopted droplet like its own. */
   autoscale?: boolean;
+  /** Parsed --weight; undefined: [digitalocean] weight. */
+  weight?: number;
 }
 
 export interface SyncOptions extends CommonOptions {
@@ -57,7 +59,7 @@ export async function addDroplets(options: CloudAddOptions): Promise<void> {
     say(
       `creating ${count} droplet${count > 1 ? "s" : ""} (${size}, ${image}, ${region}) through the ${provider.description}`,
     );
-    const rows = await lifecycle.provision(count, "added by hand");
+    const rows = await lifecycle.provision(count, "added by hand", options.weight);
     for (const row of rows) say(`backend ${row.id}: droplet ${row.dropletId} ${row.name} created`);
     if (!options.wait) {
       say("not waiting: a running doproxy serve adds the droplets when they boot and pass health checks");
@@ -81,6 +83,7 @@ async function adopt(
   const row = ctx.backends.addDroplet(droplet.id, droplet.name, address ?? null, "adopted by hand", {
     origin: "manual",
     autoscale,
+    weight: options.weight ?? lifecycle.weightFor(droplet),
   });
   say(`backend ${row.id}: droplet ${droplet.id} ${droplet.name} adopted (${row.state})`);
   say(

@@ -20,6 +20,20 @@ export interface AddOptions extends CommonOptions {
   address?: string;
   name?: string;
   wait: boolean;
+  weight?: number;
+}
+
+export interface SetOptions extends CommonOptions {
+  weight?: string;
+}
+
+/** --weight N: a whole number from 1 to 1000. */
+export function parseWeight(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const weight = Number(text);
+  if (!/^\d+$/.test(text.trim()) || !Number.isInteger(weight) || weight < 1 || weight > 1000)
+    throw new UsageError(`--weight ${text}: expected a whole number from 1 to 1000`);
+  return weight;
 }
 
 export interface ListOptions extends CommonOptions {
@@ -46,9 +60,9 @@ export async function addStatic(options: AddOptions): Promise<void> {
     throw new UsageError(`--address ${options.address}: expected HOST:PORT such as 10.0.0.5:8080`);
   const ctx = openContext(options);
   try {
-    const row = ctx.backends.addStatic(formatHostPort(hostPort), options.name ?? null);
+    const row = ctx.backends.addStatic(formatHostPort(hostPort), options.name ?? null, options.weight ?? 1);
     say(
-      `backend ${row.id} ${row.address}: joining (in rotation after ${ctx.config.health.healthyAfter} passing health checks)`,
+      `backend ${row.id} ${row.address}: joining (in rotation after ${ctx.config.health.healthyAfter} passing health checks)${row.weight !== 1 ? `, weight ${row.weight}` : ""}`,
     );
     if (!options.wait) return;
     await waitForRotation(ctx, row);
@@ -130,13 +144,14 @@ export async function list(options: ListOptions): Promise<void> {
     }
     say(
       renderTable(
-        ["ID", "NAME", "ADDRESS", "STATE", "HEALTH", "IN-FLIGHT", "P50", "P95", "REQ/S", "AGE"],
+        ["ID", "NAME", "ADDRESS", "STATE", "HEALTH", "WEIGHT", "IN-FLIGHT", "P50", "P95", "REQ/S", "AGE"],
         entries.map((e) => [
           e.id,
           e.name ?? (e.dropletId ? String(e.dropletId) : "-"),
           e.address ?? "-",
           e.state,
           e.health,
+          e.weight,
           e.inFlight,
           formatMs(e.p50Ms ?? undefined),
           formatMs(e.p95Ms ?? undefined),
@@ -157,6 +172,29 @@ export async function list(options: ListOptions): Promise<void> {
       say(
         `cost: $${cost.perHour.toFixed(4)}/h now (${size} at $${cost.hourlyPrice}/h); last 24 h: ${cost.dropletHoursLast24h.toFixed(2)} droplet-hours, $${cost.last24h.toFixed(4)}`,
       );
+  } finally {
+    ctx.close();
+  }
+}
+
+/**
+ * `droplets set ID --weight N`: changes a live backend's weight. A running `serve` picks it up
+ * with the next inventory poll (a quarter of a second).
+ */
+export async function set(idText: string, options: SetOptions): Promise<void> {
+  const weight = parseWeight(options.weight);
+  if (weight === undefined) throw new UsageError("nothing to set: give --weight N");
+  const ctx = openContext(options);
+  try {
+    const row = resolveBackend(ctx.backends, idText);
+    const previous = ctx.backends.setWeight(row.id, weight, "set by hand");
+    if (previous === undefined) throw new UsageError(`backend ${row.id} has been removed`);
+    const label = row.address ?? row.name ?? "";
+    say(
+      previous === weight
+        ? `backend ${row.id} ${label}: weight is already ${weight}`
+        : `backend ${row.id} ${label}: weight ${previous} -> ${weight}`,
+    );
   } finally {
     ctx.close();
   }

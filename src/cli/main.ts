@@ -2,7 +2,7 @@
 import { Command, CommanderError, Option } from "commander";
 import { VERSION } from "../version.js";
 import { configCheck } from "./config-check.js";
-import { addStatic, list, remove } from "./droplets.js";
+import { addStatic, list, parseWeight, remove, set } from "./droplets.js";
 import { addDroplets, sync } from "./droplets-cloud.js";
 import { events } from "./events.js";
 import { action } from "./run.js";
@@ -37,8 +37,24 @@ withConfig(
     .option("--autoscale", "with --id: let the autoscaler drain and destroy the adopted droplet")
     .option("--address <host:port>", "register a server that is not a droplet")
     .option("--name <name>", "a name to show for an --address backend")
+    .option(
+      "--weight <n>",
+      "share of traffic relative to other backends, 1 to 1000 (default 1, or [digitalocean] weight)",
+    )
     .option("--no-wait", "return once registered instead of waiting for it to join"),
-).action(action((options) => (options.address !== undefined ? addStatic(options) : addDroplets(options))));
+).action(
+  action((options) => {
+    const withWeight = { ...options, weight: parseWeight(options.weight) };
+    return options.address !== undefined ? addStatic(withWeight) : addDroplets(withWeight);
+  }),
+);
+withConfig(
+  droplets
+    .command("set")
+    .description("change a backend's settings while it serves (applies in a running serve within a second)")
+    .argument("<id>", "inventory id, droplet id or droplet name")
+    .option("--weight <n>", "share of traffic relative to other backends, 1 to 1000"),
+).action(action((id, options) => set(id, options)));
 withConfig(
   droplets
     .command("list")

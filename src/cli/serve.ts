@@ -198,7 +198,8 @@ export async function serve(options: CommonOptions): Promise<void> {
   process.on("SIGINT", () => void stop("SIGINT"));
   // `systemctl reload` sends SIGHUP; without a handler Node would exit on it.
   process.on("SIGHUP", () => {
-    log.info({ signal: "SIGHUP", config: file }, "reloading the configuration");
+    log.info({ signal: "SIGHUP", config: file }, "reloading the configuration and the TLS certificate");
     watcher.reload();
+    service.reloadCertificates();
   });
 }

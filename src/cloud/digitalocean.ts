@@ -15,6 +15,7 @@ interface ApiDroplet {
   status: CloudDroplet["status"];
   tags?: string[];
   created_at: string;
+  vcpus?: number;
   networks?: { v4?: Array<{ ip_address: string; type: "public" | "private" }> };
 }
 
@@ -35,6 +36,7 @@ function toCloud(d: ApiDroplet): CloudDroplet {
     privateIp: v4.find((n) => n.type === "private")?.ip_address,
     publicIp: v4.find((n) => n.type === "public")?.ip_address,
     createdAt: d.created_at,
+    vcpus: d.vcpus,
   };
 }
 

@@ -43,6 +43,16 @@ export class DropletLifecycle {
     private readonly config: Config,
   ) {}
 
+  /**
+   * The weight a droplet of this pool gets: `[digitalocean] weight`, or with "vcpus" its size's
+   * vCPU count (1 until the droplet is known).
+   */
+  weightFor(droplet: CloudDroplet | undefined): number {
+    const setting = this.config.digitalocean.weight;
+    if (setting !== "vcpus") return setting;
+    return Math.min(1000, Math.max(1, droplet?.vcpus ?? 1));
+  }
+
   /** A unique, valid droplet name: the configured prefix and random hex. */
   newName(): string {
     return `${this.config.digitalocean.namePrefix}${randomBytes(4).toString("hex")}`.replace(
@@ -58,13 +68,15 @@ export class DropletLifecycle {
    * `provisioning` with create_outcome 'unknown' and are settled by reconciliation — a create is
    * never sent twice. Throws the API error after recording all of that.
    */
-  async provision(count: number, reason: string): Promise<BackendRow[]> {
-    const rows = Array.from({ length: count }, () => this.backends.addProvisioning(this.newName(), reason));
+  async provision(count: number, reason: string, weight?: number): Promise<BackendRow[]> {
+    const rows = Array.from({ length: count }, () =>
+      this.backends.addProvisioning(this.newName(), reason, weight ?? this.weightFor(undefined)),
+    );
     const byName = new Map(rows.map((row) => [row.name as string, row]));
     const result = await this.provider.createDroplets(rows.map((r) => r.name as string));
     for (const droplet of result.created) {
       const row = byName.get(droplet.name);
-      if (row) this.backends.setDropletId(row.id, droplet.id);
+      if (row) this.backends.setDropletId(row.id, droplet.id, weight ?? this.weightFor(droplet));
     }
     const failure = result.failed;
     if (failure) {
@@ -241,7 +253,12 @@ export class DropletLifecycle {
     if (report.gone.length > 1 && report.gone.length * 2 > liveDroplets) report.heldGone = true;
 
     if (apply) {
-      for (const { row, droplet } of report.recovered) this.backends.setDropletId(row.id, droplet.id);
+      for (const { row, droplet } of report.recovered)
+        this.backends.setDropletId(
+          row.id,
+          droplet.id,
+          this.config.digitalocean.weight === "vcpus" ? this.weightFor(droplet) : undefined,
+        );
       for (const row of report.abandoned)
         this.backends.close(row.id, "never-created", "reconciled: the create call never produced a droplet", [
           "provisioning",
@@ -255,7 +272,7 @@ export class DropletLifecycle {
           droplet.name,
           droplet.status === "active" ? (this.addressOf(droplet) ?? null) : null,
           "adopted by reconciliation: it carries this pool's ownership tag",
-          { origin: "reconciled", autoscale: true },
+          { origin: "reconciled", autoscale: true, weight: this.weightFor(droplet) },
         );
       }
       await this.advanceBooted(droplets);

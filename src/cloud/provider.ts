@@ -12,6 +12,8 @@ export interface CloudDroplet {
   privateIp: string | undefined;
   publicIp: string | undefined;
   createdAt: string;
+  /** The size's virtual CPUs (for `[digitalocean] weight = "vcpus"`). */
+  vcpus: number | undefined;
 }
 
 /**

@@ -23,7 +23,14 @@ export interface Config {
     maxTargetLength: number;
     /** Requests one client address may have in flight at once; 0 = no cap. */
     maxInFlightPerClient: number;
+    /** Peers whose X-Forwarded-For names the client (CIDR blocks, addresses, proxy-addr names). */
+    trustedProxies: string[];
+    /** A backend new in rotation ramps up to its full weight over this long; 0 = at once. */
+    slowStartMs: number;
+    sticky: StickySettings;
     tls: { certFile: string; keyFile: string } | undefined;
+    /** A plain-HTTP listener that redirects to the HTTPS one; undefined = none. */
+    redirectHttp: HostPort | undefined;
   };
   health: {
     path: string;
@@ -33,7 +40,14 @@ export interface Config {
     unhealthyAfter: number;
     /** A joining droplet that has not passed its checks by then becomes unhealthy (and is replaced). */
     joinTimeoutMs: number;
+    /** 5xx answers or connect failures in a row that eject a backend; 0 = no outlier ejection. */
+    ejectAfter: number;
+    ejectTimeMs: number;
+    maxEjectTimeMs: number;
+    maxEjectedPercent: number;
   };
+  rateLimit: RateLimitSettings;
+  cors: CorsSettings;
   inventory: { path: string; flushIntervalMs: number; retentionMs: number };
   admin: { listen: HostPort; token: string | undefined; allowedHosts: string[] };
   digitalocean: {
@@ -53,6 +67,8 @@ export interface Config {
     usePrivateIp: boolean;
     /** A droplet not active this long after its create is destroyed (and replaced). */
     bootTimeoutMs: number;
+    /** Weight of droplets doproxy creates or adopts, or "vcpus" for their size's vCPU count. */
+    weight: number | "vcpus";
   };
   autoscale: {
     enabled: boolean;
@@ -75,6 +91,42 @@ export interface Config {
   };
 }
 
+/** What identifies a client: its address (behind trusted proxies), or a request header. */
+export type ClientKey = { kind: "ip" } | { kind: "header"; name: string };
+
+export interface StickySettings {
+  mode: "none" | "cookie" | "hash";
+  cookieName: string;
+  /** 0 = a session cookie. */
+  cookieMaxAgeMs: number;
+  hashKey: ClientKey;
+}
+
+export interface RateLimitSettings {
+  /** 0 = no rate limit. */
+  requests: number;
+  perMs: number;
+  burst: number;
+  key: ClientKey;
+  maxKeys: number;
+}
+
+export interface CorsSettings {
+  /** Empty: CORS is off. */
+  allowOrigins: string[];
+  allowMethods: string[];
+  allowHeaders: string[];
+  exposeHeaders: string[];
+  allowCredentials: boolean;
+  maxAgeMs: number;
+}
+
+function clientKey(text: string): ClientKey {
+  return text === "ip"
+    ? { kind: "ip" }
+    : { kind: "header", name: text.slice("header:".length).toLowerCase() };
+}
+
 const ms = (text: string): number => parseDuration(text) as number;
 const hp = (text: string): HostPort => parseHostPort(text) as HostPort;
 
@@ -85,7 +137,8 @@ function resolveFrom(baseDir: string, file: string): string {
 
 export function normalizeConfig(raw: ConfigFile, file: string | undefined): Config {
   const baseDir = file ? path.dirname(file) : process.cwd();
-  const { proxy, health, inventory, admin, digitalocean: dig, autoscale: auto } = raw;
+  const { proxy, health, inventory, admin, digitalocean: dig, autoscale: auto, cors } = raw;
+  const limit = raw["rate-limit"];
   return {
     file,
     proxy: {
@@ -101,6 +154,15 @@ export function normalizeConfig(raw: ConfigFile, file: string | undefined): Conf
       maxHeaderBytes: proxy["max-header-bytes"],
       maxTargetLength: proxy["max-target-length"],
       maxInFlightPerClient: proxy["max-in-flight-per-client"],
+      trustedProxies: proxy["trusted-proxies"],
+      slowStartMs: ms(proxy["slow-start"]),
+      sticky: {
+        mode: proxy.sticky,
+        cookieName: proxy["sticky-cookie"],
+        cookieMaxAgeMs: ms(proxy["sticky-max-age"]),
+        hashKey: clientKey(proxy["sticky-hash-key"]),
+      },
+      redirectHttp: proxy["redirect-http"] ? hp(proxy["redirect-http"]) : undefined,
       tls:
         proxy["tls-cert"] && proxy["tls-key"]
           ? {
@@ -116,6 +178,25 @@ export function normalizeConfig(raw: ConfigFile, file: string | undefined): Conf
       healthyAfter: health["healthy-after"],
       unhealthyAfter: health["unhealthy-after"],
       joinTimeoutMs: ms(health["join-timeout"]),
+      ejectAfter: health["eject-after"],
+      ejectTimeMs: ms(health["eject-time"]),
+      maxEjectTimeMs: ms(health["max-eject-time"]),
+      maxEjectedPercent: health["max-ejected-percent"],
+    },
+    rateLimit: {
+      requests: limit.requests,
+      perMs: ms(limit.per),
+      burst: limit.burst ?? Math.max(1, limit.requests),
+      key: clientKey(limit.key),
+      maxKeys: limit["max-keys"],
+    },
+    cors: {
+      allowOrigins: cors["allow-origins"],
+      allowMethods: cors["allow-methods"],
+      allowHeaders: cors["allow-headers"].map((h) => h.toLowerCase()),
+      exposeHeaders: cors["expose-headers"],
+      allowCredentials: cors["allow-credentials"],
+      maxAgeMs: ms(cors["max-age"]),
     },
     inventory: {
       path: resolveFrom(baseDir, inventory.path),
@@ -142,6 +223,7 @@ export function normalizeConfig(raw: ConfigFile, file: string | undefined): Conf
       backendPort: dig["backend-port"],
       usePrivateIp: dig["use-private-ip"],
       bootTimeoutMs: ms(dig["boot-timeout"]),
+      weight: dig.weight,
     },
     autoscale: {
       enabled: auto.enabled,

@@ -1,3 +1,4 @@
+import proxyAddr from "proxy-addr";
 import { z } from "zod";
 import { isLoopback, parseHostPort } from "../util/address.js";
 import { formatDuration, parseDuration } from "../util/duration.js";
@@ -37,6 +38,32 @@ const hostPort = z.string().refine((text) => parseHostPort(text) !== undefined, 
   message: 'expected HOST:PORT with an IP address or host name, such as "127.0.0.1:8080" or "[::1]:8080"',
 });
 const count = (min: number) => z.number().int({ message: "expected a whole number" }).min(min);
+/** An HTTP field name (RFC 9110 token), as a header-keyed policy names it. */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** "ip", or "header:Name": what identifies a client for rate limits and sticky hashing. */
+const clientKey = z
+  .string()
+  .refine(
+    (text) => text === "ip" || (text.startsWith("header:") && HEADER_NAME.test(text.slice("header:".length))),
+    { message: 'expected "ip" or "header:NAME" such as "header:X-Api-Key"' },
+  );
+/** CIDR blocks, addresses, or proxy-addr's names (loopback, linklocal, uniquelocal). */
+const trustedProxies = z.array(z.string()).superRefine((list, ctx) => {
+  for (const entry of list) {
+    try {
+      proxyAddr.compile(entry);
+    } catch {
+      ctx.addIssue({
+        code: "custom",
+        message: `${JSON.stringify(entry)}: expected a CIDR block such as "10.0.0.0/8", an address, or loopback, linklocal, uniquelocal`,
+      });
+    }
+  }
+});
+/** A cookie name (RFC 6265 token). */
+const cookieName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, {
+  message: "expected a cookie name: letters, digits and !#$%&'*+.^_`|~-",
+});
 
 const proxySection = z
   .strictObject({
@@ -52,27 +79,116 @@ const proxySection = z
     "max-header-bytes": count(1024).max(1_048_576).default(16_384),
     "max-target-length": count(16).max(1_048_576).default(8192),
     "max-in-flight-per-client": count(0).max(1_000_000).default(0),
+    // Peers whose X-Forwarded-For is believed (a load balancer in front); everyone else is the
+    // socket's address, whatever they send.
+    "trusted-proxies": trustedProxies.default([]),
+    // A backend that just came into rotation takes a growing share of its weight over this long.
+    "slow-start": durationIn(0, 3_600_000).default("0s"),
+    sticky: z.enum(["none", "cookie", "hash"]).default("none"),
+    "sticky-cookie": cookieName.default("doproxy_backend"),
+    // 0s: a session cookie (gone when the browser closes).
+    "sticky-max-age": durationIn(0, 400 * DAY_MS).default("0s"),
+    "sticky-hash-key": clientKey.default("ip"),
     "tls-cert": z.string().min(1).optional(),
     "tls-key": z.string().min(1).optional(),
+    // A second, plain-HTTP listener that redirects every request to the HTTPS one.
+    "redirect-http": hostPort.optional(),
   })
   .refine((p) => (p["tls-cert"] === undefined) === (p["tls-key"] === undefined), {
     message: "tls-cert and tls-key must be set together",
     path: ["tls-cert"],
+  })
+  .refine((p) => p["redirect-http"] === undefined || p["tls-cert"] !== undefined, {
+    message: "redirect-http needs tls-cert and tls-key: it redirects plain HTTP to the HTTPS listener",
+    path: ["redirect-http"],
   });
 
-const healthSection = z.strictObject({
-  path: z
-    .string()
-    .refine(isValidHealthPath, {
-      message: 'expected a path starting with "/" without spaces or control characters, such as "/health"',
-    })
-    .default("/health"),
-  interval: durationIn(10, MAX_TIMER_MS).default("1s"),
-  timeout: timerDuration.default("500ms"),
-  "healthy-after": count(1).default(2),
-  "unhealthy-after": count(1).default(3),
-  "join-timeout": timerDuration.default("5m"),
+const healthSection = z
+  .strictObject({
+    path: z
+      .string()
+      .refine(isValidHealthPath, {
+        message: 'expected a path starting with "/" without spaces or control characters, such as "/health"',
+      })
+      .default("/health"),
+    interval: durationIn(10, MAX_TIMER_MS).default("1s"),
+    timeout: timerDuration.default("500ms"),
+    "healthy-after": count(1).default(2),
+    "unhealthy-after": count(1).default(3),
+    "join-timeout": timerDuration.default("5m"),
+    // Outlier ejection: this many 5xx answers or connect failures in a row take a backend out of
+    // rotation even while its health path passes; 0 = off.
+    "eject-after": count(0).max(10_000).default(0),
+    "eject-time": durationIn(100, 3_600_000).default("30s"),
+    "max-eject-time": durationIn(100, MAX_TIMER_MS).default("5m"),
+    "max-ejected-percent": count(0).max(100).default(50),
+  })
+  .refine(
+    (h) =>
+      parseDuration(h["eject-time"]) === undefined ||
+      parseDuration(h["max-eject-time"]) === undefined ||
+      (parseDuration(h["eject-time"]) as number) <= (parseDuration(h["max-eject-time"]) as number),
+    {
+      message: "eject-time must not be longer than max-eject-time",
+      path: ["eject-time"],
+    },
+  );
+
+const rateLimitSection = z.strictObject({
+  // 0 = no rate limit.
+  requests: count(0).max(1_000_000_000).default(0),
+  per: durationIn(1, 31 * DAY_MS).default("1s"),
+  // Requests a quiet client may send at once; default: `requests`.
+  burst: count(1).max(1_000_000_000).optional(),
+  key: clientKey.default("ip"),
+  // Clients remembered at once (least recently seen forgotten first): bounds memory under a flood.
+  "max-keys": count(100).max(10_000_000).default(100_000),
 });
+
+/** "*" or an origin as browsers send it: scheme://host[:port], nothing else. */
+const origin = z.string().refine(
+  (text) => {
+    if (text === "*") return true;
+    try {
+      const url = new URL(text);
+      return url.origin === text && url.origin !== "null";
+    } catch {
+      return false;
+    }
+  },
+  { message: 'expected "*" or an origin such as "https://app.example.com" (scheme, host, port; no path)' },
+);
+const corsSection = z
+  .strictObject({
+    // Empty: doproxy adds no CORS headers and forwards preflights like any request.
+    "allow-origins": z.array(origin).default([]),
+    "allow-methods": z
+      .array(z.string().regex(HEADER_NAME, { message: "expected a method name" }))
+      .default(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]),
+    "allow-headers": z
+      .array(
+        z.string().regex(/^(\*|[!#$%&'*+.^_`|~0-9A-Za-z-]+)$/, { message: "expected a header name or *" }),
+      )
+      .default([]),
+    "expose-headers": z
+      .array(
+        z.string().regex(/^(\*|[!#$%&'*+.^_`|~0-9A-Za-z-]+)$/, { message: "expected a header name or *" }),
+      )
+      .default([]),
+    "allow-credentials": z.boolean().default(false),
+    "max-age": durationIn(0, DAY_MS).default("10m"),
+  })
+  // The Fetch standard ignores "*" on a credentialed request: the browser would refuse every one.
+  .refine(
+    (c) =>
+      !c["allow-credentials"] ||
+      ![c["allow-origins"], c["allow-headers"], c["expose-headers"]].some((list) => list.includes("*")),
+    {
+      message:
+        'allow-credentials = true cannot be combined with "*" (browsers ignore the wildcard on credentialed requests): list the origins and headers',
+      path: ["allow-credentials"],
+    },
+  );
 
 const inventorySection = z.strictObject({
   path: z.string().min(1).default("inventory/doproxy.db"),
@@ -119,6 +235,12 @@ const digitaloceanSection = z.strictObject({
   "backend-port": count(1).max(65535).default(8080),
   "use-private-ip": z.boolean().default(false),
   "boot-timeout": durationIn(1000, MAX_TIMER_MS).default("5m"),
+  // Weight of each droplet doproxy creates or adopts: a number, or "vcpus" (its size's vCPUs).
+  weight: z
+    .union([count(1).max(1000), z.literal("vcpus")], {
+      message: 'expected a whole number from 1 to 1000, or "vcpus"',
+    })
+    .default(1),
 });
 
 const scheduleEntry = z.strictObject({
@@ -167,6 +289,8 @@ export const fileSchema = z
     admin: adminSection.default(() => adminSection.parse({})),
     digitalocean: digitaloceanSection.default(() => digitaloceanSection.parse({})),
     autoscale: autoscaleSection.default(() => autoscaleSection.parse({})),
+    "rate-limit": rateLimitSection.default(() => rateLimitSection.parse({})),
+    cors: corsSection.default(() => corsSection.parse({})),
   })
   // The admin exposure rule lives in the schema, so `config check`, the start of `serve` and every
   // hot reload refuse the same thing: a reload that would open /metrics and /api/* to the network

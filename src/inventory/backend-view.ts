@@ -18,6 +18,7 @@ export interface BackendView {
   errors: number;
   createdAt: number;
   ageMs: number;
+  weight: number;
 }
 
 /** Combines an inventory row, its figures over a recent window and its requests in flight. */
@@ -43,5 +44,6 @@ export function backendView(
     errors: figures?.errors ?? 0,
     createdAt: row.createdAt,
     ageMs: now - row.createdAt,
+    weight: row.weight,
   };
 }

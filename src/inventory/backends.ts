@@ -36,6 +36,8 @@ export interface BackendRow {
   createOutcome: "unknown" | null;
   /** Why a removed row was closed. */
   closeReason: CloseReason | null;
+  /** Share of traffic relative to the other backends (1 to 1000; default 1). */
+  weight: number;
 }
 
 export type BackendOrigin = "static" | "created" | "reconciled" | "manual";
@@ -51,7 +53,7 @@ export type CloseReason =
 const COLUMNS = `id, kind, name, address, droplet_id AS dropletId, state, state_reason AS stateReason,
   created_at AS createdAt, state_changed_at AS stateChangedAt, drain_deadline AS drainDeadline,
   drained_at AS drainedAt, removed_at AS removedAt, origin, autoscale, autoscale_drain AS autoscaleDrain,
-  create_outcome AS createOutcome, close_reason AS closeReason`;
+  create_outcome AS createOutcome, close_reason AS closeReason, weight`;
 
 type RawRow = Omit<BackendRow, "autoscale" | "autoscaleDrain"> & {
   autoscale: number;
@@ -136,7 +138,7 @@ export class BackendStore {
   }
 
   /** Registers a server that is not a droplet; it starts `joining` until health checks pass. */
-  addStatic(address: string, name: string | null = null, now = Date.now()): BackendRow {
+  addStatic(address: string, name: string | null = null, weight = 1, now = Date.now()): BackendRow {
     return this.db
       .transaction(() => {
         const existing = this.db
@@ -150,10 +152,10 @@ export class BackendStore {
         const id = Number(
           this.db
             .prepare(
-              `INSERT INTO backends (kind, name, address, state, state_reason, created_at, state_changed_at, origin)
-             VALUES ('static', ?, ?, 'joining', 'added by hand', ?, ?, 'static')`,
+              `INSERT INTO backends (kind, name, address, state, state_reason, created_at, state_changed_at, origin, weight)
+             VALUES ('static', ?, ?, 'joining', 'added by hand', ?, ?, 'static', ?)`,
             )
-            .run(name, address, now, now).lastInsertRowid,
+            .run(name, address, now, now, weight).lastInsertRowid,
         );
         this.events.add(
           "backend.joining",
@@ -171,16 +173,16 @@ export class BackendStore {
    * Writes the row of a droplet before its create call is sent, so that a crash between the call
    * and its answer leaves a trace that reconciliation resolves by name and tag.
    */
-  addProvisioning(name: string, reason: string, now = Date.now()): BackendRow {
+  addProvisioning(name: string, reason: string, weight = 1, now = Date.now()): BackendRow {
     return this.db
       .transaction(() => {
         const id = Number(
           this.db
             .prepare(
-              `INSERT INTO backends (kind, name, state, state_reason, created_at, state_changed_at, origin)
-             VALUES ('droplet', ?, 'provisioning', ?, ?, ?, 'created')`,
+              `INSERT INTO backends (kind, name, state, state_reason, created_at, state_changed_at, origin, weight)
+             VALUES ('droplet', ?, 'provisioning', ?, ?, ?, 'created', ?)`,
             )
-            .run(name, reason, now, now).lastInsertRowid,
+            .run(name, reason, now, now, weight).lastInsertRowid,
         );
         this.events.add("backend.provisioning", `backend ${id} (${name}): ${reason}`, id, { name }, now);
         return this.get(id) as BackendRow;
@@ -194,7 +196,7 @@ export class BackendStore {
     name: string,
     address: string | null,
     reason: string,
-    adoption: { origin: "reconciled" | "manual"; autoscale: boolean },
+    adoption: { origin: "reconciled" | "manual"; autoscale: boolean; weight?: number },
     now = Date.now(),
   ): BackendRow {
     return this.db
@@ -209,8 +211,8 @@ export class BackendStore {
         const id = Number(
           this.db
             .prepare(
-              `INSERT INTO backends (kind, name, address, droplet_id, state, state_reason, created_at, state_changed_at, origin, autoscale)
-             VALUES ('droplet', ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+              `INSERT INTO backends (kind, name, address, droplet_id, state, state_reason, created_at, state_changed_at, origin, autoscale, weight)
+             VALUES ('droplet', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
             )
             .run(
               name,
@@ -222,6 +224,7 @@ export class BackendStore {
               now,
               adoption.origin,
               adoption.autoscale ? 1 : 0,
+              adoption.weight ?? 1,
             ).lastInsertRowid,
         );
         this.events.add(
@@ -232,6 +235,30 @@ export class BackendStore {
           now,
         );
         return this.get(id) as BackendRow;
+      })
+      .immediate();
+  }
+
+  /**
+   * Sets a live backend's weight, with its event, in one transaction. Returns the weight it had,
+   * or undefined when there is no live backend `id`.
+   */
+  setWeight(id: number, weight: number, reason: string, now = Date.now()): number | undefined {
+    return this.db
+      .transaction(() => {
+        const row = this.get(id);
+        if (!row || row.state === "removed") return undefined;
+        if (row.weight === weight) return row.weight;
+        this.db.prepare("UPDATE backends SET weight = ? WHERE id = ?").run(weight, id);
+        this.events.add(
+          "backend.weight",
+          `backend ${id} (${row.address ?? row.name ?? ""}) weight ${row.weight} -> ${weight}: ${reason}`,
+          id,
+          { from: row.weight, to: weight },
+          now,
+          "weight-changed",
+        );
+        return row.weight;
       })
       .immediate();
   }
@@ -264,10 +291,12 @@ export class BackendStore {
   }
 
   /** Records the droplet id the API gave (or a lookup found) for a row written before the create call. */
-  setDropletId(id: number, dropletId: number): void {
+  setDropletId(id: number, dropletId: number, weight?: number): void {
     this.db
-      .prepare("UPDATE backends SET droplet_id = ?, create_outcome = NULL WHERE id = ?")
-      .run(dropletId, id);
+      .prepare(
+        "UPDATE backends SET droplet_id = ?, create_outcome = NULL, weight = coalesce(?, weight) WHERE id = ?",
+      )
+      .run(dropletId, weight ?? null, id);
   }
 
   /** A provisioning droplet got its address: it starts joining (health checks, no traffic). */

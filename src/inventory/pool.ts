@@ -30,4 +30,21 @@ export class PoolStore {
       })
       .immediate();
   }
+
+  /** The pool's sticky-cookie key, created on first use (after the identity exists). */
+  stickySecret(): string {
+    return this.db
+      .transaction(() => {
+        this.identity();
+        const existing = this.db
+          .prepare("SELECT sticky_secret FROM pool WHERE singleton = 1")
+          .pluck()
+          .get() as string | null;
+        if (existing) return existing;
+        const secret = randomBytes(32).toString("hex");
+        this.db.prepare("UPDATE pool SET sticky_secret = ? WHERE singleton = 1").run(secret);
+        return secret;
+      })
+      .immediate();
+  }
 }

@@ -8,6 +8,8 @@ export interface AccessRecord {
   rttMs: number | undefined;
   servedBy: string | undefined;
   error: string | undefined;
+  /** Lines of the same kind left out since the last one written (sampled rejections). */
+  suppressed?: number;
 }
 
 /** One `request` line per client request: method, target, status, backend, timings, attempts, error. */
@@ -29,6 +31,7 @@ export function writeAccessLog(
       total_ms: Math.round((now - record.startedAt) * 100) / 100,
       attempts: record.attempts,
       ...(record.error ? { error: record.error } : {}),
+      ...(record.suppressed ? { suppressed: record.suppressed } : {}),
     },
     "request",
   );

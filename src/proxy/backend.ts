@@ -33,6 +33,31 @@ export interface LiveBackend {
   drainDeadline: number | undefined;
   drainReported: boolean;
   createdAt: number;
+  /** Share of traffic relative to the others (the inventory's weight column). */
+  weight: number;
+  /** When it last came into rotation (wall clock, ms): slow start ramps from here. */
+  activeSince: number;
+  /** Smooth weighted round-robin's running score (nginx's current_weight). */
+  schedulerScore: number;
+  /** Passive outlier detection: consecutive 5xx answers and ejections (see outliers.ts). */
+  readonly outlier: OutlierState;
+}
+
+export interface OutlierState {
+  /** 5xx answers or connect failures in a row. */
+  consecutiveErrors: number;
+  /** While set and in the future, the backend is out of rotation (wall clock, ms). */
+  ejectedUntil: number | undefined;
+  /** When the current run of ejections began: cleared once the backend returns for good. */
+  ejectedSince: number | undefined;
+  /** Ejections in the current run: each one lasts twice as long as the one before. */
+  ejections: number;
+  /** The ejection time is over: the next request it gets is a trial that decides its return. */
+  onTrial: boolean;
+  /** That trial request is in flight: no other request goes to it until the trial is answered. */
+  trialInFlight: boolean;
+  /** When it last came back from an ejection (wall clock, ms), for resetting the run. */
+  returnedAt: number | undefined;
 }
 
 const EWMA_WEIGHT = 0.3;
@@ -44,6 +69,8 @@ export function createLiveBackend(row: {
   state: BackendState;
   createdAt: number;
   drainDeadline: number | null;
+  weight?: number;
+  stateChangedAt?: number;
 }): LiveBackend {
   const hostPort = parseHostPort(row.address);
   if (!hostPort) throw new Error(`backend ${row.id} has an invalid address ${row.address}`);
@@ -71,6 +98,18 @@ export function createLiveBackend(row: {
     drainDeadline: row.drainDeadline ?? undefined,
     drainReported: false,
     createdAt: row.createdAt,
+    weight: row.weight ?? 1,
+    activeSince: row.stateChangedAt ?? row.createdAt,
+    schedulerScore: 0,
+    outlier: {
+      consecutiveErrors: 0,
+      ejectedUntil: undefined,
+      ejectedSince: undefined,
+      ejections: 0,
+      onTrial: false,
+      trialInFlight: false,
+      returnedAt: undefined,
+    },
   };
 }
 

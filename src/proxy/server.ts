@@ -1,23 +1,30 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { performance } from "node:perf_hooks";
+import type { SecureContextOptions } from "node:tls";
 import { createProxyServer } from "http-proxy-3";
+import type { CorsSettings, RateLimitSettings, StickySettings } from "../config/config.js";
 import type { Logger } from "../log.js";
 import { formatHostPort, type HostPort } from "../util/address.js";
 import { listenOn } from "../util/listen.js";
 import { writeAccessLog } from "./access-log.js";
 import { type LiveBackend, observeRoundTrip } from "./backend.js";
 import type { Balancer } from "./balancer.js";
+import { ClientIdentity } from "./client-address.js";
 import { ClientInFlight } from "./client-cap.js";
+import { CorsPolicy } from "./cors.js";
 import { DeadlineSweeper, type ExpiredDeadline } from "./deadlines.js";
 import { type ProxyStatus, sendErrorPage } from "./error-pages.js";
 import { checkFraming } from "./framing.js";
 import { clientWantsClose, prepareRequestHeaders, prepareResponseHeaders } from "./headers.js";
 import { createListener } from "./listener.js";
+import { LogSampler } from "./log-sampler.js";
 import type { Pool } from "./pool.js";
+import { type RateDecision, RateLimiter } from "./rate-limit.js";
 import type { Recorder } from "./recorder.js";
 import { checkTarget, isValidAuthority } from "./request-target.js";
 import { decideProxyRetry, isConnectFailure } from "./retry-rule.js";
+import { rendezvous, StickySessions } from "./sticky.js";
 import { handleUpgrade } from "./upgrade.js";
 
 export interface ProxySettings {
@@ -30,13 +37,24 @@ export interface ProxySettings {
   maxHeaderBytes: number;
   maxTargetLength: number;
   maxInFlightPerClient: number;
+  trustedProxies: string[];
+  sticky: StickySettings;
+  rateLimit: RateLimitSettings;
+  cors: CorsSettings;
   tls: { certFile: string; keyFile: string } | undefined;
 }
+
+/** Why doproxy turned a request away before any backend saw it (the metric's label). */
+export type RejectReason = "rate-limit" | "client-in-flight";
 
 /** Sees every proxied request's outcome (the Prometheus metrics); optional. */
 export interface RequestObserver {
   response(backend: LiveBackend, rttMs: number, status: number): void;
   failure(backend: LiveBackend, status: number, kind: "connect" | "timeout"): void;
+  /** A request refused by a per-client policy. */
+  rejected?(reason: RejectReason): void;
+  /** A CORS preflight answered by doproxy itself. */
+  preflight?(): void;
 }
 
 export interface ProxyServerOptions {
@@ -44,6 +62,8 @@ export interface ProxyServerOptions {
   now?: () => number;
   /** false: deadlines are checked only when sweepDeadlines() is called (tests with a fake clock). */
   autoSweep?: boolean;
+  /** Keys the sticky cookie's backend tokens (the pool's identity), so they are opaque and stable. */
+  stickySecret?: string;
 }
 
 /**
@@ -69,6 +89,14 @@ class Exchange {
   rttMs: number | undefined = undefined;
   servedBy: string | undefined = undefined;
   error: string | undefined = undefined;
+  /** The sticky cookie's token the request carried (cookie mode). */
+  stickyToken: string | undefined = undefined;
+  /** The client key sticky hashing places this request by (hash mode). */
+  stickyKey: string | undefined = undefined;
+  /** The request's Origin when [cors] allows it: the response gets CORS headers. */
+  corsOrigin: string | undefined = undefined;
+  /** Where the client stands in its rate limit, for the RateLimit headers of the response. */
+  rate: RateDecision | undefined = undefined;
 
   constructor(
     readonly req: IncomingMessage,
@@ -101,6 +129,12 @@ export class ProxyServer {
   private readonly now: () => number;
   private readonly deadlines: DeadlineSweeper<Exchange>;
   private readonly perClient: ClientInFlight;
+  private readonly identity: ClientIdentity;
+  private readonly rateLimiter: RateLimiter;
+  private readonly cors: CorsPolicy;
+  private readonly sticky: StickySessions;
+  /** Rejections are logged a few a second at most, however many a flood brings. */
+  private readonly rejectionLog = new LogSampler(10);
   /** Client requests not yet finished, across all backends (shutdown waits for these). */
   activeRequests = 0;
 
@@ -121,6 +155,10 @@ export class ProxyServer {
       options.autoSweep ?? true,
     );
     this.perClient = new ClientInFlight(settings.maxInFlightPerClient);
+    this.identity = new ClientIdentity(settings.trustedProxies);
+    this.rateLimiter = new RateLimiter(settings.rateLimit);
+    this.cors = new CorsPolicy(settings.cors);
+    this.sticky = new StickySessions(settings.sticky, options.stickySecret ?? "doproxy");
     // Errors are handled per call through the callback; this keeps an unexpected one from crashing.
     this.wsProxy.on("error", (error) => this.log.warn({ err: error.message }, "websocket proxy error"));
   }
@@ -130,6 +168,18 @@ export class ProxyServer {
     if (this.server) this.server.headersTimeout = settings.headerTimeoutMs;
     this.deadlines.update(settings);
     this.perClient.setLimit(settings.maxInFlightPerClient);
+    this.identity.setTrusted(settings.trustedProxies);
+    this.rateLimiter.update(settings.rateLimit);
+    this.cors.update(settings.cors);
+    this.sticky.update(settings.sticky);
+  }
+
+  /** Serves a new certificate to new TLS connections; those already open keep theirs. */
+  setCertificate(pair: SecureContextOptions): void {
+    const server = this.server as
+      | (http.Server & { setSecureContext?: (o: SecureContextOptions) => void })
+      | undefined;
+    server?.setSecureContext?.(pair);
   }
 
   get encrypted(): boolean {
@@ -253,13 +303,27 @@ export class ProxyServer {
       this.refuse(req, res, 400, "invalid Host header", startedAt);
       return;
     }
+    const corsOrigin = this.cors.allowedOrigin(req.headers);
+    if (corsOrigin !== undefined && this.cors.isPreflight(req)) {
+      this.answerPreflight(req, res, corsOrigin, framing.hasBody, startedAt);
+      return;
+    }
+    let rate: RateDecision | undefined;
+    if (this.rateLimiter.enabled) {
+      rate = this.rateLimiter.take(this.identity.key(req, this.settings.rateLimit.key), Date.now());
+      if (!rate.allowed) {
+        this.reject(req, res, "rate-limit", framing.hasBody, startedAt, {
+          "retry-after": String(rate.retryAfterSeconds),
+          ...this.rateLimiter.headers(rate),
+        });
+        return;
+      }
+    }
     let client: string | undefined;
     if (this.perClient.enabled) {
-      client = req.socket.remoteAddress ?? "";
+      client = this.identity.address(req);
       if (!this.perClient.tryAcquire(client)) {
-        this.refuse(req, res, 429, "too many requests in flight from this client", startedAt, {
-          "retry-after": "1",
-        });
+        this.reject(req, res, "client-in-flight", framing.hasBody, startedAt, { "retry-after": "1" });
         return;
       }
     }
@@ -272,6 +336,10 @@ export class ProxyServer {
       startedAt,
       this.closing || clientWantsClose(req),
     );
+    exchange.corsOrigin = corsOrigin;
+    exchange.rate = rate;
+    if (this.sticky.mode === "cookie") exchange.stickyToken = this.sticky.takeCookie(req.headers);
+    else if (this.sticky.mode === "hash") exchange.stickyKey = this.identity.key(req, this.sticky.hashKey);
     this.activeRequests++;
     prepareRequestHeaders(req, this.settings.xForwardedFor, this.encrypted);
     res.on("close", () => this.finish(exchange));
@@ -294,12 +362,14 @@ export class ProxyServer {
     reason: string,
     startedAt: number,
     headers?: http.OutgoingHttpHeaders,
+    log = true,
   ): void {
     // The connection goes with the answer: whatever the client sends next on it is not read, not
     // even requests Node has already parsed from the same packet.
     this.refusedConnections.add(req.socket);
     sendErrorPage(res, status, reason, true, headers);
     res.once("finish", () => req.socket.destroySoon());
+    if (!log) return;
     writeAccessLog(
       this.log,
       req,
@@ -309,8 +379,83 @@ export class ProxyServer {
     );
   }
 
+  /**
+   * Turns away a request a per-client policy refuses (429). Without a body the connection stays
+   * open, since nothing unread is left on it; with one it is closed after the answer. Logged a
+   * few times a second at most, and counted in /metrics by reason.
+   */
+  private reject(
+    req: IncomingMessage,
+    res: ServerResponse,
+    reason: RejectReason,
+    hasBody: boolean,
+    startedAt: number,
+    headers: http.OutgoingHttpHeaders,
+  ): void {
+    this.observer?.rejected?.(reason);
+    const detail =
+      reason === "rate-limit" ? "rate limit exceeded" : "too many requests in flight from this client";
+    const corsOrigin = this.cors.allowedOrigin(req.headers);
+    if (corsOrigin !== undefined) this.cors.applyToResponse(headers, corsOrigin);
+    if (hasBody) {
+      this.refuse(req, res, 429, detail, startedAt, headers, false);
+    } else sendErrorPage(res, 429, detail, clientWantsClose(req) || this.closing, headers);
+    const suppressed = this.rejectionLog.admit(Date.now());
+    if (suppressed === undefined) return;
+    writeAccessLog(
+      this.log,
+      req,
+      res,
+      { startedAt, attempts: 0, rttMs: undefined, servedBy: undefined, error: detail, suppressed },
+      this.now(),
+    );
+  }
+
+  /** Answers a CORS preflight from an allowed origin here: no backend sees it. */
+  private answerPreflight(
+    req: IncomingMessage,
+    res: ServerResponse,
+    origin: string,
+    hasBody: boolean,
+    startedAt: number,
+  ): void {
+    this.observer?.preflight?.();
+    const close = hasBody || clientWantsClose(req) || this.closing;
+    if (hasBody) this.refusedConnections.add(req.socket);
+    res.writeHead(204, { ...this.cors.preflightHeaders(origin), connection: close ? "close" : "keep-alive" });
+    res.end();
+    if (hasBody) res.once("finish", () => req.socket.destroySoon());
+    writeAccessLog(
+      this.log,
+      req,
+      res,
+      { startedAt, attempts: 0, rttMs: undefined, servedBy: "doproxy (CORS preflight)", error: undefined },
+      this.now(),
+    );
+  }
+
+  /**
+   * The backend for the next attempt: the sticky one when the request is pinned and it can still
+   * serve, else the balancing strategy's pick among those in rotation.
+   */
+  private chooseBackend(exchange: Exchange): LiveBackend | undefined {
+    let backend: LiveBackend | undefined;
+    if (exchange.stickyToken !== undefined)
+      backend = this.sticky.byToken(exchange.stickyToken, this.pool.stickyCandidates(), exchange.tried);
+    else if (exchange.stickyKey !== undefined)
+      backend = rendezvous(
+        exchange.stickyKey,
+        this.pool.stickyCandidates(),
+        exchange.tried,
+        this.balancer.weigher(),
+      );
+    backend ??= this.balancer.pick(this.pool.routable(), exchange.tried);
+    if (backend) this.pool.picked(backend);
+    return backend;
+  }
+
   private dispatch(exchange: Exchange): void {
-    const backend = this.balancer.pick(this.pool.routable(), exchange.tried);
+    const backend = this.chooseBackend(exchange);
     if (!backend) {
       const status = exchange.tried.size > 0 ? 502 : 503;
       this.answerError(
@@ -399,7 +544,7 @@ export class ProxyServer {
     this.recorder.record(backend.id, rttMs, status);
     this.observer?.response(backend, rttMs, status);
     observeRoundTrip(backend, rttMs);
-    this.pool.reportSuccess(backend);
+    this.pool.reportAnswer(backend, status);
     // A backend that dies mid-body: cut the client connection rather than leave it waiting.
     proxyRes.on("aborted", () => res.destroy());
     proxyRes.on("error", () => res.destroy());
@@ -408,6 +553,7 @@ export class ProxyServer {
       return;
     }
     prepareResponseHeaders(proxyRes.headers, exchange.closeClient || !exchange.bodyComplete);
+    this.addPolicyHeaders(exchange, proxyRes.headers, backend);
     try {
       res.writeHead(status, proxyRes.statusMessage, proxyRes.headers);
     } catch (error) {
@@ -419,6 +565,20 @@ export class ProxyServer {
       return;
     }
     proxyRes.pipe(res);
+  }
+
+  /** CORS, RateLimit and the sticky cookie on a backend's response. */
+  private addPolicyHeaders(
+    exchange: Exchange,
+    headers: http.IncomingHttpHeaders,
+    backend: LiveBackend,
+  ): void {
+    if (exchange.corsOrigin !== undefined) this.cors.applyToResponse(headers, exchange.corsOrigin);
+    if (exchange.rate) Object.assign(headers, this.rateLimiter.headers(exchange.rate));
+    if (this.sticky.mode === "cookie" && exchange.stickyToken !== this.sticky.token(backend)) {
+      const existing = headers["set-cookie"] ?? [];
+      headers["set-cookie"] = [...existing, this.sticky.cookie(backend, this.encrypted)];
+    }
   }
 
   private onAttemptError(exchange: Exchange, error: NodeJS.ErrnoException, attempt: number): void {
@@ -503,13 +663,10 @@ export class ProxyServer {
   private answerError(exchange: Exchange, status: ProxyStatus, detail: string): void {
     exchange.error ??= detail;
     const close = exchange.closeClient || !exchange.bodyComplete;
-    const sent = sendErrorPage(
-      exchange.res,
-      status,
-      detail,
-      close,
-      status === 503 ? { "retry-after": "1" } : undefined,
-    );
+    const headers: http.OutgoingHttpHeaders = status === 503 ? { "retry-after": "1" } : {};
+    // A browser must be able to read the error's status, not just see a CORS failure.
+    if (exchange.corsOrigin !== undefined) this.cors.applyToResponse(headers, exchange.corsOrigin);
+    const sent = sendErrorPage(exchange.res, status, detail, close, headers);
     if (sent && !exchange.bodyComplete) {
       const socket = exchange.req.socket;
       exchange.res.once("finish", () => socket.destroySoon());

@@ -3,19 +3,24 @@ import type { Config } from "../config/load.js";
 import { BackendStore } from "../inventory/backends.js";
 import { InstanceStore } from "../inventory/instances.js";
 import { type Db, describeWriteFailure } from "../inventory/open.js";
+import { PoolStore } from "../inventory/pool.js";
 import { type SampleRow, SampleStore } from "../inventory/samples.js";
 import type { Logger } from "../log.js";
 import { formatHostPort, type HostPort } from "../util/address.js";
 import type { LiveBackend } from "./backend.js";
 import { Balancer } from "./balancer.js";
+import { CertificateWatcher } from "./certificates.js";
 import { HealthChecker } from "./health.js";
-import { Pool } from "./pool.js";
+import { type OutlierEvent, Pool } from "./pool.js";
 import { Recorder } from "./recorder.js";
+import { RedirectListener } from "./redirect.js";
 import { ProxyServer, type ProxySettings, type RequestObserver } from "./server.js";
 
 /** What `serve` observes of the data plane (its Prometheus metrics): every request and health check. */
 export interface ProxyObserver extends RequestObserver {
   healthCheck(backend: LiveBackend, ok: boolean): void;
+  /** Outlier detection ejected a backend (or let one return). */
+  outlier?(backend: LiveBackend, event: OutlierEvent): void;
 }
 
 /** How often the inventory is checked for changes made by other processes (CLI commands). */
@@ -26,7 +31,7 @@ const STALE_INSTANCE_MS = 10 * 60_000;
 /** Unwritten samples kept while the inventory cannot be written (a full disk), before the oldest go. */
 const MAX_PENDING_SAMPLES = 100_000;
 
-function proxySettings(config: Config): ProxySettings {
+export function proxySettings(config: Config): ProxySettings {
   const p = config.proxy;
   return {
     xForwardedFor: p.xForwardedFor,
@@ -38,6 +43,10 @@ function proxySettings(config: Config): ProxySettings {
     maxHeaderBytes: p.maxHeaderBytes,
     maxTargetLength: p.maxTargetLength,
     maxInFlightPerClient: p.maxInFlightPerClient,
+    trustedProxies: p.trustedProxies,
+    sticky: p.sticky,
+    rateLimit: config.rateLimit,
+    cors: config.cors,
     tls: p.tls,
   };
 }
@@ -57,6 +66,8 @@ export class ProxyService {
   readonly recorder = new Recorder(process.env.DOPROXY_RECORDING !== "off");
   readonly server: ProxyServer;
   private readonly health: HealthChecker;
+  private readonly certificates: CertificateWatcher;
+  private readonly redirect: RedirectListener;
   private timers: NodeJS.Timeout[] = [];
   private dataVersion = "";
   private readonly totalChanges;
@@ -75,6 +86,7 @@ export class ProxyService {
     this.instances = new InstanceStore(db);
     this.totalChanges = db.prepare("SELECT total_changes()").pluck();
     this.balancer = new Balancer(config.proxy.strategy);
+    this.balancer.slowStartMs = config.proxy.slowStartMs;
     this.pool = new Pool(config.health, {
       onHealthTransition: (backend, from, to, reason) => {
         this.log.info({ backend: backend.address, id: backend.id, from, to, reason }, `backend ${to}`);
@@ -103,6 +115,10 @@ export class ProxyService {
           );
         }
       },
+      onOutlier: (backend, event) => {
+        observer?.outlier?.(backend, event);
+        this.recordOutlier(backend, event);
+      },
     });
     this.server = new ProxyServer(
       this.pool,
@@ -111,7 +127,20 @@ export class ProxyService {
       log,
       proxySettings(config),
       observer,
+      { stickySecret: new PoolStore(db).stickySecret() },
     );
+    this.certificates = new CertificateWatcher(
+      (pair) => this.server.setCertificate(pair),
+      (error, files) => {
+        if (error)
+          this.log.error(
+            { cert: files.certFile, key: files.keyFile, err: error },
+            "certificate reload failed; new connections keep the current certificate",
+          );
+        else this.log.info({ cert: files.certFile }, "certificate reloaded; new connections get it");
+      },
+    );
+    this.redirect = new RedirectListener(() => this.server.address()?.port ?? 443, log);
     this.health = new HealthChecker(this.pool, config.health, (backend, ok) =>
       observer?.healthCheck(backend, ok),
     );
@@ -124,6 +153,8 @@ export class ProxyService {
     this.instances.setUrls(this.instanceId, this.server.url() ?? null, null);
     this.health.start();
     this.startTimers();
+    this.certificates.watch(this.config.proxy.tls);
+    await this.redirect.apply(this.config.proxy.redirectHttp);
     this.log.info(
       {
         listen: formatHostPort(bound),
@@ -140,6 +171,7 @@ export class ProxyService {
     const previous = this.config;
     this.config = next;
     this.balancer.strategy = next.proxy.strategy;
+    this.balancer.slowStartMs = next.proxy.slowStartMs;
     this.server.updateSettings(proxySettings(next));
     this.pool.setThresholds(next.health);
     this.health.update(next.health);
@@ -152,17 +184,58 @@ export class ProxyService {
     if (next.proxy.maxHeaderBytes !== previous.proxy.maxHeaderBytes && !listenChanged) {
       this.log.warn({}, "[proxy] max-header-bytes takes effect when the listener next opens (a restart)");
     }
+    await this.redirect.apply(next.proxy.redirectHttp);
     if (listenChanged || tlsChanged) {
       try {
         const bound = await this.server.listen(next.proxy.listen);
         this.instances.setUrls(this.instanceId, this.server.url() ?? null, null);
         this.log.info({ listen: formatHostPort(bound) }, "proxy listening on new address");
+        this.certificates.watch(next.proxy.tls);
       } catch (error) {
         this.log.error(
           { listen: formatHostPort(next.proxy.listen), err: (error as Error).message },
           "cannot listen on new address; keeping the old one",
         );
       }
+    }
+  }
+
+  /** Loads the certificate files again now (SIGHUP), besides watching them for changes. */
+  reloadCertificates(): void {
+    this.certificates.reload();
+  }
+
+  /** An ejection or return is an event with its reason code, and a log line. */
+  private recordOutlier(backend: LiveBackend, event: OutlierEvent): void {
+    const label = `backend ${backend.id} (${backend.address})`;
+    let kind: string;
+    let message: string;
+    let code: string;
+    if (event.kind === "ejected") {
+      kind = "backend.ejected";
+      code = event.code;
+      const why =
+        event.code === "outlier-trial-failed"
+          ? "its trial request failed"
+          : `${this.config.health.ejectAfter} ${event.code === "outlier-5xx" ? "5xx answers" : "connect failures"} in a row`;
+      message = `${label} ejected for ${Math.round(event.durationMs / 100) / 10}s (ejection ${event.ejections} of this run): ${why}`;
+    } else if (event.kind === "returned") {
+      kind = "backend.returned";
+      code = "outlier-returned";
+      message = `${label} back in rotation: its trial request after an ejection succeeded`;
+    } else {
+      kind = "backend.eject-skipped";
+      code = "max-ejected";
+      message = `${label} met the ejection rule (${event.code}) but stays in rotation: max-ejected-percent = ${this.config.health.maxEjectedPercent} (and never the last backend)`;
+    }
+    this.log.warn({ backend: backend.address, id: backend.id, code }, message);
+    try {
+      this.backends.events.add(kind, message, backend.id, { ...event }, Date.now(), code);
+    } catch (error) {
+      this.log.error(
+        { err: describeWriteFailure(this.db.name, "an outlier event", error).message },
+        "inventory write failed",
+      );
     }
   }
 
@@ -223,6 +296,8 @@ export class ProxyService {
   async stop(): Promise<void> {
     this.server.stopAccepting();
     this.health.stop();
+    this.certificates.stop();
+    await this.redirect.apply(undefined);
     const deadline = Date.now() + this.config.proxy.drainTimeoutMs;
     while (this.server.activeRequests > 0 && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 20));
@@ -251,6 +326,7 @@ export class ProxyService {
       setInterval(() => {
         this.syncFromInventory();
         this.pool.checkDrains();
+        this.pool.checkEjections();
       }, INVENTORY_POLL_MS),
     ];
   }

@@ -7,6 +7,8 @@ import { Balancer } from "../../../src/proxy/balancer.js";
 import { Pool } from "../../../src/proxy/pool.js";
 import { Recorder } from "../../../src/proxy/recorder.js";
 import { ProxyServer, type ProxySettings } from "../../../src/proxy/server.js";
+import { proxySettings } from "../../../src/proxy/service.js";
+import { defaultConfig } from "../../helpers/defaults.js";
 import { rawExchange, statuses } from "../../helpers/raw.js";
 import { waitFor } from "../../helpers/wait.js";
 
@@ -25,6 +27,7 @@ describe("proxy deadlines on a fake clock", () => {
   const bodyBytes = new Map<string, number>();
   const held: http.ServerResponse[] = [];
   const settings: ProxySettings = {
+    ...proxySettings(defaultConfig()),
     xForwardedFor: true,
     retries: 0,
     connectTimeoutMs: 2000,
@@ -54,7 +57,7 @@ describe("proxy deadlines on a fake clock", () => {
     await new Promise<void>((resolve) => backend.listen(0, "127.0.0.1", resolve));
     backendPort = (backend.address() as AddressInfo).port;
     const pool = new Pool(
-      { healthyAfter: 1, unhealthyAfter: 3 },
+      { ...defaultConfig().health, healthyAfter: 1, unhealthyAfter: 3 },
       { onHealthTransition: () => true, onDrained: () => {} },
     );
     const now = Date.now();
@@ -77,6 +80,7 @@ describe("proxy deadlines on a fake clock", () => {
         autoscaleDrain: false,
         createOutcome: null,
         closeReason: null,
+        weight: 1,
       },
     ]);
     proxy = new ProxyServer(
