@@ -237,7 +237,10 @@ const digitaloceanSection = z.strictObject({
   "boot-timeout": durationIn(1000, MAX_TIMER_MS).default("5m"),
   // Weight of each droplet doproxy creates or adopts: a number, or "vcpus" (its size's vCPUs).
   weight: z
-    .union([count(1).max(1000), z.literal("vcpus")], {
+    .union([z.number(), z.literal("vcpus")], {
+      message: 'expected a whole number from 1 to 1000, or "vcpus"',
+    })
+    .refine((w) => w === "vcpus" || (Number.isInteger(w) && w >= 1 && w <= 1000), {
       message: 'expected a whole number from 1 to 1000, or "vcpus"',
     })
     .default(1),
