@@ -47,12 +47,23 @@
       badge.className = `state state-${b.state}`;
       badge.textContent = b.state;
       stateCell.append(badge);
+      if (b.ejected) {
+        // Outlier detection holds it out of rotation although its health path may pass.
+        const ejected = document.createElement("span");
+        ejected.className = "state state-ejected";
+        ejected.textContent = "ejected";
+        ejected.title = b.ejectedUntil
+          ? `ejected until ${new Date(b.ejectedUntil).toLocaleTimeString()} (ejection ${b.ejections} in a row)`
+          : "on trial: its next request decides whether it returns";
+        stateCell.append(" ", ejected);
+      }
       tr.append(
         cell(String(b.id)),
         cell(b.name || (b.dropletId ? String(b.dropletId) : "-")),
         cell(b.address || "-"),
         stateCell,
         cell(b.health),
+        cell(String(b.weight ?? 1), "num"),
         cell(String(b.inFlight), "num"),
         cell(fmtMs(b.p95Ms), "num"),
         cell(b.requestsPerSecond.toFixed(1), "num"),

@@ -14,7 +14,7 @@ import { ClientIdentity } from "./client-address.js";
 import { ClientInFlight } from "./client-cap.js";
 import { CorsPolicy } from "./cors.js";
 import { DeadlineSweeper, type ExpiredDeadline } from "./deadlines.js";
-import { type ProxyStatus, sendErrorPage } from "./error-pages.js";
+import { type ProxyStatus, sendErrorPage, sendRawError } from "./error-pages.js";
 import { checkFraming } from "./framing.js";
 import { clientWantsClose, prepareRequestHeaders, prepareResponseHeaders } from "./headers.js";
 import { createListener } from "./listener.js";
@@ -238,11 +238,25 @@ export class ProxyServer {
 
   private upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
     try {
+      // A WebSocket is one request against the client's rate limit, like any other.
+      if (
+        this.rateLimiter.enabled &&
+        !this.rateLimiter.take(this.identity.key(req, this.settings.rateLimit.key), Date.now()).allowed
+      ) {
+        this.observer?.rejected?.("rate-limit");
+        sendRawError(socket, 429);
+        return;
+      }
       handleUpgrade(
         {
           proxy: this.wsProxy,
           pool: this.pool,
-          balancer: this.balancer,
+          choose: (upgradeReq) =>
+            this.chooseBackend(
+              this.sticky.mode === "cookie" ? this.sticky.takeCookie(upgradeReq.headers) : undefined,
+              this.sticky.mode === "hash" ? this.identity.key(upgradeReq, this.sticky.hashKey) : undefined,
+              new Set(),
+            ),
           log: this.log,
           settings: () => ({
             xForwardedFor: this.settings.xForwardedFor,
@@ -438,24 +452,23 @@ export class ProxyServer {
    * The backend for the next attempt: the sticky one when the request is pinned and it can still
    * serve, else the balancing strategy's pick among those in rotation.
    */
-  private chooseBackend(exchange: Exchange): LiveBackend | undefined {
+  private chooseBackend(
+    stickyToken: string | undefined,
+    stickyKey: string | undefined,
+    tried: ReadonlySet<number>,
+  ): LiveBackend | undefined {
     let backend: LiveBackend | undefined;
-    if (exchange.stickyToken !== undefined)
-      backend = this.sticky.byToken(exchange.stickyToken, this.pool.stickyCandidates(), exchange.tried);
-    else if (exchange.stickyKey !== undefined)
-      backend = rendezvous(
-        exchange.stickyKey,
-        this.pool.stickyCandidates(),
-        exchange.tried,
-        this.balancer.weigher(),
-      );
-    backend ??= this.balancer.pick(this.pool.routable(), exchange.tried);
+    if (stickyToken !== undefined)
+      backend = this.sticky.byToken(stickyToken, this.pool.stickyCandidates(), tried);
+    else if (stickyKey !== undefined)
+      backend = rendezvous(stickyKey, this.pool.stickyCandidates(), tried, this.balancer.weigher());
+    backend ??= this.balancer.pick(this.pool.routable(), tried);
     if (backend) this.pool.picked(backend);
     return backend;
   }
 
   private dispatch(exchange: Exchange): void {
-    const backend = this.chooseBackend(exchange);
+    const backend = this.chooseBackend(exchange.stickyToken, exchange.stickyKey, exchange.tried);
     if (!backend) {
       const status = exchange.tried.size > 0 ? 502 : 503;
       this.answerError(

@@ -2,7 +2,7 @@ import type { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import type { ProxyServer as HttpProxy } from "http-proxy-3";
 import type { Logger } from "../log.js";
-import type { Balancer } from "./balancer.js";
+import type { LiveBackend } from "./backend.js";
 import { sendRawError } from "./error-pages.js";
 import { checkFraming } from "./framing.js";
 import { prepareRequestHeaders } from "./headers.js";
@@ -13,7 +13,8 @@ import { isConnectFailure } from "./retry-rule.js";
 export interface UpgradeDeps {
   proxy: HttpProxy;
   pool: Pool;
-  balancer: Balancer;
+  /** The backend for this upgrade (sticky sessions, then the balancing strategy). */
+  choose(req: IncomingMessage): LiveBackend | undefined;
   log: Logger;
   settings(): { xForwardedFor: boolean; encrypted: boolean; maxTargetLength: number };
 }
@@ -39,7 +40,7 @@ export function handleUpgrade(deps: UpgradeDeps, req: IncomingMessage, socket: S
     return;
   }
   req.url = target.path;
-  const backend = deps.balancer.pick(deps.pool.routable());
+  const backend = deps.choose(req);
   if (!backend) {
     sendRawError(socket, 503);
     return;

@@ -36,8 +36,13 @@ describe("dashboard in a real browser", () => {
     try {
       browser = await launchChromium();
       const admin = await adminUrl(serve);
-      for (const b of backends)
-        assert.equal((await runCliAsync(ws, ["droplets", "add", "--address", b.address])).status, 0);
+      for (const [i, b] of backends.entries()) {
+        const weight = i === 0 ? ["--weight", "2"] : [];
+        assert.equal(
+          (await runCliAsync(ws, ["droplets", "add", "--address", b.address, ...weight])).status,
+          0,
+        );
+      }
       // Traffic in the background for the whole test (bounded), so the charts have samples.
       const load = Promise.all(
         Array.from({ length: 4 }, async () => {
@@ -62,6 +67,14 @@ describe("dashboard in a real browser", () => {
         cells.map((c) => c.textContent),
       );
       assert.deepEqual(addresses.sort(), backends.map((b) => b.address).sort());
+      const weights = await page.$$eval("#backends tbody tr", (rows) =>
+        rows.map((row) => [row.children[2]?.textContent, row.children[5]?.textContent]),
+      );
+      assert.deepEqual(
+        weights.sort(),
+        backends.map((b, i) => [b.address, i === 0 ? "2" : "1"]).sort(),
+        "the weight column",
+      );
 
       // Charts are drawn from real samples: the series hold traffic and the canvases have ink.
       await page.waitForFunction(
