@@ -8,6 +8,7 @@ import type { SampleStore } from "../inventory/samples.js";
 import type { Logger } from "../log.js";
 import type { Pool } from "../proxy/pool.js";
 import { type ActionBackoff, afterFailure, inBackoff, NO_BACKOFF } from "./backoff.js";
+import { dropletViews } from "./droplet-views.js";
 import { type Decision, decide, EMPTY_MEMORY, type PolicyMemory, type ScaleInputs } from "./policy.js";
 import { scheduleFloor, startTicker } from "./schedule.js";
 
@@ -194,23 +195,7 @@ export class AutoscaleController {
     const active = this.deps.pool.routable();
     // Load is requests whose body has arrived: slow or stalled uploads must not buy droplets.
     const inFlight = active.reduce((sum, b) => sum + b.loaded, 0);
-    const droplets = this.deps.backends
-      .live()
-      .filter((row) => row.kind === "droplet")
-      .map((row) => {
-        const live = this.deps.pool.get(row.id);
-        // A droplet outlier detection keeps ejecting is unhealthy to the replace-unhealthy rule,
-        // from the start of its run of ejections, even while its health path still answers.
-        const ejectedSince = row.state === "active" ? live?.outlier.ejectedSince : undefined;
-        return {
-          id: row.id,
-          state: ejectedSince !== undefined ? ("unhealthy" as const) : row.state,
-          inFlight: live?.inFlight ?? 0,
-          createdAt: row.createdAt,
-          stateChangedAt: ejectedSince ?? row.stateChangedAt,
-          scalable: row.autoscale,
-        };
-      });
+    const droplets = dropletViews(this.deps.backends.live(), (id) => this.deps.pool.get(id));
     return {
       now,
       p95Ms: window.p95Ms,

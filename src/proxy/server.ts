@@ -241,7 +241,7 @@ export class ProxyServer {
       // A WebSocket is one request against the client's rate limit, like any other.
       if (
         this.rateLimiter.enabled &&
-        !this.rateLimiter.take(this.identity.key(req, this.settings.rateLimit.key), Date.now()).allowed
+        !this.rateLimiter.take(this.identity.key(req, this.settings.rateLimit.key), this.now()).allowed
       ) {
         this.observer?.rejected?.("rate-limit");
         sendRawError(socket, 429);
@@ -324,7 +324,7 @@ export class ProxyServer {
     }
     let rate: RateDecision | undefined;
     if (this.rateLimiter.enabled) {
-      rate = this.rateLimiter.take(this.identity.key(req, this.settings.rateLimit.key), Date.now());
+      rate = this.rateLimiter.take(this.identity.key(req, this.settings.rateLimit.key), this.now());
       if (!rate.allowed) {
         this.reject(req, res, "rate-limit", framing.hasBody, startedAt, {
           "retry-after": String(rate.retryAfterSeconds),
