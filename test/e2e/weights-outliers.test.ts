@@ -12,6 +12,7 @@ import {
 } from "../helpers/cli.js";
 import { request, tallyByBackend } from "../helpers/http.js";
 import { addBackend, shareOf } from "../helpers/pool.js";
+import { simSection, startSim } from "../helpers/sim.js";
 import { waitFor } from "../helpers/wait.js";
 
 describe("weights and slow start", () => {
@@ -238,5 +239,34 @@ describe("outlier ejection", () => {
       serve.logs().some((l) => l.code === "max-ejected"),
       "the kept backend is reported",
     );
+  });
+});
+
+describe("weights of droplets doproxy creates", () => {
+  it('[digitalocean] weight = "vcpus" weighs each droplet by its size; --weight overrides it', async () => {
+    const ws = workspace("");
+    const sim = await startSim(ws, ["--boot-time", "200ms", "--service-time", "1ms"]);
+    const env = { DIGITALOCEAN_TOKEN: sim.token };
+    try {
+      const base = simSection(sim).replace(
+        "[digitalocean]\n",
+        '[digitalocean]\nsize = "s-2vcpu-2gb"\nweight = "vcpus"\n',
+      );
+      ws.writeConfig(serveConfig(await freePort(), { rest: base }));
+      const byVcpus = await runCliAsync(ws, ["droplets", "add", "--no-wait"], env);
+      assert.equal(byVcpus.status, 0, byVcpus.stderr);
+      const byHand = await runCliAsync(ws, ["droplets", "add", "--no-wait", "--weight", "5"], env);
+      assert.equal(byHand.status, 0, byHand.stderr);
+      const rows = JSON.parse((await runCliAsync(ws, ["droplets", "list", "--json"], env)).stdout) as Array<{
+        weight: number;
+      }>;
+      assert.deepEqual(
+        rows.map((r) => r.weight),
+        [2, 5],
+      );
+    } finally {
+      await sim.daemon.stop();
+      ws.cleanup();
+    }
   });
 });
