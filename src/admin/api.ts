@@ -2,6 +2,7 @@ import type { AutoscaleController } from "../autoscale/controller.js";
 import { poolCost } from "../autoscale/cost.js";
 import type { Config } from "../config/load.js";
 import { backendView } from "../inventory/backend-view.js";
+import { inFlightOf } from "../proxy/backend.js";
 import { isEjected } from "../proxy/outliers.js";
 import type { ProxyService } from "../proxy/service.js";
 import { parseDuration } from "../util/duration.js";
@@ -57,7 +58,7 @@ export function status(src: AdminSources) {
   return {
     version: src.version,
     uptimeSeconds: Math.round((Date.now() - src.startedAt) / 1000),
-    proxy: { url: src.service.server.url() ?? null, strategy: config.proxy.strategy },
+    proxy: { url: src.service.url() ?? null, strategy: config.proxy.strategy, workers: config.proxy.workers },
     config: { file: config.file ?? null, lastReload: src.lastReload() },
     pool: { id: src.pool.id, ownerTag: src.pool.ownerTag, total: rows.length, byState },
     autoscale: {
@@ -92,8 +93,8 @@ export function backends(src: AdminSources, now = Date.now()) {
   return src.service.backends.live().map((row) => {
     const live = src.service.pool.get(row.id);
     return {
-      ...backendView(row, figures.get(row.id), live?.inFlight ?? 0, now),
-      websockets: live?.websockets.size ?? 0,
+      ...backendView(row, figures.get(row.id), live ? inFlightOf(live) : 0, now),
+      websockets: live ? live.websockets.size + live.remote.websockets : 0,
       // Outlier detection's view (memory only): out of rotation until then, or on trial.
       ejected: live ? isEjected(live.outlier) : false,
       ejectedUntil: live?.outlier.ejectedUntil ?? null,

@@ -1,6 +1,6 @@
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { AggregatorRegistry, Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { BackendRow } from "../inventory/backends.js";
-import type { LiveBackend } from "../proxy/backend.js";
+import { inFlightOf, type LiveBackend } from "../proxy/backend.js";
 import { isEjected } from "../proxy/outliers.js";
 import type { OutlierEvent } from "../proxy/pool.js";
 import type { RejectReason, RequestObserver } from "../proxy/server.js";
@@ -19,6 +19,11 @@ export interface MetricSources {
   liveBackends(): LiveBackend[];
   /** Inventory rows not yet removed (includes provisioning droplets, which have no address yet). */
   inventoryRows(): BackendRow[];
+  /**
+   * With `[proxy] workers` > 1: each worker's metrics (prom-client JSON), summed with this
+   * process's at every scrape so /metrics shows the process group as one process would.
+   */
+  workerMetrics?(): Promise<unknown[][]>;
 }
 
 /**
@@ -40,7 +45,7 @@ export class Metrics implements RequestObserver {
   private readonly preflights: Counter;
   private readonly children = new Map<number, BackendChildren>();
 
-  constructor(sources: MetricSources) {
+  constructor(private readonly sources: MetricSources) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
     this.requests = new Counter({
@@ -127,7 +132,7 @@ export class Metrics implements RequestObserver {
       registers,
       collect() {
         this.reset();
-        for (const b of sources.liveBackends()) this.set({ backend: b.address }, b.inFlight);
+        for (const b of sources.liveBackends()) this.set({ backend: b.address }, inFlightOf(b));
       },
     });
     new Gauge({
@@ -137,7 +142,8 @@ export class Metrics implements RequestObserver {
       registers,
       collect() {
         this.reset();
-        for (const b of sources.liveBackends()) this.set({ backend: b.address }, b.websockets.size);
+        for (const b of sources.liveBackends())
+          this.set({ backend: b.address }, b.websockets.size + b.remote.websockets);
       },
     });
     new Gauge({
@@ -209,7 +215,11 @@ export class Metrics implements RequestObserver {
   }
 
   async render(): Promise<string> {
-    return this.registry.metrics();
+    const workers = (await this.sources.workerMetrics?.()) ?? [];
+    if (workers.length === 0) return this.registry.metrics();
+    // Counters and histograms sum; gauges follow each metric's aggregator (sum by default).
+    const own = await this.registry.getMetricsAsJSON();
+    return AggregatorRegistry.aggregate([own, ...(workers as (typeof own)[])]).metrics();
   }
 
   get contentType(): string {

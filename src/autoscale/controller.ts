@@ -6,6 +6,7 @@ import type { BackendRow, BackendStore } from "../inventory/backends.js";
 import type { LeaseStore } from "../inventory/leases.js";
 import type { SampleStore } from "../inventory/samples.js";
 import type { Logger } from "../log.js";
+import { loadOf } from "../proxy/backend.js";
 import type { Pool } from "../proxy/pool.js";
 import { type ActionBackoff, afterFailure, inBackoff, NO_BACKOFF } from "./backoff.js";
 import { dropletViews } from "./droplet-views.js";
@@ -194,7 +195,7 @@ export class AutoscaleController {
     const window = this.deps.samples.poolWindow(now - windowMs, now);
     const active = this.deps.pool.routable();
     // Load is requests whose body has arrived: slow or stalled uploads must not buy droplets.
-    const inFlight = active.reduce((sum, b) => sum + b.loaded, 0);
+    const inFlight = active.reduce((sum, b) => sum + loadOf(b), 0);
     const droplets = dropletViews(this.deps.backends.live(), (id) => this.deps.pool.get(id));
     return {
       now,

@@ -1,5 +1,5 @@
 import type { BackendRow } from "../inventory/backends.js";
-import type { LiveBackend } from "../proxy/backend.js";
+import { inFlightOf, type LiveBackend } from "../proxy/backend.js";
 import type { DropletView } from "./policy.js";
 
 /**
@@ -20,7 +20,7 @@ export function dropletViews(
       return {
         id: row.id,
         state: ejectedSince !== undefined ? "unhealthy" : row.state,
-        inFlight: backend?.inFlight ?? 0,
+        inFlight: backend ? inFlightOf(backend) : 0,
         createdAt: row.createdAt,
         stateChangedAt: ejectedSince ?? row.stateChangedAt,
         scalable: row.autoscale,

@@ -1,3 +1,4 @@
+import cluster from "node:cluster";
 import { Metrics } from "../admin/metrics.js";
 import { SeriesReader } from "../admin/series-reader.js";
 import { AdminServer } from "../admin/server.js";
@@ -17,12 +18,17 @@ import { formatHostPort } from "../util/address.js";
 import { VERSION } from "../version.js";
 import type { CommonOptions } from "./context.js";
 import { reportAndExit } from "./run.js";
+import { serveWorker } from "./serve-worker.js";
 
 /**
  * `doproxy serve`: the proxy, its health checks and metric recording, with hot reload of the
  * configuration (on file change or SIGHUP) and a graceful stop on SIGTERM/SIGINT.
  */
 export async function serve(options: CommonOptions): Promise<void> {
+  if (cluster.isWorker) {
+    serveWorker();
+    return;
+  }
   const file = resolveConfigPath(options.config);
   const config = loadConfig(file);
   // The admin exposure rule (no non-loopback listener without a token) is part of the schema:
@@ -52,6 +58,7 @@ export async function serve(options: CommonOptions): Promise<void> {
   const metrics = new Metrics({
     liveBackends: () => service?.pool.all() ?? [],
     inventoryRows: () => service?.backends.live() ?? [],
+    workerMetrics: () => service?.workerMetrics() ?? Promise.resolve([]),
   });
   service = new ProxyService(config, db, log, metrics);
   try {
@@ -145,7 +152,7 @@ export async function serve(options: CommonOptions): Promise<void> {
   );
   try {
     const adminUrl = await admin.listen(config.admin.listen);
-    service.instances.setUrls(service.instanceId, service.server.url() ?? null, adminUrl);
+    service.instances.setUrls(service.instanceId, service.url() ?? null, adminUrl);
   } catch (error) {
     log.error(
       {
@@ -182,7 +189,7 @@ export async function serve(options: CommonOptions): Promise<void> {
   const stop = async (signal: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal, inFlight: service.server.activeRequests }, "stopping: draining requests in flight");
+    log.info({ signal, inFlight: service.activeRequests() }, "stopping: draining requests in flight");
     watcher.close();
     cloud?.stop();
     autoscaler?.stop();

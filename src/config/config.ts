@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import path from "node:path";
 import { type HostPort, parseHostPort } from "../util/address.js";
 import { parseDuration } from "../util/duration.js";
@@ -10,6 +11,8 @@ export interface Config {
   proxy: {
     listen: HostPort;
     strategy: "round-robin" | "least-connections" | "latency";
+    /** Processes that proxy; 1 = this process alone ("auto" is resolved to the core count). */
+    workers: number;
     xForwardedFor: boolean;
     retries: number;
     connectTimeoutMs: number;
@@ -144,6 +147,7 @@ export function normalizeConfig(raw: ConfigFile, file: string | undefined): Conf
     proxy: {
       listen: hp(proxy.listen),
       strategy: proxy.strategy,
+      workers: proxy.workers === "auto" ? Math.max(1, Math.min(64, availableParallelism())) : proxy.workers,
       xForwardedFor: proxy["x-forwarded-for"],
       retries: proxy.retries,
       connectTimeoutMs: ms(proxy["connect-timeout"]),

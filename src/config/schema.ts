@@ -69,6 +69,13 @@ const proxySection = z
   .strictObject({
     listen: hostPort.default("0.0.0.0:8080"),
     strategy: z.enum(["round-robin", "least-connections", "latency"]).default("round-robin"),
+    // Processes that proxy (node:cluster): 1, a number, or "auto" for one per core.
+    workers: z
+      .union([z.number(), z.literal("auto")], { message: 'expected a whole number from 1 to 64, or "auto"' })
+      .refine((w) => w === "auto" || (Number.isInteger(w) && w >= 1 && w <= 64), {
+        message: 'expected a whole number from 1 to 64, or "auto"',
+      })
+      .default(1),
     "x-forwarded-for": z.boolean().default(true),
     retries: count(0).max(10).default(1),
     "connect-timeout": timerDuration.default("2s"),

@@ -41,6 +41,18 @@ export interface LiveBackend {
   schedulerScore: number;
   /** Passive outlier detection: consecutive 5xx answers and ejections (see outliers.ts). */
   readonly outlier: OutlierState;
+  /**
+   * With `[proxy] workers` > 1, what the other processes have on this backend (see
+   * cluster-primary.ts): in the primary, every worker's; in a worker, the others'. Zero in a
+   * single process.
+   */
+  readonly remote: RemoteLoad;
+}
+
+export interface RemoteLoad {
+  inFlight: number;
+  loaded: number;
+  websockets: number;
 }
 
 export interface OutlierState {
@@ -110,6 +122,7 @@ export function createLiveBackend(row: {
       trialInFlight: false,
       returnedAt: undefined,
     },
+    remote: { inFlight: 0, loaded: 0, websockets: 0 },
   };
 }
 
@@ -118,7 +131,25 @@ export function observeRoundTrip(backend: LiveBackend, rttMs: number): void {
     backend.ewmaMs === undefined ? rttMs : backend.ewmaMs + EWMA_WEIGHT * (rttMs - backend.ewmaMs);
 }
 
-/** Requests and WebSockets together: what least-connections balances and a drain waits for. */
+/**
+ * Requests and WebSockets together, in every process of the group: what least-connections
+ * balances and a drain waits for.
+ */
 export function connectionsOf(backend: LiveBackend): number {
+  return backend.inFlight + backend.websockets.size + backend.remote.inFlight + backend.remote.websockets;
+}
+
+/** This process's own requests and WebSockets on the backend: what its keep-alive agent serves. */
+export function localConnectionsOf(backend: LiveBackend): number {
   return backend.inFlight + backend.websockets.size;
+}
+
+/** Requests in flight in every process of the group. */
+export function inFlightOf(backend: LiveBackend): number {
+  return backend.inFlight + backend.remote.inFlight;
+}
+
+/** Requests whose body has arrived, in every process of the group: the autoscaler's load. */
+export function loadOf(backend: LiveBackend): number {
+  return backend.loaded + backend.remote.loaded;
 }

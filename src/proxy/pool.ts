@@ -1,6 +1,6 @@
 import type { BackendRow } from "../inventory/backends.js";
 import type { BackendState } from "../model/backend-state.js";
-import { connectionsOf, createLiveBackend, type LiveBackend } from "./backend.js";
+import { connectionsOf, createLiveBackend, type LiveBackend, localConnectionsOf } from "./backend.js";
 import { type HealthThresholds, nextHealthState } from "./health-state.js";
 import {
   type EjectionSettings,
@@ -225,7 +225,11 @@ export class Pool {
       this.rebuildRotation();
     }
     if (backend.state === "draining") this.checkDrain(backend, Date.now());
-    else if (backend.state === "removed" && connectionsOf(backend) === 0 && this.retiring.delete(backend))
+    else if (
+      backend.state === "removed" &&
+      localConnectionsOf(backend) === 0 &&
+      this.retiring.delete(backend)
+    )
       backend.agent.destroy();
   }
 
@@ -255,7 +259,8 @@ export class Pool {
 
   private retire(backend: LiveBackend): void {
     for (const socket of backend.websockets) socket.destroy();
-    if (connectionsOf(backend) === 0) backend.agent.destroy();
+    // This process's connections: the agent is this process's alone, whatever others still hold.
+    if (localConnectionsOf(backend) === 0) backend.agent.destroy();
     else this.retiring.add(backend);
   }
 
@@ -269,7 +274,7 @@ export class Pool {
     this.rebuildRotation();
   }
 
-  private rebuildRotation(): void {
+  protected rebuildRotation(): void {
     this.rotation = [...this.backends.values()]
       .filter((b) => b.state === "active" && !isEjected(b.outlier))
       .sort((a, b) => a.id - b.id);

@@ -1,5 +1,5 @@
 import type { SampleRow } from "../inventory/samples.js";
-import { bucketOf, encodeCounts, newCounts } from "../model/histogram.js";
+import { bucketOf, decodeInto, encodeCounts, newCounts } from "../model/histogram.js";
 
 /** One backend's counters for the current flush interval. */
 class IntervalStats {
@@ -66,6 +66,23 @@ export class Recorder {
       if (waitedMs > stats.rttMaxMs) stats.rttMaxMs = waitedMs;
       const bucket = bucketOf(waitedMs);
       stats.histogram[bucket] = (stats.histogram[bucket] as number) + 1;
+    }
+  }
+
+  /**
+   * Adds rows another process recorded (a proxy worker's interval) to this interval: counts and
+   * statuses sum, histograms merge bucket by bucket, the maximum is the larger one. The in-flight
+   * figure is not taken: the caller knows the group's total.
+   */
+  absorb(rows: readonly SampleRow[]): void {
+    for (const row of rows) {
+      const stats = this.stats(row.backendId);
+      stats.requests += row.requests;
+      stats.errors += row.errors;
+      for (let i = 0; i < 5; i++) stats.status[i] = (stats.status[i] as number) + (row.status[i] ?? 0);
+      stats.rttSumMs += row.rttSumMs;
+      if (row.rttMaxMs > stats.rttMaxMs) stats.rttMaxMs = row.rttMaxMs;
+      decodeInto(stats.histogram, row.histogram);
     }
   }
 

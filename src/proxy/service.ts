@@ -7,14 +7,18 @@ import { PoolStore } from "../inventory/pool.js";
 import { type SampleRow, SampleStore } from "../inventory/samples.js";
 import type { Logger } from "../log.js";
 import { formatHostPort, type HostPort } from "../util/address.js";
-import type { LiveBackend } from "./backend.js";
+import { inFlightOf, type LiveBackend } from "./backend.js";
 import { Balancer } from "./balancer.js";
 import { CertificateWatcher } from "./certificates.js";
+import { ProxyCluster } from "./cluster-primary.js";
 import { HealthChecker } from "./health.js";
 import { type OutlierEvent, Pool } from "./pool.js";
 import { Recorder } from "./recorder.js";
 import { RedirectListener } from "./redirect.js";
-import { ProxyServer, type ProxySettings, type RequestObserver } from "./server.js";
+import { ProxyServer, type RequestObserver } from "./server.js";
+import { proxySettings } from "./settings.js";
+
+export { proxySettings } from "./settings.js";
 
 /** What `serve` observes of the data plane (its Prometheus metrics): every request and health check. */
 export interface ProxyObserver extends RequestObserver {
@@ -30,26 +34,6 @@ const PRUNE_EVERY_MS = 60_000;
 const STALE_INSTANCE_MS = 10 * 60_000;
 /** Unwritten samples kept while the inventory cannot be written (a full disk), before the oldest go. */
 const MAX_PENDING_SAMPLES = 100_000;
-
-export function proxySettings(config: Config): ProxySettings {
-  const p = config.proxy;
-  return {
-    xForwardedFor: p.xForwardedFor,
-    retries: p.retries,
-    connectTimeoutMs: p.connectTimeoutMs,
-    timeoutMs: p.timeoutMs,
-    bodyIdleTimeoutMs: p.bodyIdleTimeoutMs,
-    headerTimeoutMs: p.headerTimeoutMs,
-    maxHeaderBytes: p.maxHeaderBytes,
-    maxTargetLength: p.maxTargetLength,
-    maxInFlightPerClient: p.maxInFlightPerClient,
-    trustedProxies: p.trustedProxies,
-    sticky: p.sticky,
-    rateLimit: config.rateLimit,
-    cors: config.cors,
-    tls: p.tls,
-  };
-}
 
 /**
  * The proxy side of `doproxy serve`: the listener, the pool mirrored from the inventory, health
@@ -68,6 +52,7 @@ export class ProxyService {
   private readonly health: HealthChecker;
   private readonly certificates: CertificateWatcher;
   private readonly redirect: RedirectListener;
+  private readonly cluster: ProxyCluster | undefined;
   private timers: NodeJS.Timeout[] = [];
   private dataVersion = "";
   private readonly totalChanges;
@@ -81,6 +66,7 @@ export class ProxyService {
     private readonly log: Logger,
     observer?: ProxyObserver,
   ) {
+    const stickySecret = new PoolStore(db).stickySecret();
     this.backends = new BackendStore(db);
     this.samples = new SampleStore(db);
     this.instances = new InstanceStore(db);
@@ -90,6 +76,7 @@ export class ProxyService {
     this.pool = new Pool(config.health, {
       onHealthTransition: (backend, from, to, reason) => {
         this.log.info({ backend: backend.address, id: backend.id, from, to, reason }, `backend ${to}`);
+        this.cluster?.poolChanged();
         try {
           return (
             this.backends.transition(backend.id, to, reason, [from]) ||
@@ -116,6 +103,7 @@ export class ProxyService {
         }
       },
       onOutlier: (backend, event) => {
+        this.cluster?.poolChanged();
         observer?.outlier?.(backend, event);
         this.recordOutlier(backend, event);
       },
@@ -127,8 +115,13 @@ export class ProxyService {
       log,
       proxySettings(config),
       observer,
-      { stickySecret: new PoolStore(db).stickySecret() },
+      { stickySecret },
     );
+    // With workers, this process decides and records; the workers proxy (cluster-primary.ts).
+    this.cluster =
+      config.proxy.workers > 1
+        ? new ProxyCluster(this.pool, this.recorder, log, config, stickySecret)
+        : undefined;
     this.certificates = new CertificateWatcher(
       (pair) => this.server.setCertificate(pair),
       (error, files) => {
@@ -140,7 +133,10 @@ export class ProxyService {
         else this.log.info({ cert: files.certFile }, "certificate reloaded; new connections get it");
       },
     );
-    this.redirect = new RedirectListener(() => this.server.address()?.port ?? 443, log);
+    this.redirect = new RedirectListener(
+      () => (this.cluster?.address() ?? this.server.address())?.port ?? 443,
+      log,
+    );
     this.health = new HealthChecker(this.pool, config.health, (backend, ok) =>
       observer?.healthCheck(backend, ok),
     );
@@ -149,21 +145,39 @@ export class ProxyService {
   async start(): Promise<HostPort> {
     this.instances.register(this.instanceId);
     this.syncFromInventory(true);
-    const bound = await this.server.listen(this.config.proxy.listen);
-    this.instances.setUrls(this.instanceId, this.server.url() ?? null, null);
+    const bound = this.cluster
+      ? await this.cluster.start()
+      : await this.server.listen(this.config.proxy.listen);
+    this.instances.setUrls(this.instanceId, this.url() ?? null, null);
     this.health.start();
     this.startTimers();
-    this.certificates.watch(this.config.proxy.tls);
+    if (!this.cluster) this.certificates.watch(this.config.proxy.tls);
     await this.redirect.apply(this.config.proxy.redirectHttp);
     this.log.info(
       {
         listen: formatHostPort(bound),
         strategy: this.config.proxy.strategy,
         backends: this.pool.all().length,
+        workers: this.config.proxy.workers,
       },
       "proxy listening",
     );
     return bound;
+  }
+
+  /** Where clients reach the proxy. */
+  url(): string | undefined {
+    return this.cluster ? this.cluster.url() : this.server.url();
+  }
+
+  /** Client requests not yet finished, in this process or every worker. */
+  activeRequests(): number {
+    return this.cluster ? this.cluster.activeRequests() : this.server.activeRequests;
+  }
+
+  /** Every worker's Prometheus metrics as JSON, for /metrics to sum with this process's. */
+  workerMetrics(): Promise<unknown[][]> {
+    return this.cluster ? this.cluster.metrics() : Promise.resolve([]);
   }
 
   /** Applies a reloaded configuration without dropping requests in flight. */
@@ -185,6 +199,11 @@ export class ProxyService {
       this.log.warn({}, "[proxy] max-header-bytes takes effect when the listener next opens (a restart)");
     }
     await this.redirect.apply(next.proxy.redirectHttp);
+    if (this.cluster) {
+      // The workers apply it to their listeners and request paths.
+      this.cluster.applyConfig(next);
+      return;
+    }
     if (listenChanged || tlsChanged) {
       try {
         const bound = await this.server.listen(next.proxy.listen);
@@ -202,7 +221,8 @@ export class ProxyService {
 
   /** Loads the certificate files again now (SIGHUP), besides watching them for changes. */
   reloadCertificates(): void {
-    this.certificates.reload();
+    if (this.cluster) this.cluster.reloadCertificates();
+    else this.certificates.reload();
   }
 
   /** An ejection or return is an event with its reason code, and a log line. */
@@ -248,6 +268,7 @@ export class ProxyService {
     if (!force && version === this.dataVersion) return;
     this.dataVersion = version;
     const { added, removed } = this.pool.sync(this.backends.live());
+    this.cluster?.poolChanged();
     for (const backend of added)
       this.log.info(
         { backend: backend.address, id: backend.id, state: backend.state },
@@ -260,7 +281,7 @@ export class ProxyService {
 
   /** Writes the interval's samples in one transaction; keeps them for the next try if that fails. */
   flush(now = Date.now()): void {
-    const inFlight = new Map(this.pool.all().map((b) => [b.id, b.inFlight] as const));
+    const inFlight = new Map(this.pool.all().map((b) => [b.id, inFlightOf(b)] as const));
     this.pending.push(...this.recorder.takeInterval(inFlight, now));
     if (this.pending.length > MAX_PENDING_SAMPLES)
       this.pending.splice(0, this.pending.length - MAX_PENDING_SAMPLES);
@@ -294,10 +315,16 @@ export class ProxyService {
    * the last samples are written and this instance leaves the inventory.
    */
   async stop(): Promise<void> {
-    this.server.stopAccepting();
     this.health.stop();
     this.certificates.stop();
     await this.redirect.apply(undefined);
+    if (this.cluster) {
+      // Every worker drains and sends its last samples before it exits; then they are written.
+      await this.cluster.drain();
+      this.finishStop();
+      return;
+    }
+    this.server.stopAccepting();
     const deadline = Date.now() + this.config.proxy.drainTimeoutMs;
     while (this.server.activeRequests > 0 && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 20));
@@ -308,6 +335,10 @@ export class ProxyService {
       );
     }
     this.server.destroyConnections();
+    this.finishStop();
+  }
+
+  private finishStop(): void {
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
     this.pool.closeAll();
