@@ -8,12 +8,12 @@ describe("merging workers' intervals", () => {
     const rtts = Array.from({ length: 600 }, (_, i) => 1 + ((i * 37) % 250));
     const statuses = rtts.map((_, i) => (i % 50 === 0 ? 503 : 200));
     const single = new Recorder();
-    rtts.forEach((rtt, i) => single.record(7, rtt, statuses[i] as number));
+    for (const [i, rtt] of rtts.entries()) single.record(7, rtt, statuses[i] as number);
     const expected = single.takeInterval(new Map([[7, 3]]), 1_000)[0];
 
     // Three workers each see a third; the primary absorbs their rows.
     const workers = [new Recorder(), new Recorder(), new Recorder()];
-    rtts.forEach((rtt, i) => workers[i % 3]?.record(7, rtt, statuses[i] as number));
+    for (const [i, rtt] of rtts.entries()) workers[i % 3]?.record(7, rtt, statuses[i] as number);
     const primary = new Recorder();
     for (const worker of workers) primary.absorb(worker.takeInterval(new Map(), 1_000));
     const merged = primary.takeInterval(new Map([[7, 3]]), 1_000)[0];
