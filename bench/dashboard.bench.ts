@@ -32,7 +32,7 @@ function seed(file: string, liveBackend: string, now: number): number {
     const samples = new SampleStore(db);
     const start = now - DAY_SECONDS * 1000;
     const ids = Array.from({ length: BACKENDS }, (_, i) => {
-      const row = backends.addStatic(`127.0.0.2:${20_000 + i}`, `seeded-${i}`, start);
+      const row = backends.addStatic(`127.0.0.2:${20_000 + i}`, { name: `seeded-${i}`, now: start });
       backends.transition(row.id, "removed", "benchmark history", undefined, undefined, now);
       return row.id;
     });
@@ -61,7 +61,7 @@ function seed(file: string, liveBackend: string, now: number): number {
       }
       samples.insertBatch(batch);
     }
-    backends.addStatic(liveBackend, "bench-backend", now);
+    backends.addStatic(liveBackend, { name: "bench-backend", now });
     db.pragma("wal_checkpoint(TRUNCATE)");
     return BACKENDS * DAY_SECONDS;
   } finally {

@@ -1,13 +1,13 @@
 /**
  * `npm run bench`: drives the same load through doproxy (recording and health checks on, then
- * recording off), a bare http-proxy-3 proxy (as written in a few lines, and with a keep-alive
+ * recording off, then with two workers), a bare http-proxy-3 proxy (as written in a few lines, and with a keep-alive
  * agent), nginx when installed, and the backend directly — all in one run on this machine, so the
  * ratios compare like with like. Only loopback addresses are used; every run is bounded in time.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
@@ -61,14 +61,19 @@ function start(
   });
 }
 
-async function startDoproxy(name: string, backendPort: number, env: NodeJS.ProcessEnv): Promise<Target> {
+async function startDoproxy(
+  name: string,
+  backendPort: number,
+  env: NodeJS.ProcessEnv,
+  proxyKeys = "",
+): Promise<Target> {
   const port = await freePort();
   const dir = path.join(scratch, name);
   const config = path.join(dir, "doproxy.toml");
   execFileSync("mkdir", ["-p", dir]);
   writeFileSync(
     config,
-    `[proxy]\nlisten = "127.0.0.1:${port}"\n[health]\ninterval = "1s"\n[inventory]\npath = "${dir}/doproxy.db"\n[admin]\nlisten = "127.0.0.1:0"\n`,
+    `[proxy]\nlisten = "127.0.0.1:${port}"\n${proxyKeys}\n[health]\ninterval = "1s"\n[inventory]\npath = "${dir}/doproxy.db"\n[admin]\nlisten = "127.0.0.1:0"\n`,
   );
   const cli = path.join(ROOT, "dist/cli/main.js");
   execFileSync(process.execPath, [
@@ -87,7 +92,14 @@ async function startDoproxy(name: string, backendPort: number, env: NodeJS.Proce
   return { name, url: `http://127.0.0.1:${port}/` };
 }
 
+/**
+ * wrk (C, one thread) costs the machine far less per request than autocannon (Node), so on a
+ * small machine it leaves more of the cores to the proxy being measured; autocannon otherwise.
+ */
+const WRK = which("wrk");
+
 async function measure(target: Target, seconds: number): Promise<Result> {
+  if (WRK) return measureWithWrk(WRK, target, seconds);
   const result = await autocannon({ url: target.url, connections: CONNECTIONS, duration: seconds });
   return {
     name: target.name,
@@ -95,6 +107,37 @@ async function measure(target: Target, seconds: number): Promise<Result> {
     p50: result.latency.p50,
     p99: result.latency.p99,
     errors: result.errors + result.non2xx + result.timeouts,
+  };
+}
+
+/** Runs wrk with --latency and reads requests/s, p50, p99 and errors from its report. */
+async function measureWithWrk(wrk: string, target: Target, seconds: number): Promise<Result> {
+  const output = await new Promise<string>((resolve, reject) => {
+    const child = spawn(wrk, ["-t1", `-c${CONNECTIONS}`, `-d${seconds}s`, "--latency", target.url], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let text = "";
+    child.stdout.on("data", (chunk) => {
+      text += chunk;
+    });
+    child.once("error", reject);
+    child.once("exit", () => resolve(text));
+  });
+  const ms = (label: string): number => {
+    const match = new RegExp(`^\\s*${label}%\\s+([\\d.]+)(us|ms|s)`, "m").exec(output);
+    if (!match) return Number.NaN;
+    const value = Number(match[1]);
+    return match[2] === "us" ? value / 1000 : match[2] === "s" ? value * 1000 : value;
+  };
+  const errors =
+    Number(/Non-2xx or 3xx responses: (\d+)/.exec(output)?.[1] ?? 0) +
+    [...output.matchAll(/(connect|read|write|timeout) (\d+)/g)].reduce((n, m) => n + Number(m[2]), 0);
+  return {
+    name: target.name,
+    rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(output)?.[1] ?? 0),
+    p50: Math.round(ms("50") * 100) / 100,
+    p99: Math.round(ms("99") * 100) / 100,
+    errors,
   };
 }
 
@@ -160,11 +203,12 @@ async function main(): Promise<void> {
   targets.push({ name: "bare http-proxy-3 + keep-alive agent", url: `http://127.0.0.1:${bareKaPort}/` });
   targets.push(await startDoproxy("doproxy (recording on)", backendPort, {}));
   targets.push(await startDoproxy("doproxy (recording off)", backendPort, { DOPROXY_RECORDING: "off" }));
+  targets.push(await startDoproxy("doproxy (workers = 2)", backendPort, {}, "workers = 2"));
   const nginx = await startNginx(backendPort);
   if (nginx) targets.push(nginx);
 
   console.log(
-    `load: autocannon, ${CONNECTIONS} connections, ${SECONDS}s per target, best of ${ROUNDS} rounds, one 64-byte backend\n`,
+    `load: ${WRK ? "wrk (1 thread)" : "autocannon"}, ${CONNECTIONS} connections, ${SECONDS}s per target, best of ${ROUNDS} rounds, one 64-byte backend, ${availableParallelism()} cores\n`,
   );
   const best = new Map<string, Result>();
   for (let round = 0; round < ROUNDS; round++) {
@@ -196,8 +240,14 @@ async function main(): Promise<void> {
   for (const row of rows) console.log(line(row));
   const on = best.get("doproxy (recording on)") as Result;
   const off = best.get("doproxy (recording off)") as Result;
-  console.log(`\ndoproxy vs bare http-proxy-3: ${(on.rps / bare.rps).toFixed(2)}x (target >= 1.00)`);
+  const bareKeepAlive = best.get("bare http-proxy-3 + keep-alive agent") as Result;
+  console.log(
+    `\ndoproxy vs bare http-proxy-3 with a keep-alive agent: ${(on.rps / bareKeepAlive.rps).toFixed(2)}x (target >= 1.00); vs bare without one: ${(on.rps / bare.rps).toFixed(2)}x`,
+  );
   console.log(`recording cost: ${(((off.rps - on.rps) / off.rps) * 100).toFixed(1)}% (target <= 5%)`);
+  const two = best.get("doproxy (workers = 2)") as Result;
+  console.log(`workers 2 vs workers 1: ${(two.rps / on.rps).toFixed(2)}x`);
+  if (!WRK) console.log("wrk: not installed (apt-get install wrk to use it as the load generator)");
   if (!nginx) console.log("nginx: not installed (apt-get install nginx-light to include it)");
 }
 

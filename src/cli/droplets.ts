@@ -60,7 +60,10 @@ export async function addStatic(options: AddOptions): Promise<void> {
     throw new UsageError(`--address ${options.address}: expected HOST:PORT such as 10.0.0.5:8080`);
   const ctx = openContext(options);
   try {
-    const row = ctx.backends.addStatic(formatHostPort(hostPort), options.name ?? null, options.weight ?? 1);
+    const row = ctx.backends.addStatic(formatHostPort(hostPort), {
+      name: options.name ?? null,
+      weight: options.weight ?? 1,
+    });
     say(
       `backend ${row.id} ${row.address}: joining (in rotation after ${ctx.config.health.healthyAfter} passing health checks)${row.weight !== 1 ? `, weight ${row.weight}` : ""}`,
     );

@@ -138,7 +138,14 @@ export class BackendStore {
   }
 
   /** Registers a server that is not a droplet; it starts `joining` until health checks pass. */
-  addStatic(address: string, name: string | null = null, weight = 1, now = Date.now()): BackendRow {
+  addStatic(
+    address: string,
+    {
+      name = null,
+      weight = 1,
+      now = Date.now(),
+    }: { name?: string | null; weight?: number; now?: number } = {},
+  ): BackendRow {
     return this.db
       .transaction(() => {
         const existing = this.db

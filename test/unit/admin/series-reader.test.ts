@@ -21,7 +21,7 @@ function seed(db: Db): void {
   const samples = new SampleStore(db);
   const ids = Array.from(
     { length: BACKENDS },
-    (_, i) => backends.addStatic(`127.0.0.1:${10_000 + i}`, null, 1, START).id,
+    (_, i) => backends.addStatic(`127.0.0.1:${10_000 + i}`, { now: START }).id,
   );
   for (let s = 1; s <= SECONDS; s += 600) {
     const batch: SampleRow[] = [];

@@ -14,7 +14,7 @@ describe("inventory retention", () => {
     try {
       const backends = new BackendStore(db);
       const samples = new SampleStore(db);
-      const row = backends.addStatic("127.0.0.1:9", null, 1, 1_000);
+      const row = backends.addStatic("127.0.0.1:9", { now: 1_000 });
       const sample = (ts: number) => ({
         backendId: row.id,
         ts,
