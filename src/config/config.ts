@@ -51,7 +51,15 @@ export interface Config {
   };
   rateLimit: RateLimitSettings;
   cors: CorsSettings;
-  inventory: { path: string; flushIntervalMs: number; retentionMs: number };
+  inventory: {
+    path: string;
+    flushIntervalMs: number;
+    /** Raw per-interval samples are kept this long, per-minute rows minuteRetentionMs. */
+    rawRetentionMs: number;
+    minuteRetentionMs: number;
+    /** Per-hour rows and events. */
+    retentionMs: number;
+  };
   admin: { listen: HostPort; token: string | undefined; allowedHosts: string[] };
   digitalocean: {
     token: string;
@@ -205,6 +213,8 @@ export function normalizeConfig(raw: ConfigFile, file: string | undefined): Conf
     inventory: {
       path: resolveFrom(baseDir, inventory.path),
       flushIntervalMs: ms(inventory["flush-interval"]),
+      rawRetentionMs: ms(inventory["raw-retention"]),
+      minuteRetentionMs: ms(inventory["minute-retention"]),
       retentionMs: ms(inventory.retention),
     },
     admin: {

@@ -197,11 +197,28 @@ const corsSection = z
     },
   );
 
-const inventorySection = z.strictObject({
-  path: z.string().min(1).default("inventory/doproxy.db"),
-  "flush-interval": durationIn(10, 3_600_000).default("1s"),
-  retention: durationIn(60_000, 3650 * DAY_MS).default("7d"),
-});
+const inventorySection = z
+  .strictObject({
+    path: z.string().min(1).default("inventory/doproxy.db"),
+    "flush-interval": durationIn(10, 3_600_000).default("1s"),
+    // Raw per-interval samples, then per-minute rows, then per-hour rows (and events): each tier
+    // is kept this long.
+    "raw-retention": durationIn(600_000, 3650 * DAY_MS).default("6h"),
+    "minute-retention": durationIn(3_600_000, 3650 * DAY_MS).default("2d"),
+    retention: durationIn(60_000, 3650 * DAY_MS).default("7d"),
+  })
+  .refine(
+    (i) => {
+      const [raw, minute, hour] = [i["raw-retention"], i["minute-retention"], i.retention].map(parseDuration);
+      return (
+        raw === undefined || minute === undefined || hour === undefined || (raw <= minute && minute <= hour)
+      );
+    },
+    {
+      message: "expected raw-retention <= minute-retention <= retention (each tier is rolled into the next)",
+      path: ["raw-retention"],
+    },
+  );
 
 const adminSection = z.strictObject({
   listen: hostPort.default("127.0.0.1:9090"),

@@ -1,5 +1,6 @@
 import { decodeInto, newCounts, quantile } from "../model/histogram.js";
 import type { Db } from "./open.js";
+import { chooseTier, RollupStore, TIER_TABLE, type Tier } from "./rollups.js";
 
 /** One backend's aggregate over one flush interval, as the recorder hands it over. */
 export interface SampleRow {
@@ -71,11 +72,6 @@ export class SampleStore {
     })();
   }
 
-  /** Deletes samples older than the retention horizon; returns how many went. */
-  prune(olderThanMs: number): number {
-    return this.db.prepare("DELETE FROM samples WHERE ts < ?").run(olderThanMs).changes;
-  }
-
   /** The whole pool over (sinceMs, now]: requests, errors and the p95 of the merged histogram. */
   poolWindow(
     sinceMs: number,
@@ -112,10 +108,7 @@ export class SampleStore {
       errors: 0,
       histogram: newCounts(),
     }));
-    const rows = this.db
-      .prepare("SELECT ts, requests, errors, histogram FROM samples WHERE ts > ? AND ts <= ? ORDER BY ts")
-      .iterate(sinceMs, now) as Iterable<{ ts: number; requests: number; errors: number; histogram: string }>;
-    for (const row of rows) {
+    for (const row of this.seriesRows(sinceMs, stepMs, now)) {
       const point = points[Math.min(buckets - 1, Math.floor((row.ts - sinceMs - 1) / stepMs))];
       if (!point) continue;
       point.requests += row.requests;
@@ -129,6 +122,46 @@ export class SampleStore {
       p95Ms: quantile(p.histogram, 0.95) ?? null,
       p99Ms: quantile(p.histogram, 0.99) ?? null,
     }));
+  }
+
+  /**
+   * The rows a series over (sinceMs, now] reads: the chosen tier up to its watermark, then the
+   * finer tiers for what has not been rolled up yet, so every moment is counted exactly once.
+   */
+  private *seriesRows(
+    sinceMs: number,
+    stepMs: number,
+    now: number,
+  ): Iterable<{ ts: number; requests: number; errors: number; histogram: string }> {
+    const rollups = new RollupStore(this.db);
+    const tier = chooseTier(sinceMs, stepMs, {
+      raw: rollups.oldest("raw"),
+      minute: rollups.oldest("minute"),
+      hour: rollups.oldest("hour"),
+    });
+    const minuteDone = rollups.doneUntil("minute");
+    const hourDone = rollups.doneUntil("hour");
+    const ranges: Array<[Tier, number, number]> =
+      tier === "hour"
+        ? [
+            ["hour", sinceMs, Math.min(now, hourDone)],
+            ["minute", Math.max(sinceMs, hourDone), Math.min(now, minuteDone)],
+            ["raw", Math.max(sinceMs, minuteDone), now],
+          ]
+        : tier === "minute"
+          ? [
+              ["minute", sinceMs, Math.min(now, minuteDone)],
+              ["raw", Math.max(sinceMs, minuteDone), now],
+            ]
+          : [["raw", sinceMs, now]];
+    for (const [table, from, to] of ranges) {
+      if (to <= from) continue;
+      yield* this.db
+        .prepare(
+          `SELECT ts, requests, errors, histogram FROM ${TIER_TABLE[table]} WHERE ts > ? AND ts <= ? ORDER BY ts`,
+        )
+        .iterate(from, to) as Iterable<{ ts: number; requests: number; errors: number; histogram: string }>;
+    }
   }
 
   /** Per-backend summaries over (sinceMs, now]. */

@@ -4,6 +4,7 @@ import { BackendStore } from "../inventory/backends.js";
 import { InstanceStore } from "../inventory/instances.js";
 import { type Db, describeWriteFailure } from "../inventory/open.js";
 import { PoolStore } from "../inventory/pool.js";
+import { RollupStore } from "../inventory/rollups.js";
 import { type SampleRow, SampleStore } from "../inventory/samples.js";
 import type { Logger } from "../log.js";
 import { formatHostPort, type HostPort } from "../util/address.js";
@@ -43,6 +44,7 @@ export class ProxyService {
   readonly instanceId = randomUUID();
   readonly backends: BackendStore;
   readonly samples: SampleStore;
+  private readonly rollups: RollupStore;
   readonly instances: InstanceStore;
   readonly pool: Pool;
   readonly balancer: Balancer;
@@ -69,6 +71,7 @@ export class ProxyService {
     const stickySecret = new PoolStore(db).stickySecret();
     this.backends = new BackendStore(db);
     this.samples = new SampleStore(db);
+    this.rollups = new RollupStore(db);
     this.instances = new InstanceStore(db);
     this.totalChanges = db.prepare("SELECT total_changes()").pluck();
     this.balancer = new Balancer(config.proxy.strategy);
@@ -288,11 +291,18 @@ export class ProxyService {
     try {
       this.samples.insertBatch(this.pending);
       this.pending = [];
+      // Whole minutes and hours into their tiers, a bounded amount of work per flush.
+      this.rollups.rollUp(now);
       this.instances.heartbeat(this.instanceId, now);
       if (now - this.lastPrune >= PRUNE_EVERY_MS) {
         this.lastPrune = now;
-        const horizon = now - this.config.inventory.retentionMs;
-        const pruned = this.samples.prune(horizon) + this.backends.events.prune(horizon);
+        const { rawRetentionMs, minuteRetentionMs, retentionMs } = this.config.inventory;
+        const pruned =
+          this.rollups.prune(now, {
+            rawMs: rawRetentionMs,
+            minuteMs: minuteRetentionMs,
+            hourMs: retentionMs,
+          }) + this.backends.events.prune(now - retentionMs);
         // Rows of processes that died without unregistering (kill -9) would otherwise pile up.
         this.instances.prune(Math.max(STALE_INSTANCE_MS, 10 * this.config.inventory.flushIntervalMs), now);
         if (pruned > 0) this.log.info({ pruned }, "pruned old samples and events");

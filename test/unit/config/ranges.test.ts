@@ -39,7 +39,16 @@ const WINDOWS = new Set([
   // A cookie's Max-Age and a rate's refill window: sent to browsers or divided by, never a timer.
   "proxy.sticky-max-age",
   "rate-limit.per",
+  "inventory.raw-retention",
+  "inventory.minute-retention",
 ]);
+
+/** Tiers must not outlive the next one: a long finer tier needs long coarser ones beside it. */
+function companions(section: string, key: string): string {
+  if (key === "raw-retention") return 'minute-retention = "3650d"\nretention = "3650d"\n';
+  if (key === "minute-retention") return 'retention = "3650d"\n';
+  return "";
+}
 
 /** Keys where zero is a setting of its own: no drain wait, no slow start, no preflight caching. */
 const ZERO_MEANS_SOMETHING = new Set(["proxy.drain-timeout", "proxy.slow-start", "cors.max-age"]);
@@ -51,7 +60,7 @@ describe("every duration has a range the runtime can honour", () => {
     const name = `${section}.${key}`;
     if (WINDOWS.has(name)) {
       it(`${name} accepts a month but not a decade and more`, () => {
-        parseConfigText(`[${section}]\n${key} = "30d"\n`, undefined, {});
+        parseConfigText(`[${section}]\n${key} = "30d"\n${companions(section, key)}`, undefined, {});
         assert.match(errorOf(`[${section}]\n${key} = "4000d"\n`), new RegExp(`\\[${section}\\] ${key}`));
       });
       continue;

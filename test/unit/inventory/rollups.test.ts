@@ -1,0 +1,197 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { BackendStore } from "../../../src/inventory/backends.js";
+import { type Db, openInventory } from "../../../src/inventory/open.js";
+import { chooseTier, RollupStore, type Tier } from "../../../src/inventory/rollups.js";
+import { type SampleRow, SampleStore } from "../../../src/inventory/samples.js";
+import { bucketOf, decodeInto, encodeCounts, newCounts, quantile } from "../../../src/model/histogram.js";
+
+const HOUR = 3_600_000;
+/** A whole hour boundary, so the tiers' buckets line up with the test's windows. */
+const START = 1_700_000_000_000 - (1_700_000_000_000 % HOUR);
+
+function rowAt(backendId: number, second: number): SampleRow {
+  const counts = newCounts();
+  for (let k = 0; k < 5; k++) {
+    const bucket = bucketOf(0.5 + ((second * 7 + backendId * 13 + k * 31) % 300) / 3);
+    counts[bucket] = (counts[bucket] ?? 0) + 1 + (k % 3);
+  }
+  return {
+    backendId,
+    ts: START + second * 1000,
+    intervalMs: 1000,
+    requests: 10 + (second % 7),
+    errors: second % 11 === 0 ? 1 : 0,
+    status: [0, 9 + (second % 7), 0, 0, second % 11 === 0 ? 1 : 0],
+    rttSumMs: 100 + (second % 13),
+    rttMaxMs: 20 + (second % 17),
+    inFlight: second % 5,
+    histogram: encodeCounts(counts),
+  };
+}
+
+/** p95 and totals over (from, to] read straight from one table. */
+function figures(db: Db, table: string, from: number, to: number) {
+  const rows = db
+    .prepare(`SELECT requests, errors, rtt_max_ms AS max, histogram FROM ${table} WHERE ts > ? AND ts <= ?`)
+    .all(from, to) as Array<{ requests: number; errors: number; max: number; histogram: string }>;
+  const counts = newCounts();
+  for (const row of rows) decodeInto(counts, row.histogram);
+  return {
+    rows: rows.length,
+    requests: rows.reduce((n, r) => n + r.requests, 0),
+    errors: rows.reduce((n, r) => n + r.errors, 0),
+    max: Math.max(0, ...rows.map((r) => r.max)),
+    p50: quantile(counts, 0.5),
+    p95: quantile(counts, 0.95),
+    p99: quantile(counts, 0.99),
+  };
+}
+
+describe("sample rollups", () => {
+  let dir: string;
+  let db: Db;
+  let rollups: RollupStore;
+  let samples: SampleStore;
+  const end = START + 2 * HOUR;
+
+  before(() => {
+    dir = mkdtempSync(path.join(tmpdir(), "doproxy-rollups-"));
+    db = openInventory(path.join(dir, "doproxy.db"));
+    const backends = new BackendStore(db);
+    const ids = [backends.addStatic("127.0.0.1:1").id, backends.addStatic("127.0.0.1:2").id];
+    samples = new SampleStore(db);
+    for (let second = 1; second <= 2 * 3600; second += 600) {
+      const batch: SampleRow[] = [];
+      for (let s = second; s < second + 600; s++) for (const id of ids) batch.push(rowAt(id, s));
+      samples.insertBatch(batch);
+    }
+    rollups = new RollupStore(db);
+  });
+
+  after(() => {
+    db.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("rolls raw rows into minutes and hours with the same totals and percentiles", () => {
+    for (let i = 0; i < 100 && !rollups.rollUp(end + 60_000, 1_000); i++);
+    assert.equal(rollups.doneUntil("minute"), end);
+    assert.equal(rollups.doneUntil("hour"), end);
+    const raw = figures(db, "samples", START, end);
+    const minute = figures(db, "samples_minute", START, end);
+    const hour = figures(db, "samples_hour", START, end);
+    assert.equal(raw.rows, 2 * 7200);
+    assert.equal(minute.rows, 2 * 120);
+    assert.equal(hour.rows, 2 * 2);
+    for (const tier of [minute, hour]) {
+      assert.equal(tier.requests, raw.requests);
+      assert.equal(tier.errors, raw.errors);
+      assert.equal(tier.max, raw.max);
+      // Fixed buckets: merged histograms give exactly the raw percentiles.
+      assert.equal(tier.p50, raw.p50);
+      assert.equal(tier.p95, raw.p95);
+      assert.equal(tier.p99, raw.p99);
+    }
+    // Any window on minute boundaries reads the same from minutes as from raw rows.
+    const from = START + 17 * 60_000;
+    const to = START + 73 * 60_000;
+    assert.deepEqual(
+      { ...figures(db, "samples_minute", from, to), rows: 0 },
+      { ...figures(db, "samples", from, to), rows: 0 },
+    );
+  });
+
+  it("is idempotent: running it again adds nothing", () => {
+    const count = () =>
+      db
+        .prepare("SELECT (SELECT COUNT(*) FROM samples_minute) + (SELECT COUNT(*) FROM samples_hour)")
+        .pluck()
+        .get();
+    const before = count();
+    assert.equal(rollups.rollUp(end + 60_000), true);
+    assert.equal(count(), before);
+  });
+
+  it("serves a long series from the coarse tier, counting every request once", () => {
+    const total = figures(db, "samples", START, end).requests;
+    const step = 10 * 60_000;
+    const points = samples.series(START, step, end);
+    const requests = points.reduce((n, p) => n + Math.round(p.requestsPerSecond * (step / 1000)), 0);
+    assert.equal(requests, total);
+  });
+
+  it("prunes each tier after its retention, never a row not yet rolled up", () => {
+    const now = end + 60_000;
+    // Raw rows past 30 minutes go (they are in the minute tier); minutes and hours stay.
+    rollups.prune(now, { rawMs: 30 * 60_000, minuteMs: 10 * HOUR, hourMs: 100 * HOUR });
+    const oldestRaw = rollups.oldest("raw") as number;
+    assert.ok(oldestRaw >= now - 30 * 60_000, "old raw rows pruned");
+    assert.equal(rollups.oldest("minute"), START + 60_000);
+    // A series over the whole span still counts everything, now from minutes and raw rows.
+    const total = figures(db, "samples_minute", START, end).requests;
+    const points = samples.series(START, 60_000, end);
+    assert.equal(
+      points.reduce((n, p) => n + Math.round(p.requestsPerSecond * 60), 0),
+      total,
+    );
+    db.prepare(
+      "INSERT INTO samples (backend_id, ts, interval_ms, requests, errors, status_1xx, status_2xx, status_3xx, status_4xx, status_5xx, rtt_sum_ms, rtt_max_ms, in_flight, histogram) VALUES (1, ?, 1000, 1, 0, 0, 1, 0, 0, 0, 1, 1, 0, '')",
+    ).run(end + 5 * HOUR);
+    // Far in the future with a tiny raw retention: the row not rolled up yet is kept.
+    rollups.prune(end + 5 * HOUR + 1, { rawMs: 600_000, minuteMs: 10 * HOUR, hourMs: 100 * HOUR });
+    assert.equal(
+      db
+        .prepare("SELECT COUNT(*) FROM samples WHERE ts = ?")
+        .pluck()
+        .get(end + 5 * HOUR),
+      1,
+    );
+  });
+});
+
+describe("choosing the tier a series reads", () => {
+  const now = 1_000 * HOUR;
+  const oldest: Record<Tier, number | undefined> = {
+    raw: now - 6 * HOUR,
+    minute: now - 48 * HOUR,
+    hour: now - 168 * HOUR,
+  };
+  const table: Array<{
+    name: string;
+    since: number;
+    step: number;
+    expected: Tier;
+    oldest?: Record<Tier, number | undefined>;
+  }> = [
+    { name: "15 minutes in 5 s steps: raw", since: now - 900_000, step: 5_000, expected: "raw" },
+    { name: "1 hour in 20 s steps: raw", since: now - HOUR, step: 20_000, expected: "raw" },
+    { name: "24 hours in 8 min steps: minutes", since: now - 24 * HOUR, step: 480_000, expected: "minute" },
+    {
+      name: "7 days in 56 min steps: hours (minutes do not reach back)",
+      since: now - 168 * HOUR + 1,
+      step: 3_360_000,
+      expected: "hour",
+    },
+    { name: "7 days in 2 h steps: hours", since: now - 168 * HOUR + 1, step: 2 * HOUR, expected: "hour" },
+    {
+      name: "a young inventory: the tier with the oldest data that fits",
+      since: now - 24 * HOUR,
+      step: 480_000,
+      expected: "minute",
+      oldest: { raw: now - 3 * HOUR, minute: now - 3 * HOUR, hour: undefined },
+    },
+    {
+      name: "an empty inventory: raw",
+      since: now - HOUR,
+      step: 20_000,
+      expected: "raw",
+      oldest: { raw: undefined, minute: undefined, hour: undefined },
+    },
+  ];
+  for (const row of table)
+    it(row.name, () => assert.equal(chooseTier(row.since, row.step, row.oldest ?? oldest), row.expected));
+});
