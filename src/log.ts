@@ -68,10 +68,29 @@ export function createLogger(options: LogOptions = {}): Logger {
   return logger;
 }
 
+/**
+ * Writes pre-built JSON lines straight to a logger's destination (the access log builds its own),
+ * so they share its buffering and its bound when stdout is not read.
+ */
+export function lineWriter(logger: Logger): (chunk: string) => void {
+  const stream = (logger as unknown as Record<symbol, { write(chunk: string): unknown }>)[
+    pino.symbols.streamSym
+  ];
+  if (!stream) throw new Error("the logger has no destination stream");
+  return (chunk) => {
+    stream.write(chunk);
+  };
+}
+
 /** Writes the last lines (for at most two seconds) and closes the destination; call before exit. */
 export function flushLog(logger: Logger): void {
-  const destination = destinations.get(logger);
-  if (!destination) return;
+  // A child logger (a proxy worker's) writes to its root's destination.
+  const destination =
+    destinations.get(logger) ??
+    ((logger as unknown as Record<symbol, SonicBoom | undefined>)[pino.symbols.streamSym] as
+      | SonicBoom
+      | undefined);
+  if (!destination || typeof destination.flushSync !== "function") return;
   giveUpAt = Math.min(giveUpAt, Date.now() + EXIT_FLUSH_MS);
   try {
     destination.flushSync();

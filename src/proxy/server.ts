@@ -7,7 +7,7 @@ import type { CorsSettings, RateLimitSettings, StickySettings } from "../config/
 import type { Logger } from "../log.js";
 import { formatHostPort, type HostPort } from "../util/address.js";
 import { listenOn } from "../util/listen.js";
-import { writeAccessLog } from "./access-log.js";
+import { AccessLog } from "./access-log.js";
 import { type LiveBackend, observeRoundTrip } from "./backend.js";
 import type { Balancer } from "./balancer.js";
 import { ClientIdentity } from "./client-address.js";
@@ -135,6 +135,7 @@ export class ProxyServer {
   private readonly sticky: StickySessions;
   /** Rejections are logged a few a second at most, however many a flood brings. */
   private readonly rejectionLog = new LogSampler(10);
+  private readonly accessLog: AccessLog;
   /** Client requests not yet finished, across all backends (shutdown waits for these). */
   activeRequests = 0;
 
@@ -155,6 +156,7 @@ export class ProxyServer {
       options.autoSweep ?? true,
     );
     this.perClient = new ClientInFlight(settings.maxInFlightPerClient);
+    this.accessLog = new AccessLog(log);
     this.identity = new ClientIdentity(settings.trustedProxies);
     this.rateLimiter = new RateLimiter(settings.rateLimit);
     this.cors = new CorsPolicy(settings.cors);
@@ -224,6 +226,12 @@ export class ProxyServer {
   destroyConnections(): void {
     for (const socket of this.sockets) socket.destroy();
     this.deadlines.stop();
+    this.accessLog.flush();
+  }
+
+  /** Writes the access lines gathered so far. */
+  flushAccessLog(): void {
+    this.accessLog.flush();
   }
 
   /** Checks every request's deadlines now (the sweeper does this on its own unless autoSweep is off). */
@@ -384,8 +392,7 @@ export class ProxyServer {
     sendErrorPage(res, status, reason, true, headers);
     res.once("finish", () => req.socket.destroySoon());
     if (!log) return;
-    writeAccessLog(
-      this.log,
+    this.accessLog.record(
       req,
       res,
       { startedAt, attempts: 0, rttMs: undefined, servedBy: undefined, error: reason },
@@ -416,8 +423,7 @@ export class ProxyServer {
     } else sendErrorPage(res, 429, detail, clientWantsClose(req) || this.closing, headers);
     const suppressed = this.rejectionLog.admit(Date.now());
     if (suppressed === undefined) return;
-    writeAccessLog(
-      this.log,
+    this.accessLog.record(
       req,
       res,
       { startedAt, attempts: 0, rttMs: undefined, servedBy: undefined, error: detail, suppressed },
@@ -439,8 +445,7 @@ export class ProxyServer {
     res.writeHead(204, { ...this.cors.preflightHeaders(origin), connection: close ? "close" : "keep-alive" });
     res.end();
     if (hasBody) res.once("finish", () => req.socket.destroySoon());
-    writeAccessLog(
-      this.log,
+    this.accessLog.record(
       req,
       res,
       { startedAt, attempts: 0, rttMs: undefined, servedBy: "doproxy (CORS preflight)", error: undefined },
@@ -708,6 +713,6 @@ export class ProxyServer {
     if (!completed) exchange.proxyReq?.destroy();
     this.endAttempt(exchange);
     if (exchange.client !== undefined) this.perClient.release(exchange.client);
-    writeAccessLog(this.log, exchange.req, exchange.res, exchange, this.now());
+    this.accessLog.record(exchange.req, exchange.res, exchange, this.now());
   }
 }
