@@ -5,6 +5,7 @@ import { configCheck } from "./config-check.js";
 import { addStatic, list, parseWeight, remove, set } from "./droplets.js";
 import { addDroplets, sync } from "./droplets-cloud.js";
 import { events } from "./events.js";
+import { replay } from "./replay.js";
 import { action } from "./run.js";
 import { serve } from "./serve.js";
 import { sim } from "./sim.js";
@@ -108,6 +109,16 @@ withConfig(
     .option("--delete-lag <duration>", "a destroyed droplet is still listed this long", "0ms")
     .option("--realistic", "DigitalOcean-like eventual consistency: --list-lag 3s --delete-lag 15s"),
 ).action(action((options) => sim(options)));
+
+withConfig(
+  program
+    .command("replay")
+    .description(
+      "what the recorded run did, and what --config's [autoscale] would have done with the same load (reads the inventory only)",
+    )
+    .option("--since <duration>", "how much history to replay", "24h")
+    .option("--json", 'machine-readable output: {"actual": {...}, "candidate": {...}}'),
+).action(action((options) => replay(options)));
 
 const config = program.command("config").description("configuration tools");
 withConfig(

@@ -16,6 +16,29 @@ export interface SampleRow {
   histogram: string;
 }
 
+/** One step of the pool's recorded load (see SampleStore.history). */
+export interface HistoryStep {
+  /** End of the step, ms. */
+  ts: number;
+  requests: number;
+  errors: number;
+  p95Ms: number | undefined;
+  /** Requests in flight across the backends that reported in the step (each one's peak). */
+  inFlight: number;
+  /** Backends with samples in the step: the ones serving. */
+  backends: number;
+}
+
+interface TierRow {
+  backendId: number;
+  ts: number;
+  intervalMs: number;
+  requests: number;
+  errors: number;
+  inFlight: number;
+  histogram: string;
+}
+
 export interface SeriesPoint {
   ts: number;
   requestsPerSecond: number;
@@ -128,11 +151,7 @@ export class SampleStore {
    * The rows a series over (sinceMs, now] reads: the chosen tier up to its watermark, then the
    * finer tiers for what has not been rolled up yet, so every moment is counted exactly once.
    */
-  private *seriesRows(
-    sinceMs: number,
-    stepMs: number,
-    now: number,
-  ): Iterable<{ ts: number; requests: number; errors: number; histogram: string }> {
+  private *seriesRows(sinceMs: number, stepMs: number, now: number): Iterable<TierRow> {
     const rollups = new RollupStore(this.db);
     const tier = chooseTier(sinceMs, stepMs, {
       raw: rollups.oldest("raw"),
@@ -158,10 +177,52 @@ export class SampleStore {
       if (to <= from) continue;
       yield* this.db
         .prepare(
-          `SELECT ts, requests, errors, histogram FROM ${TIER_TABLE[table]} WHERE ts > ? AND ts <= ? ORDER BY ts`,
+          `SELECT backend_id AS backendId, ts, interval_ms AS intervalMs, requests, errors, in_flight AS inFlight, histogram
+           FROM ${TIER_TABLE[table]} WHERE ts > ? AND ts <= ? ORDER BY ts`,
         )
-        .iterate(from, to) as Iterable<{ ts: number; requests: number; errors: number; histogram: string }>;
+        .iterate(from, to) as Iterable<TierRow>;
     }
+  }
+
+  /**
+   * The pool's recorded load in steps of `stepMs` over (sinceMs, now], from whichever tier holds
+   * each moment (for `doproxy replay`). A rolled-up row longer than a step is spread over the
+   * steps it covers: its requests in proportion, its histogram and peak in-flight to each.
+   */
+  history(sinceMs: number, stepMs: number, now: number): HistoryStep[] {
+    const count = Math.max(1, Math.ceil((now - sinceMs) / stepMs));
+    const steps = Array.from({ length: count }, (_, i) => ({
+      ts: sinceMs + (i + 1) * stepMs,
+      requests: 0,
+      errors: 0,
+      histogram: newCounts(),
+      inFlight: new Map<number, number>(),
+    }));
+    for (const row of this.seriesRows(sinceMs, stepMs, now)) {
+      const start = row.ts - Math.max(1, row.intervalMs);
+      const first = Math.max(0, Math.floor((start - sinceMs) / stepMs));
+      const last = Math.min(count - 1, Math.floor((row.ts - sinceMs - 1) / stepMs));
+      for (let i = first; i <= last; i++) {
+        const step = steps[i];
+        if (!step) continue;
+        const stepStart = sinceMs + i * stepMs;
+        const overlap = Math.min(row.ts, stepStart + stepMs) - Math.max(start, stepStart);
+        if (overlap <= 0) continue;
+        const share = overlap / Math.max(1, row.intervalMs);
+        step.requests += row.requests * share;
+        step.errors += row.errors * share;
+        decodeInto(step.histogram, row.histogram);
+        step.inFlight.set(row.backendId, Math.max(step.inFlight.get(row.backendId) ?? 0, row.inFlight));
+      }
+    }
+    return steps.map((step) => ({
+      ts: step.ts,
+      requests: step.requests,
+      errors: step.errors,
+      p95Ms: quantile(step.histogram, 0.95),
+      inFlight: [...step.inFlight.values()].reduce((n, v) => n + v, 0),
+      backends: step.inFlight.size,
+    }));
   }
 
   /** Per-backend summaries over (sinceMs, now]. */

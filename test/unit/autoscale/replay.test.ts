@@ -1,0 +1,153 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { learnedBootMs, recordedSummary } from "../../../src/autoscale/replay/actual.js";
+import { type CapacityModel, fitCapacity, predictP95 } from "../../../src/autoscale/replay/capacity.js";
+import { simulate } from "../../../src/autoscale/replay/simulate.js";
+import type { HistoryStep } from "../../../src/inventory/samples.js";
+import { defaultConfig } from "../../helpers/defaults.js";
+
+describe("capacity model", () => {
+  const truth: CapacityModel = { baseMs: 20, capacityRps: 50, observedKnee: true };
+  const table: Array<{ name: string; rates: number[]; expectKnee: boolean }> = [
+    { name: "history that reached the knee", rates: [2, 5, 8, 10, 20, 30, 35, 40, 44, 46], expectKnee: true },
+    {
+      name: "history spread over the whole range",
+      rates: Array.from({ length: 40 }, (_, i) => 1 + i),
+      expectKnee: true,
+    },
+    { name: "history that never slowed down", rates: [1, 2, 3, 4, 5], expectKnee: false },
+  ];
+  for (const row of table) {
+    it(`fits ${row.name}`, () => {
+      const model = fitCapacity(
+        row.rates.map((rate) => ({ ratePerBackend: rate, p95Ms: predictP95(truth, rate) })),
+      );
+      assert.equal(model.observedKnee, row.expectKnee);
+      assert.ok(Math.abs(model.baseMs - truth.baseMs) / truth.baseMs < 0.15, `base ${model.baseMs}`);
+      if (row.expectKnee)
+        assert.ok(
+          Math.abs(model.capacityRps - truth.capacityRps) / truth.capacityRps < 0.15,
+          `capacity ${model.capacityRps}`,
+        );
+      else assert.equal(model.capacityRps, 20, "no knee seen: four times the peak rate");
+    });
+  }
+
+  it("grows without bound towards capacity, capped at a hundred times the base", () => {
+    assert.equal(predictP95(truth, 0), 20);
+    assert.equal(predictP95(truth, 25), 40);
+    assert.ok(predictP95(truth, 45) > predictP95(truth, 40));
+    assert.equal(predictP95(truth, 500), 2000);
+  });
+});
+
+/** A load step: `low` requests/s, then `high` from `stepAt` seconds on, in 1 s steps. */
+function loadStep(low: number, high: number, stepAt: number, length: number): HistoryStep[] {
+  return Array.from({ length }, (_, i) => ({
+    ts: 1_000_000_000 + (i + 1) * 1000,
+    requests: i < stepAt ? low : high,
+    errors: 0,
+    p95Ms: undefined,
+    inFlight: 0,
+    backends: 1,
+  }));
+}
+
+describe("replaying a load step through decide()", () => {
+  const model: CapacityModel = { baseMs: 20, capacityRps: 10, observedKnee: true };
+  const settings = {
+    ...defaultConfig().autoscale,
+    enabled: true,
+    min: 1,
+    max: 5,
+    scaleUpLatencyMs: 100,
+    scaleUpConnections: 1000,
+    scaleUpAfterMs: 5_000,
+    scaleUpCooldownMs: 10_000,
+    scaleDownLatencyMs: 30,
+    scaleDownConnections: 1000,
+    scaleDownAfterMs: 20_000,
+    scaleDownCooldownMs: 30_000,
+  };
+  const base = {
+    steps: loadStep(5, 25, 60, 300),
+    stepMs: 1000,
+    model,
+    bootMs: 10_000,
+    initialDroplets: 1,
+    staticBackends: 0,
+    hourlyPrice: 0.01,
+  };
+
+  it("scales up once the breach lasts scale-up-after, and the new droplets bring p95 back", () => {
+    const result = simulate({ ...base, settings });
+    // 25 req/s needs at least 3 backends to stay under 100 ms (25/3 per backend: p95 60 ms).
+    assert.ok(result.peakPool >= 3 && result.peakPool <= 5, `peak ${result.peakPool}`);
+    // One decision sized by how far p95 is over the threshold (the policy's proportional rule).
+    assert.ok(result.actions >= 1, `actions ${result.actions}`);
+    // Above the threshold from the step until enough droplets serve: bounded by the windows.
+    assert.ok(
+      result.secondsAboveLatency >= 5 && result.secondsAboveLatency < 60,
+      `${result.secondsAboveLatency} s`,
+    );
+    assert.equal(result.reversals, 0);
+    assert.ok(Math.abs((result.cost as number) - result.dropletHours * 0.01) < 1e-9);
+  });
+
+  it("a higher threshold spends fewer droplet-hours and more seconds above the old one", () => {
+    const live = simulate({ ...base, settings });
+    const lax = simulate({ ...base, settings: { ...settings, scaleUpLatencyMs: 1_000 } });
+    assert.ok(lax.dropletHours < live.dropletHours, `${lax.dropletHours} < ${live.dropletHours}`);
+  });
+
+  it("never goes above max", () => {
+    const result = simulate({ ...base, steps: loadStep(5, 500, 10, 300), settings: { ...settings, max: 3 } });
+    assert.equal(result.peakPool, 3);
+  });
+});
+
+describe("the recorded run", () => {
+  it("counts actions and reversals from the decision events, and droplet-hours from spans", () => {
+    const summary = recordedSummary({
+      steps: loadStep(5, 5, 0, 60).map((s, i) => ({ ...s, p95Ms: i < 10 ? 300 : 50 })),
+      stepMs: 1000,
+      spans: [
+        { createdAt: 1_000_000_000, removedAt: null },
+        { createdAt: 1_000_010_000, removedAt: 1_000_040_000 },
+      ],
+      events: [
+        { ts: 1_000_005_000, kind: "scale.up", backendId: null, message: "breach" },
+        { ts: 1_000_006_000, kind: "scale.hold", backendId: null, message: "cooldown" },
+        { ts: 1_000_030_000, kind: "scale.down", backendId: null, message: "calm" },
+        { ts: 1_000_035_000, kind: "scale.up", backendId: null, message: "breach again" },
+        { ts: 1_000_050_000, kind: "scale.up", backendId: null, message: "[dry run] would scale" },
+      ],
+      scaleUpLatencyMs: 100,
+      scaleDownCooldownMs: 15_000,
+      hourlyPrice: undefined,
+      sinceMs: 1_000_000_000,
+      nowMs: 1_000_060_000,
+    });
+    assert.equal(summary.actions, 3);
+    assert.equal(summary.reversals, 1);
+    assert.equal(summary.secondsAboveLatency, 10);
+    assert.equal(summary.peakPool, 2);
+    assert.ok(Math.abs(summary.dropletHours - 90 / 3600) < 1e-9);
+    assert.equal(summary.cost, null);
+  });
+
+  it("learns the boot time as the median create-to-active time", () => {
+    const events = [
+      { ts: 0, kind: "backend.provisioning", backendId: 1, message: "" },
+      { ts: 40_000, kind: "backend.joining", backendId: 1, message: "" },
+      { ts: 50_000, kind: "backend.active", backendId: 1, message: "" },
+      { ts: 10_000, kind: "backend.provisioning", backendId: 2, message: "" },
+      { ts: 80_000, kind: "backend.active", backendId: 2, message: "" },
+      { ts: 20_000, kind: "backend.provisioning", backendId: 3, message: "" },
+      { ts: 50_000, kind: "backend.active", backendId: 3, message: "" },
+      { ts: 90_000, kind: "backend.active", backendId: 4, message: "added by hand, never provisioned" },
+    ];
+    assert.equal(learnedBootMs(events), 50_000);
+    assert.equal(learnedBootMs([]), undefined);
+  });
+});
