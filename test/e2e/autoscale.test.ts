@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { adminUrl } from "../helpers/admin.js";
 import { freePort } from "../helpers/backend.js";
@@ -163,6 +164,41 @@ describe("autoscaling against doproxy sim", () => {
         `# reaction: first breach -> new droplet active ${reaction}ms (scale-up-after 2000ms + boot 500ms + health checks); load -> p95 back under threshold ${grewAfterMs}ms`,
       );
       assert.ok(reaction >= 2_000, "no scale-up before the breach lasted scale-up-after");
+
+      // doproxy replay on the inventory this run recorded (read-only, while serve still runs).
+      type Summary = { dropletHours: number; actions: number; peakPool: number; secondsAboveLatency: number };
+      const replayed = await runCliAsync(ws, ["replay", "--since", "10m", "--json"], env);
+      assert.equal(replayed.status, 0, replayed.stderr);
+      const live = JSON.parse(replayed.stdout) as { actual: Summary; candidate: Summary };
+      const scaleActions = log.filter((e) => /^scale\.(up|down|floor|replace|reclaim)$/.test(e.kind)).length;
+      assert.equal(live.actual.actions, scaleActions, "the recorded run's actions are its decisions");
+      assert.equal(live.actual.peakPool, observed.maxDroplets);
+      // With the live settings the replay makes the live run's moves: it grows past one droplet
+      // and comes back down, within the pool's bounds.
+      assert.ok(live.candidate.peakPool >= 2 && live.candidate.peakPool <= 3, replayed.stdout);
+      assert.ok(live.candidate.actions >= 2, replayed.stdout);
+      // A candidate with a far higher threshold would have spent fewer droplet-hours.
+      const candidateFile = `${ws.dir}/candidate.toml`;
+      writeFileSync(
+        candidateFile,
+        autoscaleConfig(port, sim)
+          .replace('scale-up-latency = "150ms"', 'scale-up-latency = "30s"')
+          .replace("scale-up-connections = 4", "scale-up-connections = 10000"),
+      );
+      const lax = await runCliAsync(
+        ws,
+        ["replay", "--since", "10m", "--json", "--config", candidateFile],
+        env,
+      );
+      assert.equal(lax.status, 0, lax.stderr);
+      const laxResult = JSON.parse(lax.stdout) as { actual: Summary; candidate: Summary };
+      assert.ok(
+        laxResult.candidate.dropletHours < live.candidate.dropletHours,
+        `higher threshold: ${laxResult.candidate.dropletHours} < ${live.candidate.dropletHours} droplet-hours`,
+      );
+      const table = await runCliAsync(ws, ["replay", "--since", "10m"], env);
+      assert.match(table.stdout, /droplet-hours/);
+      assert.match(table.stdout, /reversals/);
     } finally {
       watching = false;
       await serve.stop();
