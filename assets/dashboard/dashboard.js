@@ -178,7 +178,12 @@
       const held = status.autoscale.backoff
         ? ` · creates held: ${status.autoscale.backoff.reason === "droplet-limit" ? "droplet limit reached" : status.autoscale.backoff.reason} (retry ${new Date(status.autoscale.backoff.retryAt).toLocaleTimeString()})`
         : "";
-      $("#summary").textContent = `v${status.version} · pool ${status.pool.id} · up ${fmtAge(status.uptimeSeconds * 1000)} · ${s.active} active, ${s.joining + s.provisioning} booting, ${s.unhealthy} unhealthy, ${s.draining} draining · ${auto}${held}${reload}`;
+      // Cost: what the pool costs per hour now and cost over the last 24 h (absent without a price).
+      const cost =
+        status.cost && status.cost.perHour !== null
+          ? ` · $${status.cost.perHour.toFixed(3)}/h now, $${status.cost.last24h.toFixed(2)} last 24 h`
+          : "";
+      $("#summary").textContent = `v${status.version} · pool ${status.pool.id} · up ${fmtAge(status.uptimeSeconds * 1000)} · ${s.active} active, ${s.joining + s.provisioning} booting, ${s.unhealthy} unhealthy, ${s.draining} draining · ${auto}${cost}${held}${reload}`;
       renderBackends(backends);
       renderEvents(events);
       renderCharts(samples.points);
