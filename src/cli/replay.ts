@@ -47,7 +47,16 @@ export function replay(options: ReplayOptions): void {
   const db = openInventory(config.inventory.path, { readonly: true });
   try {
     const now = Date.now();
-    const since = now - windowMs;
+    // A window reaching back past the inventory's first record starts at that record: before it
+    // nothing ran, and a replay of that emptiness would only add the candidate's floor.
+    const firstRecord =
+      (db
+        .prepare(
+          "SELECT MIN(t) FROM (SELECT MIN(ts) AS t FROM events UNION ALL SELECT MIN(created_at) FROM backends)",
+        )
+        .pluck()
+        .get() as number | null) ?? now;
+    const since = Math.max(now - windowMs, Math.min(firstRecord, now - 60_000));
     const settings = config.autoscale;
     const stepMs = evaluationPeriodMs(settings.evaluate, since);
     const steps = new SampleStore(db).history(since, stepMs, now);

@@ -197,6 +197,7 @@ describe("autoscaling against doproxy sim", () => {
         `higher threshold: ${laxResult.candidate.dropletHours} < ${live.candidate.dropletHours} droplet-hours`,
       );
       const table = await runCliAsync(ws, ["replay", "--since", "10m"], env);
+      console.log(table.stdout.replace(/^/gm, "# replay: "));
       assert.match(table.stdout, /droplet-hours/);
       assert.match(table.stdout, /reversals/);
     } finally {
