@@ -44,7 +44,7 @@ const WINDOWS = new Set([
 ]);
 
 /** Tiers must not outlive the next one: a long finer tier needs long coarser ones beside it. */
-function companions(section: string, key: string): string {
+function companions(key: string): string {
   if (key === "raw-retention") return 'minute-retention = "3650d"\nretention = "3650d"\n';
   if (key === "minute-retention") return 'retention = "3650d"\n';
   return "";
@@ -60,7 +60,7 @@ describe("every duration has a range the runtime can honour", () => {
     const name = `${section}.${key}`;
     if (WINDOWS.has(name)) {
       it(`${name} accepts a month but not a decade and more`, () => {
-        parseConfigText(`[${section}]\n${key} = "30d"\n${companions(section, key)}`, undefined, {});
+        parseConfigText(`[${section}]\n${key} = "30d"\n${companions(key)}`, undefined, {});
         assert.match(errorOf(`[${section}]\n${key} = "4000d"\n`), new RegExp(`\\[${section}\\] ${key}`));
       });
       continue;

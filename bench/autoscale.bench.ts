@@ -1,0 +1,233 @@
+/**
+ * `npm run bench:autoscale`: drives `doproxy sim` and `doproxy serve` (autoscaling on) with a
+ * compressed, seeded load trace (bench/traces/diurnal.json: a day in four minutes, with a spike
+ * and a slow decline) and compares the droplet-seconds used with an oracle that knows the trace.
+ * `--short` runs bench/traces/short.json (40 s) for CI. Loopback only; bounded by the trace.
+ * The last line reads:
+ *   autoscale-bench: droplet-seconds X, oracle Y, ratio R, above-threshold S s, failed F
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import http from "node:http";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { freePort } from "../scripts/free-port.js";
+import { oracleDropletSeconds } from "../src/autoscale/replay/oracle.js";
+
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+const CLI = path.join(ROOT, "dist/cli/main.js");
+const SHORT = process.argv.includes("--short");
+const TRACE = path.join(ROOT, "bench/traces", SHORT ? "short.json" : "diurnal.json");
+/** The simulated droplets: 2 requests at a time, 40 ms each: 50 req/s with headroom gone. */
+const SIM = { capacity: 2, serviceMs: 40, bootMs: 2_000 };
+const SETTINGS = { min: 1, max: 5, thresholdMs: 150, maxHourlyCost: 0.035 };
+
+const children: ChildProcess[] = [];
+const scratch = mkdtempSync(path.join(tmpdir(), "doproxy-bench-autoscale-"));
+
+function start(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  ready: (line: string) => boolean,
+): Promise<ChildProcess> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      cwd: scratch,
+      env: { ...process.env, ...env, DOPROXY_LOG_LEVEL: "warn" },
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    children.push(child);
+    let buffered = "";
+    let resolved = false;
+    child.stdout?.on("data", (chunk) => {
+      if (resolved) return;
+      buffered += chunk;
+      if (buffered.split("\n").some(ready)) {
+        resolved = true;
+        resolve(child);
+      }
+    });
+    child.once("exit", (code) => reject(new Error(`${args.join(" ")} exited with ${code}`)));
+  });
+}
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 512 });
+
+/** One request; resolves with its status (0 for a failure) and how long it took. */
+function hit(port: number): Promise<{ status: number; ms: number }> {
+  const began = performance.now();
+  return new Promise((resolve) => {
+    const req = http.get({ host: "127.0.0.1", port, path: "/work", agent }, (res) => {
+      res.resume();
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, ms: performance.now() - began }));
+      res.on("error", () => resolve({ status: 0, ms: performance.now() - began }));
+    });
+    req.setTimeout(15_000, () => req.destroy());
+    req.on("error", () => resolve({ status: 0, ms: performance.now() - began }));
+  });
+}
+
+function p95(values: number[]): number {
+  if (values.length === 0) return 0;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil(0.95 * sorted.length) - 1)] as number;
+}
+
+async function main(): Promise<void> {
+  const trace = JSON.parse(readFileSync(TRACE, "utf8")) as {
+    seed: number;
+    stepSeconds: number;
+    rps: number[];
+  };
+  const simPort = await freePort();
+  const token = "bench-token";
+  await start(
+    [
+      "sim",
+      "--listen",
+      `127.0.0.1:${simPort}`,
+      "--token",
+      token,
+      "--backend-port",
+      String(await freePort()),
+      "--capacity",
+      String(SIM.capacity),
+      "--service-time",
+      `${SIM.serviceMs}ms`,
+      "--boot-time",
+      `${SIM.bootMs}ms`,
+      "--burst",
+      "100000",
+      "--hourly",
+      "1000000",
+    ],
+    {},
+    (line) => line.includes("simulator listening"),
+  );
+  const port = await freePort();
+  const config = path.join(scratch, "doproxy.toml");
+  writeFileSync(
+    config,
+    `[proxy]
+listen = "127.0.0.1:${port}"
+strategy = "least-connections"
+drain-timeout = "10s"
+[health]
+interval = "200ms"
+healthy-after = 1
+[inventory]
+flush-interval = "250ms"
+[admin]
+listen = "127.0.0.1:0"
+[digitalocean]
+token = "${token}"
+api-url = "http://127.0.0.1:${simPort}"
+[autoscale]
+enabled = true
+min = ${SETTINGS.min}
+max = ${SETTINGS.max}
+evaluate = "* * * * * *"
+scale-up-latency = "${SETTINGS.thresholdMs}ms"
+scale-up-connections = 6
+scale-up-after = "3s"
+scale-up-cooldown = "5s"
+scale-down-latency = "80ms"
+scale-down-connections = 2
+scale-down-after = "10s"
+scale-down-cooldown = "10s"
+max-hourly-cost = ${SETTINGS.maxHourlyCost}
+`,
+  );
+  await start(["serve", "--config", config], {}, () => true);
+  // The empty pool grows to min by itself; the trace starts once a droplet serves.
+  const readyBy = Date.now() + 60_000;
+  while ((await hit(port)).status !== 200) {
+    if (Date.now() > readyBy) throw new Error("no droplet served within a minute");
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+
+  const simState = async (): Promise<number> => {
+    const response = await fetch(`http://127.0.0.1:${simPort}/_sim/state`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    return ((await response.json()) as { droplets: unknown[] }).droplets.length;
+  };
+  const poolSamples: number[] = [];
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      poolSamples.push(await simState());
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  })();
+
+  // Open loop: each second's requests are sent on schedule, whether or not earlier ones answered.
+  const began = performance.now();
+  const perSecond: Array<Promise<{ status: number; ms: number }>[]> = trace.rps.map(() => []);
+  for (const [second, rps] of trace.rps.entries()) {
+    const count = Math.round(rps * trace.stepSeconds);
+    for (let k = 0; k < count; k++) {
+      const at = (second + k / count) * trace.stepSeconds * 1000;
+      const wait = at - (performance.now() - began);
+      if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
+      (perSecond[second] as Array<Promise<{ status: number; ms: number }>>).push(hit(port));
+    }
+  }
+  const results = await Promise.all(perSecond.map((list) => Promise.all(list)));
+  sampling = false;
+  await sampler;
+
+  const failed = results.flat().filter((r) => r.status < 200 || r.status > 299).length;
+  const aboveSeconds =
+    results.filter((list) => p95(list.map((r) => r.ms)) > SETTINGS.thresholdMs).length * trace.stepSeconds;
+  const dropletSeconds = poolSamples.reduce((sum, n) => sum + n * 0.5, 0);
+  const oracle = oracleDropletSeconds({
+    rps: trace.rps,
+    stepSeconds: trace.stepSeconds,
+    model: { baseMs: SIM.serviceMs, capacityRps: (SIM.capacity * 1000) / SIM.serviceMs, observedKnee: true },
+    thresholdMs: SETTINGS.thresholdMs,
+    bootSeconds: SIM.bootMs / 1000 + 1,
+    min: SETTINGS.min,
+    max: SETTINGS.max,
+  });
+  const replay = JSON.parse(
+    execFileSync(process.execPath, [CLI, "replay", "--since", "1h", "--json", "--config", config], {
+      cwd: scratch,
+      encoding: "utf8",
+    }),
+  ) as { actual: { actions: number; reversals: number; peakPool: number } };
+  const hourlyPrice = 0.00822; // the simulator's s-1vcpu-1gb (its monthly price / 730)
+  const summary = {
+    trace: path.basename(TRACE),
+    seconds: trace.rps.length * trace.stepSeconds,
+    requests: results.flat().length,
+    dropletSeconds: Math.round(dropletSeconds),
+    oracleDropletSeconds: oracle,
+    ratio: Math.round((dropletSeconds / oracle) * 100) / 100,
+    aboveThresholdSeconds: aboveSeconds,
+    failed,
+    actions: replay.actual.actions,
+    reversals: replay.actual.reversals,
+    minPool: Math.min(...poolSamples),
+    maxPool: Math.max(...poolSamples),
+    poolMin: SETTINGS.min,
+    poolMax: SETTINGS.max,
+    budgetDroplets: Math.floor(SETTINGS.maxHourlyCost / hourlyPrice),
+  };
+  console.log(`autoscale-bench-json: ${JSON.stringify(summary)}`);
+  console.log(
+    `autoscale-bench: droplet-seconds ${summary.dropletSeconds}, oracle ${summary.oracleDropletSeconds}, ratio ${summary.ratio}, above-threshold ${summary.aboveThresholdSeconds} s, failed ${summary.failed}`,
+  );
+}
+
+main()
+  .catch((error) => {
+    console.error(error);
+    process.exitCode = 1;
+  })
+  .finally(() => {
+    agent.destroy();
+    for (const child of children) child.kill("SIGTERM");
+    rmSync(scratch, { recursive: true, force: true });
+  });
