@@ -2,8 +2,10 @@
  * `npm run bench:autoscale`: drives `doproxy sim` and `doproxy serve` (autoscaling on) with a
  * compressed, seeded load trace (bench/traces/diurnal.json: a day in four minutes, with a spike
  * and a slow decline) and compares the droplet-seconds used with an oracle that knows the trace.
- * `--short` runs bench/traces/short.json (40 s) for CI. Loopback only; bounded by the trace.
- * The last line reads:
+ * `--short` runs bench/traces/short.json (40 s) for CI; `--trace daily` runs daily.json (three
+ * identical 80-second "days" with a sharp morning peak) and `--predictive` turns on
+ * `[autoscale] predictive` with the trace's day as its period, to measure predictive floors.
+ * Loopback only; bounded by the trace. The last line reads:
  *   autoscale-bench: droplet-seconds X, oracle Y, ratio R, above-threshold S s, failed F
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
@@ -13,37 +15,54 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort } from "../scripts/free-port.js";
+import { ratePerDropletAt } from "../src/autoscale/replay/capacity.js";
 import { oracleDropletSeconds } from "../src/autoscale/replay/oracle.js";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const CLI = path.join(ROOT, "dist/cli/main.js");
-const SHORT = process.argv.includes("--short");
-const TRACE = path.join(ROOT, "bench/traces", SHORT ? "short.json" : "diurnal.json");
+const argv = process.argv.slice(2);
+const traceFlag = argv.indexOf("--trace");
+const TRACE_NAME = argv.includes("--short")
+  ? "short"
+  : traceFlag >= 0
+    ? (argv[traceFlag + 1] ?? "")
+    : "diurnal";
+if (!/^[a-z-]+$/.test(TRACE_NAME)) throw new Error(`--trace NAME: one of bench/traces/*.json, such as daily`);
+const TRACE = path.join(ROOT, "bench/traces", `${TRACE_NAME}.json`);
+const PREDICTIVE = argv.includes("--predictive");
 /** The simulated droplets: 2 requests at a time, 40 ms each: 50 req/s with headroom gone. */
 const SIM = { capacity: 2, serviceMs: 40, bootMs: 2_000 };
 const SETTINGS = { min: 1, max: 5, thresholdMs: 150, maxHourlyCost: 0.035 };
 
 const children: ChildProcess[] = [];
 const scratch = mkdtempSync(path.join(tmpdir(), "doproxy-bench-autoscale-"));
+// Interrupted (Ctrl-C, a CI timeout): the simulator and serve go too.
+for (const signal of ["SIGINT", "SIGTERM"] as const)
+  process.once(signal, () => {
+    for (const child of children) child.kill("SIGTERM");
+    process.exit(130);
+  });
 
+/** Starts the CLI; resolves on the first stdout line `ready` accepts, or at once without one. */
 function start(
   args: string[],
   env: NodeJS.ProcessEnv,
-  ready: (line: string) => boolean,
+  ready?: (line: string) => boolean,
 ): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], {
       cwd: scratch,
-      env: { ...process.env, ...env, DOPROXY_LOG_LEVEL: "warn" },
+      env: { ...process.env, ...env },
       stdio: ["ignore", "pipe", "inherit"],
     });
     children.push(child);
     let buffered = "";
-    let resolved = false;
+    let resolved = ready === undefined;
+    if (resolved) resolve(child);
     child.stdout?.on("data", (chunk) => {
       if (resolved) return;
       buffered += chunk;
-      if (buffered.split("\n").some(ready)) {
+      if (ready && buffered.split("\n").some(ready)) {
         resolved = true;
         resolve(child);
       }
@@ -78,9 +97,14 @@ async function main(): Promise<void> {
   const trace = JSON.parse(readFileSync(TRACE, "utf8")) as {
     seed: number;
     stepSeconds: number;
+    /** The length of the trace's "day", for traces that repeat one. */
+    periodSeconds?: number;
     rps: number[];
   };
+  if (PREDICTIVE && !trace.periodSeconds)
+    throw new Error(`--predictive needs a repeating trace (--trace daily)`);
   const simPort = await freePort();
+  const backendPort = await freePort();
   const token = "bench-token";
   await start(
     [
@@ -90,7 +114,7 @@ async function main(): Promise<void> {
       "--token",
       token,
       "--backend-port",
-      String(await freePort()),
+      String(backendPort),
       "--capacity",
       String(SIM.capacity),
       "--service-time",
@@ -123,6 +147,7 @@ listen = "127.0.0.1:0"
 [digitalocean]
 token = "${token}"
 api-url = "http://127.0.0.1:${simPort}"
+backend-port = ${backendPort}
 [autoscale]
 enabled = true
 min = ${SETTINGS.min}
@@ -137,9 +162,10 @@ scale-down-connections = 2
 scale-down-after = "10s"
 scale-down-cooldown = "10s"
 max-hourly-cost = ${SETTINGS.maxHourlyCost}
-`,
+${PREDICTIVE ? `predictive = true\npredictive-period = "${trace.periodSeconds}s"\npredictive-periods = 2\npredictive-margin = "4s"\n` : ""}`,
   );
-  await start(["serve", "--config", config], {}, () => true);
+  // Its access log is not what is measured: only warnings.
+  await start(["serve", "--config", config], { DOPROXY_LOG_LEVEL: "warn" });
   // The empty pool grows to min by itself; the trace starts once a droplet serves.
   const readyBy = Date.now() + 60_000;
   while ((await hit(port)).status !== 200) {
@@ -179,33 +205,49 @@ max-hourly-cost = ${SETTINGS.maxHourlyCost}
   await sampler;
 
   const failed = results.flat().filter((r) => r.status < 200 || r.status > 299).length;
-  const aboveSeconds =
-    results.filter((list) => p95(list.map((r) => r.ms)) > SETTINGS.thresholdMs).length * trace.stepSeconds;
+  const above = results.map((list) => p95(list.map((r) => r.ms)) > SETTINGS.thresholdMs);
+  const aboveSeconds = above.filter(Boolean).length * trace.stepSeconds;
+  // For a repeating trace, the breaches of each "day": predictive floors should shrink the later ones.
+  const periodSteps = (trace.periodSeconds ?? trace.rps.length * trace.stepSeconds) / trace.stepSeconds;
+  const aboveByPeriod = Array.from(
+    { length: Math.ceil(above.length / periodSteps) },
+    (_, day) =>
+      above.slice(day * periodSteps, (day + 1) * periodSteps).filter(Boolean).length * trace.stepSeconds,
+  );
   const dropletSeconds = poolSamples.reduce((sum, n) => sum + n * 0.5, 0);
-  const oracle = oracleDropletSeconds({
+  const hourlyPrice = 0.00822; // the simulator's s-1vcpu-1gb (its monthly price / 730)
+  const budgetDroplets = Math.floor(SETTINGS.maxHourlyCost / hourlyPrice);
+  // The oracle lives under the same max and budget cap; where even those are not enough it breaches too.
+  const oracleInput = {
     rps: trace.rps,
     stepSeconds: trace.stepSeconds,
     model: { baseMs: SIM.serviceMs, capacityRps: (SIM.capacity * 1000) / SIM.serviceMs, observedKnee: true },
     thresholdMs: SETTINGS.thresholdMs,
     bootSeconds: SIM.bootMs / 1000 + 1,
     min: SETTINGS.min,
-    max: SETTINGS.max,
-  });
+    max: Math.min(SETTINGS.max, budgetDroplets),
+  };
+  const oracle = oracleDropletSeconds(oracleInput);
+  const perDroplet = ratePerDropletAt(oracleInput.model, SETTINGS.thresholdMs);
+  const oracleAbove =
+    trace.rps.filter((rps) => rps > perDroplet * oracleInput.max).length * trace.stepSeconds;
   const replay = JSON.parse(
     execFileSync(process.execPath, [CLI, "replay", "--since", "1h", "--json", "--config", config], {
       cwd: scratch,
       encoding: "utf8",
     }),
   ) as { actual: { actions: number; reversals: number; peakPool: number } };
-  const hourlyPrice = 0.00822; // the simulator's s-1vcpu-1gb (its monthly price / 730)
   const summary = {
     trace: path.basename(TRACE),
+    predictive: PREDICTIVE,
     seconds: trace.rps.length * trace.stepSeconds,
     requests: results.flat().length,
     dropletSeconds: Math.round(dropletSeconds),
     oracleDropletSeconds: oracle,
     ratio: Math.round((dropletSeconds / oracle) * 100) / 100,
     aboveThresholdSeconds: aboveSeconds,
+    aboveByPeriod,
+    oracleAboveThresholdSeconds: oracleAbove,
     failed,
     actions: replay.actual.actions,
     reversals: replay.actual.reversals,
@@ -213,7 +255,7 @@ max-hourly-cost = ${SETTINGS.maxHourlyCost}
     maxPool: Math.max(...poolSamples),
     poolMin: SETTINGS.min,
     poolMax: SETTINGS.max,
-    budgetDroplets: Math.floor(SETTINGS.maxHourlyCost / hourlyPrice),
+    budgetDroplets,
   };
   console.log(`autoscale-bench-json: ${JSON.stringify(summary)}`);
   console.log(

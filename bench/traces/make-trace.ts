@@ -35,9 +35,45 @@ function makeTrace(spec: TraceSpec): { seed: number; stepSeconds: number; rps: n
   return { seed: spec.seed, stepSeconds: 1, rps };
 }
 
+/**
+ * Several identical "days" with a sharp morning peak: what predictive floors are for. Each day is
+ * quiet, rises to the peak within a few seconds, holds it, and falls back.
+ */
+function makeRepeatingTrace(spec: {
+  seed: number;
+  days: number;
+  daySeconds: number;
+  baseRps: number;
+  peakRps: number;
+}): { seed: number; stepSeconds: number; periodSeconds: number; rps: number[] } {
+  const random = prng(spec.seed);
+  const rps: number[] = [];
+  for (let t = 0; t < spec.days * spec.daySeconds; t++) {
+    const phase = (t % spec.daySeconds) / spec.daySeconds;
+    // Quiet until 30 % of the day, up to the peak by 35 %, held to 65 %, down by 80 %.
+    const shape =
+      phase < 0.3
+        ? 0
+        : phase < 0.35
+          ? (phase - 0.3) / 0.05
+          : phase < 0.65
+            ? 1
+            : phase < 0.8
+              ? (0.8 - phase) / 0.15
+              : 0;
+    const noise = 1 + (random() - 0.5) * 0.1;
+    rps.push(Math.round((spec.baseRps + (spec.peakRps - spec.baseRps) * shape) * noise * 10) / 10);
+  }
+  return { seed: spec.seed, stepSeconds: 1, periodSeconds: spec.daySeconds, rps };
+}
+
 const dir = fileURLToPath(new URL("./", import.meta.url));
 for (const spec of [
   { file: "diurnal.json", seed: 20261122, seconds: 240, baseRps: 10, peakRps: 120, spikeRps: 170 },
   { file: "short.json", seed: 7, seconds: 40, baseRps: 10, peakRps: 110, spikeRps: 150 },
 ])
   writeFileSync(`${dir}${spec.file}`, `${JSON.stringify(makeTrace(spec))}\n`);
+writeFileSync(
+  `${dir}daily.json`,
+  `${JSON.stringify(makeRepeatingTrace({ seed: 11, days: 3, daySeconds: 80, baseRps: 10, peakRps: 110 }))}\n`,
+);

@@ -11,6 +11,7 @@ import type { Pool } from "../proxy/pool.js";
 import { type ActionBackoff, afterFailure, inBackoff, NO_BACKOFF } from "./backoff.js";
 import { dropletViews } from "./droplet-views.js";
 import { type Decision, decide, EMPTY_MEMORY, type PolicyMemory, type ScaleInputs } from "./policy.js";
+import { PredictionReader } from "./prediction-reader.js";
 import { scheduleFloor, startTicker } from "./schedule.js";
 
 const LEASE = "autoscale";
@@ -49,7 +50,11 @@ export class AutoscaleController {
   lastInputs: ScaleInputs | undefined;
   lastDecision: Decision | undefined;
 
-  constructor(private readonly deps: ControllerDeps) {}
+  private readonly predictions: PredictionReader;
+
+  constructor(private readonly deps: ControllerDeps) {
+    this.predictions = new PredictionReader(deps.samples, deps.backends.events);
+  }
 
   /** Starts, restarts (new expression) or stops the ticker to match the configuration. */
   reconfigure(): void {
@@ -197,6 +202,7 @@ export class AutoscaleController {
     // Load is requests whose body has arrived: slow or stalled uploads must not buy droplets.
     const inFlight = active.reduce((sum, b) => sum + loadOf(b), 0);
     const droplets = dropletViews(this.deps.backends.live(), (id) => this.deps.pool.get(id));
+    const staticActive = active.length - droplets.filter((d) => d.state === "active").length;
     return {
       now,
       p95Ms: window.p95Ms,
@@ -207,6 +213,7 @@ export class AutoscaleController {
       droplets,
       floor: scheduleFloor(settings.schedule, settings.min, new Date(now)).floor,
       hourlyPrice: this.deps.hourlyPrice?.(),
+      prediction: this.predictions.predict(config, now, Math.max(0, staticActive)),
     };
   }
 
@@ -223,6 +230,7 @@ export class AutoscaleController {
       unhealthy: count("unhealthy"),
       draining: count("draining"),
       floor: inputs.floor,
+      predicted: inputs.prediction?.droplets ?? null,
       actions: decision.actions,
     };
     // A hold is recorded when its kind changes, not on every tick, so events stay readable.

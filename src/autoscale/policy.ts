@@ -1,6 +1,7 @@
 import type { Config } from "../config/load.js";
 import type { BackendState } from "../model/backend-state.js";
 import { capByBudget } from "./cost.js";
+import { describePrediction, type Prediction } from "./predict.js";
 
 /**
  * The scaling decision as a pure function of metrics, pool, configuration and time (DESIGN.md:
@@ -36,6 +37,8 @@ export interface ScaleInputs {
   floor: number;
   /** Hourly price of one droplet of the configured size (from the sizes list); undefined if unknown. */
   hourlyPrice?: number | undefined;
+  /** With [autoscale] predictive: what the recorded history says is coming (raises the floor). */
+  prediction?: Prediction | undefined;
 }
 
 /** What the policy remembers between ticks. */
@@ -86,7 +89,8 @@ export type ReasonCode =
   | "steady"
   | "backoff"
   | "droplet-limit"
-  | "budget";
+  | "budget"
+  | "predicted-floor";
 
 export interface Decision {
   kind: DecisionKind;
@@ -101,8 +105,36 @@ export interface Decision {
 
 const seconds = (ms: number): string => `${Math.round(ms / 100) / 10}s`;
 
+/**
+ * The floor in force: min and the schedule's (`inputs.floor`), raised by a prediction when one
+ * needs more, which is never taken above max or what the budget cap affords. `predictedNote` is
+ * set when the prediction sets the floor; `capNote` when max or the budget cut it.
+ */
+function effectiveFloor(
+  inputs: ScaleInputs,
+  settings: AutoscaleSettings,
+): { floor: number; predictedNote?: string; capNote?: string; budgetCapped?: boolean } {
+  const prediction = inputs.prediction;
+  if (!prediction) return { floor: inputs.floor };
+  const underMax = Math.min(prediction.droplets, settings.max);
+  const budget = capByBudget(underMax, 0, inputs.hourlyPrice, settings.maxHourlyCost);
+  if (budget.allowed <= inputs.floor) return { floor: inputs.floor };
+  const capNote = budget.capNote
+    ? `; held to ${budget.allowed} by the ${budget.capNote}`
+    : underMax < prediction.droplets
+      ? `; held to max (${settings.max})`
+      : undefined;
+  return {
+    floor: budget.allowed,
+    predictedNote: describePrediction(prediction),
+    ...(capNote ? { capNote } : {}),
+    ...(budget.capNote ? { budgetCapped: true } : {}),
+  };
+}
+
 export function decide(inputs: ScaleInputs, settings: AutoscaleSettings, previous: PolicyMemory): Decision {
   const { now, droplets } = inputs;
+  const { floor, predictedNote, capNote, budgetCapped } = effectiveFloor(inputs, settings);
   const memory: PolicyMemory = { ...previous, replacing: { ...previous.replacing } };
   const byState = (state: BackendState) => droplets.filter((d) => d.state === state);
   const active = byState("active");
@@ -149,27 +181,32 @@ export function decide(inputs: ScaleInputs, settings: AutoscaleSettings, previou
     }
   }
 
-  // 2. Below the floor (min or a schedule): grow without waiting for a breach.
-  if (counted < inputs.floor) {
-    const reclaimable = draining.slice(0, inputs.floor - counted);
+  // 2. Below the floor (min, a schedule or a prediction): grow without waiting for a breach.
+  if (counted < floor) {
+    const floorCode: ReasonCode = predictedNote ? "predicted-floor" : "below-floor";
+    const below = `${counted} droplets, below the floor of ${floor}${predictedNote ? ` (${predictedNote}${capNote ?? ""})` : ""}`;
+    const capped = budgetCapped ? { budgetCapped: true } : {};
+    const reclaimable = draining.slice(0, floor - counted);
     if (reclaimable.length > 0) {
       return {
         kind: "floor",
-        code: "below-floor",
-        reason: `${counted} droplets, below the floor of ${inputs.floor}: back in rotation: ${reclaimable.map((d) => d.id).join(", ")}`,
+        code: floorCode,
+        reason: `${below}: back in rotation: ${reclaimable.map((d) => d.id).join(", ")}`,
         actions: reclaimable.map((d) => ({ kind: "reclaim" as const, backendId: d.id })),
         memory,
+        ...capped,
       };
     }
-    const count = Math.min(inputs.floor, settings.max) - counted;
+    const count = Math.min(floor, settings.max) - counted;
     if (count > 0) {
       memory.lastScaleUp = now;
       return {
         kind: "floor",
-        code: "below-floor",
-        reason: `${counted} droplets, below the floor of ${inputs.floor}: creating ${count}`,
+        code: floorCode,
+        reason: `${below}: creating ${count}`,
         actions: [{ kind: "create", count }],
         memory,
+        ...capped,
       };
     }
   }
@@ -264,10 +301,10 @@ export function decide(inputs: ScaleInputs, settings: AutoscaleSettings, previou
         "change-in-progress",
         `below scale-down thresholds (${observed}) but a change is still in progress`,
       );
-    if (counted - 1 < inputs.floor)
+    if (counted - 1 < floor)
       return hold(
         "at-floor",
-        `below scale-down thresholds (${observed}) but at the floor of ${inputs.floor}`,
+        `below scale-down thresholds (${observed}) but at the floor of ${floor}${predictedNote ? ` (${predictedNote})` : ""}`,
       );
     if (memory.lastScaleDown !== undefined && now - memory.lastScaleDown < settings.scaleDownCooldownMs) {
       return hold(

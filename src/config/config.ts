@@ -99,6 +99,12 @@ export interface Config {
     /** Budget cap in US dollars per hour for the pool's droplets; undefined = no cap. */
     maxHourlyCost: number | undefined;
     schedule: Array<{ cron: string; min: number }>;
+    /** Predictive floors from the load recorded at the same moment of previous periods. */
+    predictive: boolean;
+    predictivePeriodMs: number;
+    predictivePeriods: number;
+    /** Added to the learned boot time: how far ahead a predicted floor is raised. */
+    predictiveMarginMs: number;
   };
 }
 
@@ -256,6 +262,10 @@ export function normalizeConfig(raw: ConfigFile, file: string | undefined): Conf
       replaceUnhealthyAfterMs: ms(auto["replace-unhealthy-after"]),
       maxHourlyCost: auto["max-hourly-cost"],
       schedule: auto.schedule,
+      predictive: auto.predictive,
+      predictivePeriodMs: ms(auto["predictive-period"]),
+      predictivePeriods: auto["predictive-periods"],
+      predictiveMarginMs: ms(auto["predictive-margin"]),
     },
   };
 }

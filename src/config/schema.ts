@@ -299,6 +299,11 @@ const autoscaleSection = z
     // US dollars per hour for the whole pool; absent means no cap.
     "max-hourly-cost": z.number().positive().max(1_000_000).optional(),
     schedule: z.array(scheduleEntry).default([]),
+    // Predictive floors: the load recorded at the same moment of the previous periods.
+    predictive: z.boolean().default(false),
+    "predictive-period": durationIn(60_000, 28 * DAY_MS).default("24h"),
+    "predictive-periods": count(1).max(28).default(7),
+    "predictive-margin": windowDuration.default("2m"),
   })
   .refine((a) => a.min <= a.max, { message: "min must not be greater than max", path: ["min"] });
 

@@ -7,6 +7,8 @@ export interface RecordedEvent {
   kind: string;
   backendId: number | null;
   message: string;
+  /** The event's data; a decision's carries `dryRun`. */
+  data?: Record<string, unknown> | null;
 }
 
 /** Kinds of scaling decisions that changed the pool (holds change nothing). */
@@ -31,7 +33,7 @@ export function recordedSummary(input: {
 }): ReplaySummary {
   const seconds = input.stepMs / 1000;
   const decisions = input.events.filter(
-    (e) => ACTION_KINDS.has(e.kind) && !e.message.startsWith("[dry run]") && e.ts > input.sinceMs,
+    (e) => ACTION_KINDS.has(e.kind) && e.data?.dryRun !== true && e.ts > input.sinceMs,
   );
   let reversals = 0;
   let lastScaleDown: number | undefined;

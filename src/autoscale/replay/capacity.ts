@@ -57,3 +57,12 @@ export function fitCapacity(points: readonly LoadPoint[]): CapacityModel {
   if (estimates.length < 3) return { baseMs, capacityRps: peak * 4, observedKnee: false };
   return { baseMs, capacityRps: Math.max(percentile(estimates, 0.5), peak * 0.5), observedKnee: true };
 }
+
+/** The most requests per second one droplet serves with p95 at or under the threshold. */
+export function ratePerDropletAt(model: CapacityModel, thresholdMs: number): number {
+  if (thresholdMs <= model.baseMs) return 0;
+  let rate = model.capacityRps * (1 - model.baseMs / thresholdMs);
+  // The model is capped (a floor on the slowdown); step down until the prediction agrees.
+  while (rate > 0 && predictP95(model, rate) > thresholdMs) rate -= model.capacityRps / 1000;
+  return Math.max(0, rate);
+}

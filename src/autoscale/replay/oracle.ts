@@ -1,4 +1,4 @@
-import { type CapacityModel, predictP95 } from "./capacity.js";
+import { type CapacityModel, ratePerDropletAt } from "./capacity.js";
 
 /**
  * The oracle an autoscaler is measured against: it knows the whole load trace in advance, and at
@@ -15,15 +15,6 @@ export interface OracleInput {
   bootSeconds: number;
   min: number;
   max: number;
-}
-
-/** The most requests per second one droplet serves with p95 at or under the threshold. */
-export function ratePerDropletAt(model: CapacityModel, thresholdMs: number): number {
-  if (thresholdMs <= model.baseMs) return 0;
-  let rate = model.capacityRps * (1 - model.baseMs / thresholdMs);
-  // The model is capped (a floor on the slowdown); step down until the prediction agrees.
-  while (rate > 0 && predictP95(model, rate) > thresholdMs) rate -= model.capacityRps / 1000;
-  return Math.max(0, rate);
 }
 
 /** Droplets the oracle has at each step. */

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { CapacityModel } from "../../../src/autoscale/replay/capacity.js";
-import { oracleDropletSeconds, oraclePool, ratePerDropletAt } from "../../../src/autoscale/replay/oracle.js";
+import { ratePerDropletAt } from "../../../src/autoscale/replay/capacity.js";
+import { oracleDropletSeconds, oraclePool } from "../../../src/autoscale/replay/oracle.js";
 
 // 50 req/s at the knee and 40 ms with headroom: 150 ms is reached at 50 × (1 − 40/150) ≈ 36.7 req/s.
 const model: CapacityModel = { baseMs: 40, capacityRps: 50, observedKnee: true };

@@ -29,7 +29,22 @@ const settings: AutoscaleSettings = {
   replaceUnhealthyAfterMs: 180_000,
   maxHourlyCost: undefined,
   schedule: [],
+  predictive: false,
+  predictivePeriodMs: 86_400_000,
+  predictivePeriods: 7,
+  predictiveMarginMs: 120_000,
 };
+
+/** What the predictor said: `droplets` needed at 09:00 UTC, from `periodsSeen` previous days. */
+function predicted(droplets: number, periodsSeen = 7): ScaleInputs["prediction"] {
+  return {
+    droplets,
+    at: Date.UTC(2026, 10, 23, 9, 0),
+    periodsSeen,
+    periodMs: 86_400_000,
+    requestsPerSecond: droplets * 30,
+  };
+}
 
 const NOW = 10_000_000;
 
@@ -328,6 +343,60 @@ const table: Row[] = [
     kind: "scale-up",
     actions: [{ kind: "create", count: 4 }],
   },
+  // Predictive floors
+  {
+    name: "a prediction above the pool raises the floor ahead of the load and says why",
+    in: { prediction: predicted(3), p95Ms: 100 },
+    kind: "floor",
+    actions: [{ kind: "create", count: 2 }],
+    reason:
+      /below the floor of 3 \(predicted 3 droplets needed at 09:00 UTC \(90 req\/s\) from the last 7 days\)/,
+  },
+  {
+    name: "a prediction at or under min and the schedule changes nothing",
+    in: {
+      prediction: predicted(1),
+      floor: 2,
+      p95Ms: 300,
+      droplets: [droplet(1, "active"), droplet(2, "active")],
+    },
+    kind: "hold",
+    reason: /^steady/,
+  },
+  {
+    name: "a predicted floor never goes above max",
+    in: { prediction: predicted(9, 1) },
+    kind: "floor",
+    actions: [{ kind: "create", count: 4 }],
+    reason: /from the last day; held to max \(5\)/,
+  },
+  {
+    name: "a predicted floor never goes above what the budget cap affords",
+    in: { prediction: predicted(4), hourlyPrice: 0.01 },
+    set: { maxHourlyCost: 0.03 },
+    kind: "floor",
+    actions: [{ kind: "create", count: 2 }],
+    reason: /held to 3 by the budget cap/,
+  },
+  {
+    name: "a predicted floor takes back a draining droplet before it buys one",
+    in: { prediction: predicted(2), droplets: [droplet(1, "active"), droplet(2, "draining")] },
+    kind: "floor",
+    actions: [{ kind: "reclaim", backendId: 2 }],
+    reason: /predicted 2 droplets/,
+  },
+  {
+    name: "a calm pool at a predicted floor is not scaled down before the peak",
+    in: {
+      prediction: predicted(2),
+      p95Ms: 20,
+      inFlightPerActive: 0,
+      droplets: [droplet(1, "active"), droplet(2, "active")],
+    },
+    mem: { calmSince: NOW - 3_600_000 },
+    kind: "hold",
+    reason: /at the floor of 2 \(predicted 2 droplets/,
+  },
 ];
 
 describe("decide(): the scaling policy", () => {
@@ -339,6 +408,10 @@ describe("decide(): the scaling policy", () => {
       if (row.kind === "hold") assert.deepEqual(decision.actions, []);
       if (row.reason) assert.match(decision.reason, row.reason);
       assert.equal(decision.budgetCapped === true, /budget cap/.test(decision.reason));
+      assert.equal(
+        decision.code === "predicted-floor",
+        decision.kind === "floor" && row.in.prediction !== undefined,
+      );
     });
   }
 

@@ -1,0 +1,73 @@
+import type { Config } from "../config/load.js";
+import type { EventStore } from "../inventory/events.js";
+import type { SampleStore } from "../inventory/samples.js";
+import { type Prediction, predictionWindows, predictNeed } from "./predict.js";
+import { learnedBootMs } from "./replay/actual.js";
+import { type CapacityModel, fitCapacity, ratePerDropletAt } from "./replay/capacity.js";
+
+/** Without a recorded boot, a droplet is assumed to take this long to serve. */
+const DEFAULT_BOOT_MS = 60_000;
+/** The capacity model looks back at most this far (older history changes it little, costs more). */
+const MAX_FIT_WINDOW_MS = 86_400_000;
+
+/**
+ * The imperative side of predictive floors: reads the recorded windows the pure predictor asks
+ * for, and the capacity model and boot time it needs, learned from the same inventory as
+ * `doproxy replay` learns them. The model and boot time are refitted now and then, not per tick:
+ * they move slowly, and the fit reads up to a day of history.
+ */
+export class PredictionReader {
+  private learned: { at: number; model: CapacityModel; bootMs: number; key: string } | undefined;
+
+  constructor(
+    private readonly samples: SampleStore,
+    private readonly events: EventStore,
+  ) {}
+
+  /** The prediction at `now`, or undefined when predictive floors are off or history is silent. */
+  predict(config: Config, now: number, otherBackends: number): Prediction | undefined {
+    const settings = config.autoscale;
+    if (!settings.predictive) return undefined;
+    const periodMs = settings.predictivePeriodMs;
+    const { model, bootMs } = this.learn(config, now);
+    const leadMs = bootMs + settings.predictiveMarginMs;
+    const stepMs = Math.max(config.inventory.flushIntervalMs, 1_000);
+    const windows = predictionWindows(now, periodMs, settings.predictivePeriods, leadMs).map((window) => ({
+      window,
+      load: this.samples.history(window.from, stepMs, window.to).map((step) => ({
+        ts: step.ts,
+        requestsPerSecond: step.requests / (stepMs / 1000),
+      })),
+    }));
+    return predictNeed({
+      now,
+      periodMs,
+      windows,
+      ratePerDroplet: ratePerDropletAt(model, settings.scaleUpLatencyMs),
+      otherBackends,
+    });
+  }
+
+  private learn(config: Config, now: number): { model: CapacityModel; bootMs: number } {
+    const settings = config.autoscale;
+    const refitMs = Math.min(600_000, Math.max(10_000, settings.predictivePeriodMs / 8));
+    // A reload that changes the period or the threshold refits at once.
+    const key = `${settings.predictivePeriodMs}/${settings.predictivePeriods}/${settings.scaleUpLatencyMs}`;
+    if (this.learned && this.learned.key === key && now - this.learned.at < refitMs) return this.learned;
+    const windowMs = Math.min(MAX_FIT_WINDOW_MS, settings.predictivePeriodMs * settings.predictivePeriods);
+    const stepMs = Math.max(1_000, config.inventory.flushIntervalMs, Math.round(windowMs / 1_440));
+    const seconds = stepMs / 1000;
+    const model = fitCapacity(
+      this.samples
+        .history(now - windowMs, stepMs, now)
+        .filter((step) => step.backends > 0 && step.requests > 0 && step.p95Ms !== undefined)
+        .map((step) => ({
+          ratePerBackend: step.requests / seconds / step.backends,
+          p95Ms: step.p95Ms as number,
+        })),
+    );
+    const bootMs = learnedBootMs(this.events.list(now - windowMs, 10_000)) ?? DEFAULT_BOOT_MS;
+    this.learned = { at: now, model, bootMs, key };
+    return this.learned;
+  }
+}
