@@ -5,7 +5,8 @@
  * `--short` runs bench/traces/short.json (40 s) for CI; `--trace daily` runs daily.json (three
  * identical 80-second "days" with a sharp morning peak) and `--predictive` turns on
  * `[autoscale] predictive` with the trace's day as its period, to measure predictive floors.
- * Loopback only; bounded by the trace. The last line reads:
+ * `--keep` keeps the run's inventory for `doproxy events`. Loopback only; bounded by the trace.
+ * The last line reads:
  *   autoscale-bench: droplet-seconds X, oracle Y, ratio R, above-threshold S s, failed F
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
@@ -271,5 +272,7 @@ main()
   .finally(() => {
     agent.destroy();
     for (const child of children) child.kill("SIGTERM");
-    rmSync(scratch, { recursive: true, force: true });
+    // --keep leaves the inventory behind, to read its events and samples after the run.
+    if (argv.includes("--keep")) console.error(`inventory kept in ${scratch}`);
+    else rmSync(scratch, { recursive: true, force: true });
   });

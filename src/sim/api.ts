@@ -4,6 +4,7 @@ import type { AddressInfo } from "node:net";
 import type { Logger } from "../log.js";
 import { IMAGES, imageFor, imageJson, REGIONS, regionJson, SIZES, sizeJson } from "./catalogue.js";
 import { RateLimiter } from "./ratelimit.js";
+import { SimReservedIps } from "./reserved-ips.js";
 import { ApiSpec } from "./spec.js";
 import {
   actionJson,
@@ -97,6 +98,7 @@ export class Simulator {
   private readonly limiter: RateLimiter;
   private readonly server: http.Server;
   readonly requests: RequestRecord[] = [];
+  readonly reservedIps: SimReservedIps;
 
   constructor(
     private readonly options: SimOptions,
@@ -112,6 +114,12 @@ export class Simulator {
           { id: d.id, name: d.name, address: `${d.privateIp}:${options.backendPort}` },
           "droplet booted",
         ),
+    );
+    this.reservedIps = new SimReservedIps(
+      this.state,
+      this.spec,
+      (status, message) => new ApiFailure(status, message),
+      (url, key, items) => this.page(url, key, items),
     );
     this.faults = {
       failRate: 0,
@@ -300,7 +308,8 @@ export class Simulator {
           SIZES.map((s) => sizeJson(s.slug)),
         ),
       };
-    const extra = this.routeAroundDroplets(method, path, url, body);
+    const extra =
+      this.routeAroundDroplets(method, path, url, body) ?? this.reservedIps.route(method, path, url, body);
     if (extra) return extra;
     const imageMatch = /^\/v2\/images\/([\w.-]+)$/.exec(path);
     if (imageMatch && method === "GET") {
@@ -558,6 +567,7 @@ export class Simulator {
         faults: this.faults,
         destroyedWithInFlight: this.state.destroyedWithInFlight,
         created: this.state.created,
+        reservedIps: this.reservedIps.snapshot(),
       });
       return;
     }

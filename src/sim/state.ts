@@ -39,6 +39,8 @@ export interface SimAction {
   startedAt: string;
   completedAt: string | null;
   resourceId: number;
+  /** What the action acts on: a droplet unless said otherwise. */
+  resourceType?: "droplet" | "reserved_ip";
 }
 
 /**
@@ -209,10 +211,11 @@ export class SimState {
     action.completedAt = new Date().toISOString().replace(/\.\d+Z$/, "Z");
   }
 
-  private addAction(
+  addAction(
     type: string,
     resourceId: number,
     status: SimAction["status"] = "in-progress",
+    resourceType: SimAction["resourceType"] = "droplet",
   ): SimAction {
     const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
     const action: SimAction = {
@@ -222,6 +225,7 @@ export class SimState {
       startedAt: now,
       completedAt: status === "completed" ? now : null,
       resourceId,
+      resourceType,
     };
     this.actions.set(action.id, action);
     return action;
@@ -270,7 +274,7 @@ export function actionJson(a: SimAction) {
     started_at: a.startedAt,
     completed_at: a.completedAt,
     resource_id: a.resourceId,
-    resource_type: "droplet",
+    resource_type: a.resourceType ?? "droplet",
     region: regionJson("nyc3"),
     region_slug: "nyc3",
   };

@@ -274,4 +274,105 @@ describe("doproxy sim conforms to the DigitalOcean spec", () => {
     );
     assert.equal((await call("DELETE", `/v2/droplets/${id}`, "/v2/droplets/{droplet_id}")).status, 204);
   });
+
+  it("reserves, assigns, moves and releases reserved IPs with locking actions, as DigitalOcean does", async () => {
+    const created = await call("POST", "/v2/droplets", "/v2/droplets", {
+      names: ["proxy-a", "proxy-b"],
+      region: "nyc3",
+      size: "s-1vcpu-1gb",
+      image: "ubuntu-24-04-x64",
+    });
+    const [a, b] = (created.body as { droplets: Array<{ id: number }> }).droplets.map((d) => d.id) as [
+      number,
+      number,
+    ];
+    const ipPath = "/v2/reserved_ips/{reserved_ip}";
+    const actionsPath = "/v2/reserved_ips/{reserved_ip}/actions";
+    const holder = async (ip: string) =>
+      (
+        (await call("GET", `/v2/reserved_ips/${ip}`, ipPath)).body as {
+          reserved_ip: { droplet: { id: number } | null };
+        }
+      ).reserved_ip.droplet?.id ?? null;
+    const settled = async (ip: string, actionId: number) =>
+      waitFor(
+        async () =>
+          (
+            (await call("GET", `/v2/reserved_ips/${ip}/actions/${actionId}`, `${actionsPath}/{action_id}`))
+              .body as {
+              action: { status: string };
+            }
+          ).action.status === "completed",
+        `reserved IP action ${actionId} to complete`,
+      );
+
+    // Reserved in a region, unassigned.
+    const reserved = await call("POST", "/v2/reserved_ips", "/v2/reserved_ips", { region: "nyc3" });
+    assert.equal(reserved.status, 202);
+    const ip = (reserved.body as { reserved_ip: { ip: string; droplet: unknown } }).reserved_ip.ip;
+    assert.match(ip, /^127\.0\.3\.\d+$/);
+    assert.equal(await holder(ip), null);
+
+    // Assigned to a: the address is locked until the action completes, then a holds it.
+    const assign = await call("POST", `/v2/reserved_ips/${ip}/actions`, actionsPath, {
+      type: "assign",
+      droplet_id: a,
+    });
+    assert.equal(assign.status, 201);
+    const action = (
+      assign.body as { action: { id: number; type: string; resource_type: string; status: string } }
+    ).action;
+    assert.deepEqual(
+      [action.type, action.resource_type, action.status],
+      ["assign_ip", "reserved_ip", "in-progress"],
+    );
+    const busy = await call("POST", `/v2/reserved_ips/${ip}/actions`, actionsPath, {
+      type: "assign",
+      droplet_id: b,
+    });
+    assert.equal(busy.status, 422, "a locked reserved IP refuses new actions");
+    await settled(ip, action.id);
+    assert.equal(await holder(ip), a);
+
+    // Moved to b in one assign, as a failover does.
+    const move = await call("POST", `/v2/reserved_ips/${ip}/actions`, actionsPath, {
+      type: "assign",
+      droplet_id: b,
+    });
+    await settled(ip, (move.body as { action: { id: number } }).action.id);
+    assert.equal(await holder(ip), b);
+    const listed = await call("GET", `/v2/reserved_ips/${ip}/actions`, actionsPath);
+    assert.equal((listed.body as { actions: unknown[] }).actions.length, 2);
+    assert.equal((await call("GET", "/v2/reserved_ips", "/v2/reserved_ips")).status, 200);
+
+    // Invalid bodies and unknown addresses fail in the API's error shape.
+    assert.equal(
+      (await call("POST", `/v2/reserved_ips/${ip}/actions`, actionsPath, { type: "teleport" })).status,
+      422,
+    );
+    assert.equal(
+      (await call("POST", `/v2/reserved_ips/${ip}/actions`, actionsPath, { type: "assign", droplet_id: 42 }))
+        .status,
+      422,
+    );
+    assert.equal((await call("GET", "/v2/reserved_ips/127.0.3.254", ipPath)).status, 404);
+
+    // Created for a droplet: assigned by the create, with links to the droplet and the action.
+    const forB = await call("POST", "/v2/reserved_ips", "/v2/reserved_ips", { droplet_id: b });
+    const links = (forB.body as { links: { actions: Array<{ id: number }> } }).links;
+    const second = (forB.body as { reserved_ip: { ip: string } }).reserved_ip.ip;
+    await settled(second, links.actions[0]?.id as number);
+    assert.equal(await holder(second), b);
+
+    // Unassigned, and a destroyed droplet loses its address.
+    const unassign = await call("POST", `/v2/reserved_ips/${second}/actions`, actionsPath, {
+      type: "unassign",
+    });
+    await settled(second, (unassign.body as { action: { id: number } }).action.id);
+    assert.equal(await holder(second), null);
+    assert.equal((await call("DELETE", `/v2/droplets/${b}`, "/v2/droplets/{droplet_id}")).status, 204);
+    assert.equal(await holder(ip), null);
+    assert.equal((await call("DELETE", `/v2/reserved_ips/${second}`, ipPath)).status, 204);
+    assert.equal((await call("DELETE", `/v2/droplets/${a}`, "/v2/droplets/{droplet_id}")).status, 204);
+  });
 });
