@@ -1,7 +1,9 @@
 import type { AutoscaleController } from "../autoscale/controller.js";
 import { poolCost } from "../autoscale/cost.js";
+import type { ReservedIpStatus } from "../cloud/reserved-ip.js";
 import type { Config } from "../config/load.js";
 import { backendView } from "../inventory/backend-view.js";
+import { heartbeatStaleMs } from "../inventory/instances.js";
 import { inFlightOf } from "../proxy/backend.js";
 import { isEjected } from "../proxy/outliers.js";
 import type { ProxyService } from "../proxy/service.js";
@@ -25,6 +27,8 @@ export interface AdminSources {
   autoscaler: AutoscaleController | undefined;
   /** Hourly price of one droplet of the configured size (sizes list, cached); undefined if unknown. */
   hourlyPrice?: () => number | undefined;
+  /** `[digitalocean] reserved-ip`: who keeps it and where it points; null when not configured. */
+  reservedIp?: () => ReservedIpStatus | null;
 }
 
 /** The trailing window for per-backend figures (p50/p95, requests/s). */
@@ -79,6 +83,17 @@ export function status(src: AdminSources) {
             }
           : null,
     },
+    reservedIp: src.reservedIp?.() ?? null,
+    // The serves sharing this inventory (live heartbeats), this one marked.
+    instances: src.service.instances.alive(heartbeatStaleMs(config.inventory.flushIntervalMs)).map((row) => ({
+      id: row.id,
+      self: row.id === src.service.instanceId,
+      hostname: row.hostname,
+      pid: row.pid,
+      proxyUrl: row.proxyUrl,
+      adminUrl: row.adminUrl,
+      heartbeatAt: row.heartbeatAt,
+    })),
     cost: poolCost(
       src.service.backends.all().filter((row) => row.kind === "droplet"),
       rows.filter((row) => row.kind === "droplet").length,

@@ -1,6 +1,6 @@
 import { type Config, loadConfig, resolveConfigPath } from "../config/load.js";
 import { BackendStore } from "../inventory/backends.js";
-import { InstanceStore } from "../inventory/instances.js";
+import { InstanceStore, heartbeatStaleMs as staleAfter } from "../inventory/instances.js";
 import { type Db, openInventory } from "../inventory/open.js";
 import { SampleStore } from "../inventory/samples.js";
 
@@ -20,7 +20,7 @@ export interface CommandContext {
 
 /** A serve process is taken as running while its heartbeat is younger than this. */
 export function heartbeatStaleMs(config: Config): number {
-  return Math.max(5_000, config.inventory.flushIntervalMs * 5);
+  return staleAfter(config.inventory.flushIntervalMs);
 }
 
 export function openContext(options: CommonOptions): CommandContext {

@@ -5,14 +5,15 @@ import { AdminServer } from "../admin/server.js";
 import { AutoscaleController } from "../autoscale/controller.js";
 import { DigitalOceanProvider } from "../cloud/digitalocean.js";
 import { ownershipTag } from "../cloud/provider.js";
+import { ReservedIpKeeper, selfDropletId } from "../cloud/reserved-ip.js";
 import { CloudWatcher } from "../cloud/watcher.js";
-import { loadConfig, resolveConfigPath } from "../config/load.js";
+import { type Config, loadConfig, resolveConfigPath } from "../config/load.js";
 import { watchConfig } from "../config/watch.js";
 import { LeaseStore } from "../inventory/leases.js";
 import { openInventory } from "../inventory/open.js";
 import { PoolStore } from "../inventory/pool.js";
 import { PriceStore } from "../inventory/prices.js";
-import { createLogger, flushLog } from "../log.js";
+import { createLogger, flushLog, type Logger } from "../log.js";
 import { ProxyService } from "../proxy/service.js";
 import { formatHostPort } from "../util/address.js";
 import { VERSION } from "../version.js";
@@ -127,6 +128,7 @@ export async function serve(options: CommonOptions): Promise<void> {
   autoscaler?.reconfigure();
   if (config.autoscale.enabled && !autoscaler)
     log.warn({}, "[autoscale] enabled needs a DigitalOcean token; autoscaling is off");
+  const reservedIp = await keepReservedIp(config, cloud, leases, service, log);
 
   let lastReload: { ok: boolean; at: number | null; error: string | null } = {
     ok: true,
@@ -146,6 +148,7 @@ export async function serve(options: CommonOptions): Promise<void> {
       pool: { id: pool.poolId, ownerTag },
       autoscaler,
       hourlyPrice: () => hourlyPrice,
+      reservedIp: () => reservedIp?.status() ?? null,
     },
     () => ({ token: current.admin.token, allowedHosts: current.admin.allowedHosts }),
     log,
@@ -193,6 +196,7 @@ export async function serve(options: CommonOptions): Promise<void> {
     watcher.close();
     cloud?.stop();
     autoscaler?.stop();
+    reservedIp?.stop();
     await admin.close();
     await series.close();
     await service.stop();
@@ -209,4 +213,33 @@ export async function serve(options: CommonOptions): Promise<void> {
     watcher.reload();
     service.reloadCertificates();
   });
+}
+
+/** Starts keeping `[digitalocean] reserved-ip` on this proxy's droplet, when one is configured. */
+async function keepReservedIp(
+  config: Config,
+  cloud: CloudWatcher | undefined,
+  leases: LeaseStore,
+  service: ProxyService,
+  log: Logger,
+): Promise<ReservedIpKeeper | undefined> {
+  const ip = config.digitalocean.reservedIp;
+  if (!ip) return undefined;
+  if (!cloud) {
+    log.warn({ ip }, "[digitalocean] reserved-ip needs a DigitalOcean token; the reserved IP is not kept");
+    return undefined;
+  }
+  const dropletId = await selfDropletId(config.digitalocean.dropletId, log);
+  if (dropletId === undefined) return undefined;
+  const keeper = new ReservedIpKeeper({
+    provider: cloud.provider,
+    leases,
+    events: service.backends.events,
+    log,
+    instanceId: service.instanceId,
+    ip,
+    selfDropletId: dropletId,
+  });
+  keeper.start();
+  return keeper;
 }

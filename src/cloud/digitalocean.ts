@@ -5,7 +5,7 @@ import { instance as sharedAxios } from "digitalocean-js/src/lib/axios-instance.
 import type { Config } from "../config/load.js";
 import { ApiError, type ApiFailureReason, ConfigError } from "../errors.js";
 import { scrubSecrets } from "../util/secrets.js";
-import type { CloudDroplet, CloudProvider, CreateResult } from "./provider.js";
+import type { CloudDroplet, CloudProvider, CloudReservedIp, CreateResult } from "./provider.js";
 import { DEFAULT_RETRY, decideRetry, type RetryPolicy } from "./retry.js";
 
 /** The API answer shape for a droplet, as far as doproxy reads it. */
@@ -136,6 +136,37 @@ export class DigitalOceanProvider implements CloudProvider {
     });
     const price = data.sizes.find((s) => s.slug === this.config.size)?.price_hourly;
     return typeof price === "number" && price > 0 ? price : undefined;
+  }
+
+  async getReservedIp(ip: string): Promise<CloudReservedIp | undefined> {
+    try {
+      const data = await this.call("reserved-ip", async () => {
+        const response = await this.http.get(`/reserved_ips/${encodeURIComponent(ip)}`);
+        return response.data as {
+          reserved_ip: { ip: string; droplet: { id: number } | null; locked: boolean };
+        };
+      });
+      return {
+        ip: data.reserved_ip.ip,
+        dropletId: data.reserved_ip.droplet?.id ?? null,
+        locked: data.reserved_ip.locked,
+      };
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 404) return undefined;
+      throw error;
+    }
+  }
+
+  async assignReservedIp(ip: string, dropletId: number): Promise<number> {
+    // Assigning twice to the same droplet is harmless, so a retried assign is safe.
+    const data = await this.call("reserved-ip-assign", async () => {
+      const response = await this.http.post(`/reserved_ips/${encodeURIComponent(ip)}/actions`, {
+        type: "assign",
+        droplet_id: dropletId,
+      });
+      return response.data as { action: { id: number } };
+    });
+    return data.action.id;
   }
 
   listOwned(): Promise<CloudDroplet[]> {

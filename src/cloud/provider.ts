@@ -28,6 +28,15 @@ export interface CreateResult {
   notSent: string[];
 }
 
+/** A reserved IP as the pool needs it: which droplet holds it, and whether an action is running. */
+export interface CloudReservedIp {
+  ip: string;
+  /** The droplet it is assigned to; null when unassigned. */
+  dropletId: number | null;
+  /** An assign or unassign is in progress: new actions are refused until it completes. */
+  locked: boolean;
+}
+
 export interface CloudProvider {
   /** "DigitalOcean API at https://api.digitalocean.com", for messages. */
   readonly description: string;
@@ -51,6 +60,10 @@ export interface CloudProvider {
   checkCatalogue(): Promise<string[]>;
   /** US dollars per hour for one droplet of the configured size (GET /v2/sizes); undefined if not listed. */
   hourlyPrice(): Promise<number | undefined>;
+  /** The reserved IP, or undefined when the account has no such address. */
+  getReservedIp(ip: string): Promise<CloudReservedIp | undefined>;
+  /** Starts assigning the reserved IP to a droplet (moving it from any other); the action's id. */
+  assignReservedIp(ip: string, dropletId: number): Promise<number>;
 }
 
 /** The address the proxy uses for a droplet, or undefined until the network is assigned. */

@@ -80,6 +80,10 @@ export interface Config {
     bootTimeoutMs: number;
     /** Weight of droplets doproxy creates or adopts, or "vcpus" for their size's vCPU count. */
     weight: number | "vcpus";
+    /** A reserved IP the serve holding the reserved-ip lease keeps on its own droplet. */
+    reservedIp: string | undefined;
+    /** This proxy's own droplet id, or "metadata" to ask the droplet metadata service. */
+    dropletId: number | "metadata";
   };
   autoscale: {
     enabled: boolean;
@@ -244,6 +248,8 @@ export function normalizeConfig(raw: ConfigFile, file: string | undefined): Conf
       usePrivateIp: dig["use-private-ip"],
       bootTimeoutMs: ms(dig["boot-timeout"]),
       weight: dig.weight,
+      reservedIp: dig["reserved-ip"],
+      dropletId: dig["droplet-id"],
     },
     autoscale: {
       enabled: auto.enabled,

@@ -268,6 +268,18 @@ const digitaloceanSection = z.strictObject({
       message: 'expected a whole number from 1 to 1000, or "vcpus"',
     })
     .default(1),
+  // A reserved IP that follows the serve holding the reserved-ip lease (failover for clients).
+  "reserved-ip": z.ipv4({ message: 'expected an IPv4 address such as "203.0.113.10"' }).optional(),
+  // This proxy's own droplet, to which it assigns the reserved IP; "metadata" asks the droplet
+  // metadata service (http://169.254.169.254/metadata/v1/id) at start.
+  "droplet-id": z
+    .union([z.number(), z.literal("metadata")], {
+      message: 'expected a droplet id (a whole number) or "metadata"',
+    })
+    .refine((id) => id === "metadata" || (Number.isInteger(id) && id > 0), {
+      message: 'expected a droplet id (a whole number) or "metadata"',
+    })
+    .default("metadata"),
 });
 
 const scheduleEntry = z.strictObject({

@@ -11,6 +11,11 @@ export interface InstanceRow {
   adminUrl: string | null;
 }
 
+/** A serve whose heartbeat is older than this is gone (it renews one every flush interval). */
+export function heartbeatStaleMs(flushIntervalMs: number): number {
+  return Math.max(5_000, flushIntervalMs * 5);
+}
+
 /**
  * Running `serve` processes announce themselves here and renew a heartbeat on every flush, so a
  * command such as `droplets remove` knows whether a proxy will drain the backend for it.

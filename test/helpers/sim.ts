@@ -18,6 +18,7 @@ export interface SimHandle {
     }>;
     destroyedWithInFlight: number;
     created: Array<{ id: number; name: string; tags: string[] }>;
+    reservedIps: Array<{ ip: string; dropletId: number | null; locked: boolean }>;
   }>;
   requests(): Promise<Array<{ method: string; path: string; query: Record<string, string>; status: number }>>;
   faults(change: Record<string, unknown>): Promise<void>;

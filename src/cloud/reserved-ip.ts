@@ -1,0 +1,178 @@
+import { ApiError } from "../errors.js";
+import type { EventStore } from "../inventory/events.js";
+import type { LeaseStore } from "../inventory/leases.js";
+import type { Logger } from "../log.js";
+import type { CloudProvider } from "./provider.js";
+import { reservedIpStep } from "./reserved-ip-rule.js";
+
+const LEASE = "reserved-ip";
+/** The lease outlives two missed renewals; a killed holder's address moves within TTL + one tick. */
+const LEASE_TTL_MS = 6_000;
+const TICK_MS = 2_000;
+/** While the address is ours, the API is asked again only this often (it shares 5,000 calls/h). */
+const HELD_RECHECK_MS = 30_000;
+/** While an action runs or after an assign, sooner. */
+const BUSY_RECHECK_MS = 1_000;
+const METADATA_ID_URL = "http://169.254.169.254/metadata/v1/id";
+
+export interface ReservedIpStatus {
+  ip: string;
+  selfDropletId: number;
+  /** This serve holds the reserved-ip lease and keeps the address on its droplet. */
+  holder: boolean;
+  /** The droplet the address pointed at when last checked (null: unassigned or not checked yet). */
+  assignedTo: number | null;
+  checkedAt: number | null;
+  error: string | null;
+}
+
+/**
+ * `[digitalocean] reserved-ip`: among the serves sharing an inventory, the one holding the
+ * reserved-ip lease points the reserved IP at its own droplet, so clients keep one address across
+ * a failover. A serve that stops releases the lease (the next takes over at once); one that dies
+ * loses it after LEASE_TTL_MS and the next holder moves the address.
+ */
+export class ReservedIpKeeper {
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private holder = false;
+  private nextCheckAt = 0;
+  private lastError: string | null = null;
+  private assignedTo: number | null = null;
+  private checkedAt: number | null = null;
+
+  constructor(
+    private readonly deps: {
+      provider: CloudProvider;
+      leases: LeaseStore;
+      events: EventStore;
+      log: Logger;
+      instanceId: string;
+      ip: string;
+      selfDropletId: number;
+    },
+  ) {}
+
+  start(): void {
+    void this.tick();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.holder) this.deps.leases.release(LEASE, this.deps.instanceId);
+  }
+
+  status(): ReservedIpStatus {
+    return {
+      ip: this.deps.ip,
+      selfDropletId: this.deps.selfDropletId,
+      holder: this.holder,
+      assignedTo: this.assignedTo,
+      checkedAt: this.checkedAt,
+      error: this.lastError,
+    };
+  }
+
+  private async tick(): Promise<void> {
+    try {
+      await this.step(Date.now());
+    } catch (error) {
+      this.reportError(error as Error);
+    } finally {
+      if (!this.stopped) {
+        this.timer = setTimeout(() => void this.tick(), TICK_MS);
+        this.timer.unref();
+      }
+    }
+  }
+
+  private async step(now: number): Promise<void> {
+    const holds = this.deps.leases.acquire(LEASE, this.deps.instanceId, LEASE_TTL_MS, now);
+    if (holds !== this.holder) {
+      this.holder = holds;
+      this.nextCheckAt = 0; // a new holder looks at once
+      if (holds)
+        this.deps.log.info({ ip: this.deps.ip }, "reserved-ip lease taken: this process keeps the address");
+    }
+    if (!holds || now < this.nextCheckAt) return;
+    const reserved = await this.deps.provider.getReservedIp(this.deps.ip);
+    this.checkedAt = Date.now();
+    this.assignedTo = reserved?.dropletId ?? null;
+    const step = reservedIpStep({ holdsLease: holds, reserved, selfDropletId: this.deps.selfDropletId });
+    if (step.kind === "held") {
+      this.lastError = null;
+      this.nextCheckAt = now + HELD_RECHECK_MS;
+    } else if (step.kind === "wait") {
+      this.nextCheckAt = now + BUSY_RECHECK_MS;
+    } else if (step.kind === "missing") {
+      this.reportError(
+        new Error(
+          `reserved IP ${this.deps.ip} does not exist in this account: reserve it, or fix [digitalocean] reserved-ip`,
+        ),
+        "missing",
+      );
+      this.nextCheckAt = now + HELD_RECHECK_MS;
+    } else if (step.kind === "assign") {
+      const actionId = await this.deps.provider.assignReservedIp(this.deps.ip, this.deps.selfDropletId);
+      this.lastError = null;
+      this.nextCheckAt = now + BUSY_RECHECK_MS;
+      const message =
+        step.from === null
+          ? `reserved IP ${this.deps.ip} assigned to droplet ${this.deps.selfDropletId} (this proxy)`
+          : `reserved IP ${this.deps.ip} moved from droplet ${step.from} to droplet ${this.deps.selfDropletId} (this proxy took over)`;
+      this.deps.events.add(
+        "reserved-ip.assigned",
+        message,
+        null,
+        {
+          ip: this.deps.ip,
+          from: step.from,
+          to: this.deps.selfDropletId,
+          actionId,
+          instance: this.deps.instanceId,
+        },
+        Date.now(),
+        step.code,
+      );
+      this.deps.log.info(
+        { ip: this.deps.ip, from: step.from, to: this.deps.selfDropletId, actionId },
+        message,
+      );
+    }
+  }
+
+  /** One event per distinct error, not one per tick. */
+  private reportError(error: Error, code = "api"): void {
+    const message =
+      error instanceof ApiError || code === "missing" ? error.message : `unexpected: ${error.message}`;
+    this.nextCheckAt = Math.max(this.nextCheckAt, Date.now() + BUSY_RECHECK_MS * 5);
+    if (message === this.lastError) return;
+    this.lastError = message;
+    this.deps.events.add("reserved-ip.error", message, null, { ip: this.deps.ip }, Date.now(), code);
+    this.deps.log.warn({ ip: this.deps.ip, err: message }, "reserved IP not kept");
+  }
+}
+
+/**
+ * This proxy's droplet id: the configured one, or the droplet metadata service's answer (only a
+ * droplet can reach it). Undefined, with the reason logged, when neither is available.
+ */
+export async function selfDropletId(
+  configured: number | "metadata",
+  log: Logger,
+): Promise<number | undefined> {
+  if (typeof configured === "number") return configured;
+  try {
+    const response = await fetch(METADATA_ID_URL, { signal: AbortSignal.timeout(2_000) });
+    const id = Number((await response.text()).trim());
+    if (response.ok && Number.isInteger(id) && id > 0) return id;
+    throw new Error(`the metadata service answered ${response.status}`);
+  } catch (error) {
+    log.error(
+      { err: (error as Error).message },
+      "[digitalocean] reserved-ip needs this proxy's droplet: set [digitalocean] droplet-id, or run on a droplet (metadata service); the reserved IP is not kept",
+    );
+    return undefined;
+  }
+}
