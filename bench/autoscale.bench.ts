@@ -5,7 +5,8 @@
  * `--short` runs bench/traces/short.json (40 s) for CI; `--trace daily` runs daily.json (three
  * identical 80-second "days" with a sharp morning peak) and `--predictive` turns on
  * `[autoscale] predictive` with the trace's day as its period, to measure predictive floors.
- * `--keep` keeps the run's inventory for `doproxy events`. Loopback only; bounded by the trace.
+ * `--set KEY=VALUE` changes one [autoscale] setting; `--keep` keeps the run's inventory for
+ * `doproxy events`. Loopback only; bounded by the trace.
  * The last line reads:
  *   autoscale-bench: droplet-seconds X, oracle Y, ratio R, above-threshold S s, failed F
  */
@@ -34,6 +35,39 @@ const PREDICTIVE = argv.includes("--predictive");
 /** The simulated droplets: 2 requests at a time, 40 ms each: 50 req/s with headroom gone. */
 const SIM = { capacity: 2, serviceMs: 40, bootMs: 2_000 };
 const SETTINGS = { min: 1, max: 5, thresholdMs: 150, maxHourlyCost: 0.035 };
+
+/**
+ * The benchmark's [autoscale] settings, scaled to a droplet that boots in 2 s; `--set KEY=VALUE`
+ * (repeatable) replaces one, to measure what a setting costs, e.g. `--set scale-down-after=5s`.
+ */
+function autoscaleToml(): string {
+  const keys: Record<string, string> = {
+    enabled: "true",
+    min: String(SETTINGS.min),
+    max: String(SETTINGS.max),
+    evaluate: '"* * * * * *"',
+    "scale-up-latency": `"${SETTINGS.thresholdMs}ms"`,
+    "scale-up-connections": "6",
+    "scale-up-after": '"3s"',
+    "scale-up-cooldown": '"5s"',
+    "scale-down-latency": '"80ms"',
+    "scale-down-connections": "2",
+    "scale-down-after": '"10s"',
+    "scale-down-cooldown": '"10s"',
+    "max-hourly-cost": String(SETTINGS.maxHourlyCost),
+  };
+  for (const [i, arg] of argv.entries()) {
+    if (arg !== "--set") continue;
+    const [key, value] = (argv[i + 1] ?? "").split("=", 2);
+    if (!key || value === undefined || !(key in keys))
+      throw new Error(`--set KEY=VALUE: KEY is one of ${Object.keys(keys).join(", ")}`);
+    keys[key] =
+      /^[\d.]+$/.test(value) || value === "true" || value === "false" ? value : JSON.stringify(value);
+  }
+  return Object.entries(keys)
+    .map(([key, value]) => `${key} = ${value}`)
+    .join("\n");
+}
 
 const children: ChildProcess[] = [];
 const scratch = mkdtempSync(path.join(tmpdir(), "doproxy-bench-autoscale-"));
@@ -150,19 +184,7 @@ token = "${token}"
 api-url = "http://127.0.0.1:${simPort}"
 backend-port = ${backendPort}
 [autoscale]
-enabled = true
-min = ${SETTINGS.min}
-max = ${SETTINGS.max}
-evaluate = "* * * * * *"
-scale-up-latency = "${SETTINGS.thresholdMs}ms"
-scale-up-connections = 6
-scale-up-after = "3s"
-scale-up-cooldown = "5s"
-scale-down-latency = "80ms"
-scale-down-connections = 2
-scale-down-after = "10s"
-scale-down-cooldown = "10s"
-max-hourly-cost = ${SETTINGS.maxHourlyCost}
+${autoscaleToml()}
 ${PREDICTIVE ? `predictive = true\npredictive-period = "${trace.periodSeconds}s"\npredictive-periods = 2\npredictive-margin = "4s"\n` : ""}`,
   );
   // Its access log is not what is measured: only warnings.

@@ -183,7 +183,16 @@
         status.cost && status.cost.perHour !== null
           ? ` · $${status.cost.perHour.toFixed(3)}/h now, $${status.cost.last24h.toFixed(2)} last 24 h`
           : "";
-      $("#summary").textContent = `v${status.version} · pool ${status.pool.id} · up ${fmtAge(status.uptimeSeconds * 1000)} · ${s.active} active, ${s.joining + s.provisioning} booting, ${s.unhealthy} unhealthy, ${s.draining} draining · ${auto}${cost}${held}${reload}`;
+      // Several serves on one inventory: how many, and what this one leads (scaling, the reserved IP).
+      const roles = [
+        status.autoscale.leader ? "scales" : null,
+        status.reservedIp?.holder ? `holds ${status.reservedIp.ip}` : null,
+      ].filter(Boolean);
+      const proxies =
+        (status.instances ?? []).length > 1
+          ? ` · ${status.instances.length} proxies (this one ${roles.length ? roles.join(", ") : "follows"})`
+          : "";
+      $("#summary").textContent = `v${status.version} · pool ${status.pool.id} · up ${fmtAge(status.uptimeSeconds * 1000)} · ${s.active} active, ${s.joining + s.provisioning} booting, ${s.unhealthy} unhealthy, ${s.draining} draining · ${auto}${proxies}${cost}${held}${reload}`;
       renderBackends(backends);
       renderEvents(events);
       renderCharts(samples.points);
