@@ -214,6 +214,14 @@ export class BackendStore {
             `droplet ${dropletId} is already backend ${existing.id} (${existing.state})`,
           );
         }
+        // A droplet doproxy destroyed may linger in DigitalOcean's lists for a while: never again.
+        if (existing?.closeReason === "destroyed")
+          throw new InventoryError(
+            `droplet ${dropletId} was destroyed as backend ${existing.id}; it cannot be adopted again`,
+          );
+        // A droplet released earlier (removed with --keep-droplet) is adopted again as a new
+        // backend; the old row keeps its history, and gives the droplet id (a unique column) up.
+        if (existing) this.db.prepare("UPDATE backends SET droplet_id = NULL WHERE id = ?").run(existing.id);
         const state: BackendState = address ? "joining" : "provisioning";
         const id = Number(
           this.db
@@ -238,7 +246,7 @@ export class BackendStore {
           `backend.${state}`,
           `backend ${id} (droplet ${dropletId} ${name}): ${reason}`,
           id,
-          { dropletId, address },
+          { dropletId, address, ...(existing ? { formerBackendId: existing.id } : {}) },
           now,
         );
         return this.get(id) as BackendRow;

@@ -114,6 +114,12 @@ describe("doproxy droplets against doproxy sim", () => {
         (await sim.state()).droplets.some((d) => d.id === last.dropletId),
         "--keep-droplet leaves the droplet running",
       );
+      // A released droplet can be adopted again by hand: a new backend, the old row's history kept.
+      const again = await runCliAsync(ws, ["droplets", "add", "--id", String(last.dropletId)], env);
+      assert.equal(again.status, 0, again.stderr);
+      assert.match(again.stdout, new RegExp(`droplet ${last.dropletId} ${last.name} adopted`));
+      const readopted = (await listed(ws, env)).find((entry) => entry.dropletId === last.dropletId);
+      assert.ok(readopted && readopted.id !== last.id, "a new backend row for the same droplet");
       const unknown = await runCliAsync(ws, ["droplets", "remove", "4242"], env);
       assert.equal(unknown.status, 2);
       assert.match(unknown.stderr, /no live backend with inventory id or droplet id 4242/);
