@@ -200,7 +200,14 @@ export class AutoscaleController {
     const window = this.deps.samples.poolWindow(now - windowMs, now);
     const active = this.deps.pool.routable();
     // Load is requests whose body has arrived: slow or stalled uploads must not buy droplets.
-    const inFlight = active.reduce((sum, b) => sum + loadOf(b), 0);
+    // Several serves on one inventory: the others' in-flight requests come from their latest
+    // samples (at most a few flush intervals old), so a connection breach seen anywhere scales.
+    const elsewhere = this.deps.samples.inFlightElsewhere(
+      this.deps.instanceId,
+      now - Math.max(2_000, 3 * config.inventory.flushIntervalMs),
+      now,
+    );
+    const inFlight = active.reduce((sum, b) => sum + loadOf(b), 0) + elsewhere;
     const droplets = dropletViews(this.deps.backends.live(), (id) => this.deps.pool.get(id));
     const staticActive = active.length - droplets.filter((d) => d.state === "active").length;
     return {

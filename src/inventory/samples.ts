@@ -69,13 +69,13 @@ export class SampleStore {
   constructor(private readonly db: Db) {
     this.insert = db.prepare(
       `INSERT INTO samples (backend_id, ts, interval_ms, requests, errors, status_1xx, status_2xx, status_3xx,
-         status_4xx, status_5xx, rtt_sum_ms, rtt_max_ms, in_flight, histogram)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         status_4xx, status_5xx, rtt_sum_ms, rtt_max_ms, in_flight, histogram, instance_id)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
   }
 
-  /** Writes one flush's rows in a single transaction. */
-  insertBatch(rows: readonly SampleRow[]): void {
+  /** Writes one flush's rows in a single transaction, tagged with the `serve` that wrote them. */
+  insertBatch(rows: readonly SampleRow[], instanceId: string | null = null): void {
     if (rows.length === 0) return;
     this.db.transaction(() => {
       for (const r of rows) {
@@ -90,9 +90,28 @@ export class SampleStore {
           r.rttMaxMs,
           r.inFlight,
           r.histogram,
+          instanceId,
         );
       }
     })();
+  }
+
+  /**
+   * Requests in flight in the other `serve` processes sharing this inventory: for each other
+   * instance and backend, the in-flight count of its latest row in (sinceMs, now]. An instance
+   * that stopped writing drops out once its rows are older than the window.
+   */
+  inFlightElsewhere(selfInstanceId: string, sinceMs: number, now = Date.now()): number {
+    const value = this.db
+      .prepare(
+        `SELECT COALESCE(SUM(in_flight), 0) FROM (
+           SELECT in_flight, ROW_NUMBER() OVER (PARTITION BY instance_id, backend_id ORDER BY ts DESC) AS newest
+           FROM samples WHERE ts > ? AND ts <= ? AND instance_id IS NOT NULL AND instance_id <> ?
+         ) WHERE newest = 1`,
+      )
+      .pluck()
+      .get(sinceMs, now, selfInstanceId) as number;
+    return value;
   }
 
   /** The whole pool over (sinceMs, now]: requests, errors and the p95 of the merged histogram. */

@@ -289,7 +289,7 @@ export class ProxyService {
     if (this.pending.length > MAX_PENDING_SAMPLES)
       this.pending.splice(0, this.pending.length - MAX_PENDING_SAMPLES);
     try {
-      this.samples.insertBatch(this.pending);
+      this.samples.insertBatch(this.pending, this.instanceId);
       this.pending = [];
       // Whole minutes and hours into their tiers, a bounded amount of work per flush.
       this.rollups.rollUp(now);

@@ -1,0 +1,104 @@
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import path from "node:path";
+import { describe, it } from "node:test";
+import { freePort } from "../helpers/backend.js";
+import { runCliAsync, serveConfig, startDaemon, workspace } from "../helpers/cli.js";
+import { request } from "../helpers/http.js";
+import { simSection, startSim } from "../helpers/sim.js";
+import { waitFor } from "../helpers/wait.js";
+
+interface EventRow {
+  kind: string;
+  message: string;
+}
+
+describe("two serves on one inventory", () => {
+  it("load through the serve that does not scale still scales the pool: in-flight adds up across instances", async () => {
+    const ws = workspace("");
+    // A droplet serves 2 requests at a time for 40 ms: 12 clients keep about 12 in flight on one.
+    const sim = await startSim(ws, ["--capacity", "2", "--service-time", "40ms", "--boot-time", "300ms"]);
+    const env = { DIGITALOCEAN_TOKEN: sim.token };
+    const ports = [await freePort(), await freePort()];
+    // Only the connection trigger can fire: the latency threshold is far above what 12 clients cause.
+    const configFor = (port: number) =>
+      serveConfig(port, {
+        proxy: 'strategy = "least-connections"',
+        inventory: 'flush-interval = "250ms"',
+        rest: `${simSection(sim)}
+[autoscale]
+enabled = true
+min = 1
+max = 3
+evaluate = "* * * * * *"
+scale-up-latency = "20s"
+scale-up-connections = 4
+scale-up-after = "2s"
+scale-up-cooldown = "3s"
+`,
+      });
+    ws.writeConfig(configFor(ports[0] as number));
+    const configB = path.join(ws.dir, "b.toml");
+    writeFileSync(configB, configFor(ports[1] as number));
+    const leader = startDaemon(ws, ["serve"], env);
+    let follower: ReturnType<typeof startDaemon> | undefined;
+    let loading = false;
+    const clients: Promise<void>[] = [];
+    const failures: string[] = [];
+    try {
+      await leader.waitForLog(
+        (l) => l.msg === "autoscaler lease taken: this process scales the pool",
+        "A to lead",
+      );
+      follower = startDaemon(ws, ["serve", "--config", configB], env);
+      await follower.waitForLog((l) => l.msg === "proxy listening", "B to listen");
+      await waitFor(
+        async () => (await request(ports[1] as number, "/warm")).status === 200,
+        "the first droplet",
+        30_000,
+      );
+
+      loading = true;
+      for (let i = 0; i < 12; i++)
+        clients.push(
+          (async () => {
+            const stopAt = Date.now() + 45_000; // bounded even if the waits below fail
+            while (loading && Date.now() < stopAt) {
+              try {
+                const reply = await request(ports[1] as number, "/work");
+                if (reply.status !== 200) failures.push(String(reply.status));
+              } catch (error) {
+                failures.push((error as Error).message);
+              }
+            }
+          })(),
+        );
+      const up = await waitFor(
+        async () => {
+          const result = await runCliAsync(ws, ["events", "--since", "1h", "--json"], env);
+          return (JSON.parse(result.stdout) as EventRow[]).find((e) => e.kind === "scale.up");
+        },
+        "a scale-up decided by A from B's in-flight requests",
+        30_000,
+        250,
+      );
+      assert.match(up.message, /in flight per active backend above thresholds \(20000ms, 4\)/);
+      assert.equal(
+        follower.logs().some((l) => l.msg === "autoscale decision"),
+        false,
+        "B never decided anything: it holds no lease",
+      );
+      await waitFor(async () => (await sim.state()).droplets.length >= 2, "the pool to grow", 30_000);
+      loading = false;
+      await Promise.all(clients);
+      assert.deepEqual(failures, []);
+    } finally {
+      loading = false;
+      await Promise.all(clients);
+      await follower?.stop();
+      await leader.stop();
+      await sim.daemon.stop();
+      ws.cleanup();
+    }
+  });
+});
