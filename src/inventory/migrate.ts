@@ -58,3 +58,22 @@ export function migrate(db: Database.Database, migrations: Migration[] = readMig
   }
   return ran;
 }
+
+/**
+ * For a read-only open (which cannot migrate): refuses an inventory written by an older doproxy
+ * whose pending migrations the reader's queries would need, with the way out.
+ */
+export function requireCurrentSchema(
+  db: Database.Database,
+  migrations: Migration[] = readMigrations(),
+): void {
+  const applied = new Set(db.prepare("SELECT version FROM schema_migrations").pluck().all() as number[]);
+  const pending = migrations.filter((m) => !applied.has(m.version));
+  if (pending.length === 0) return;
+  throw new InventoryError(
+    `${db.name}: the inventory predates this doproxy (migration ${pending.map((m) => m.name).join(", ")} not applied yet)`,
+    {
+      hint: "start doproxy serve (or any command that writes, such as doproxy droplets list) once to upgrade it",
+    },
+  );
+}

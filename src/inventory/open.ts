@@ -2,7 +2,7 @@ import { mkdirSync } from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { InventoryError } from "../errors.js";
-import { migrate } from "./migrate.js";
+import { migrate, requireCurrentSchema } from "./migrate.js";
 
 export type Db = Database.Database;
 
@@ -32,7 +32,8 @@ export function openInventory(file: string, options: { readonly?: boolean } = {}
       db.pragma("synchronous = NORMAL");
     }
     db.pragma("foreign_keys = ON");
-    if (!options.readonly) migrate(db);
+    if (options.readonly) requireCurrentSchema(db);
+    else migrate(db);
   } catch (error) {
     db.close();
     if (error instanceof InventoryError) throw error;

@@ -1,3 +1,4 @@
+import type Database from "better-sqlite3";
 import { decodeInto, newCounts, quantile } from "../model/histogram.js";
 import type { Db } from "./open.js";
 import { chooseTier, RollupStore, TIER_TABLE, type Tier } from "./rollups.js";
@@ -64,22 +65,23 @@ export interface BackendSummary {
 }
 
 export class SampleStore {
-  private readonly insert;
+  /** Prepared on the first write: readers (replay, on a read-only inventory) never need it. */
+  private insert: Database.Statement | undefined;
 
-  constructor(private readonly db: Db) {
-    this.insert = db.prepare(
-      `INSERT INTO samples (backend_id, ts, interval_ms, requests, errors, status_1xx, status_2xx, status_3xx,
-         status_4xx, status_5xx, rtt_sum_ms, rtt_max_ms, in_flight, histogram, instance_id)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    );
-  }
+  constructor(private readonly db: Db) {}
 
   /** Writes one flush's rows in a single transaction, tagged with the `serve` that wrote them. */
   insertBatch(rows: readonly SampleRow[], instanceId: string | null = null): void {
     if (rows.length === 0) return;
+    this.insert ??= this.db.prepare(
+      `INSERT INTO samples (backend_id, ts, interval_ms, requests, errors, status_1xx, status_2xx, status_3xx,
+         status_4xx, status_5xx, rtt_sum_ms, rtt_max_ms, in_flight, histogram, instance_id)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    const insert = this.insert;
     this.db.transaction(() => {
       for (const r of rows) {
-        this.insert.run(
+        insert.run(
           r.backendId,
           r.ts,
           r.intervalMs,

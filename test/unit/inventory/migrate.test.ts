@@ -30,6 +30,23 @@ describe("inventory migrations", () => {
     db.close();
   });
 
+  it("a read-only reader (replay) refuses an inventory an older doproxy wrote, saying how to upgrade it", () => {
+    const file = path.join(dir, "old.db");
+    const newest = readMigrations().at(-1)?.name as string;
+    const older = new Database(file);
+    migrate(older, readMigrations().slice(0, -1));
+    older.close();
+    assert.throws(
+      () => openInventory(file, { readonly: true }),
+      (error: unknown) =>
+        error instanceof InventoryError &&
+        error.message.includes(`predates this doproxy (migration ${newest} not applied yet)`) &&
+        /start doproxy serve/.test(error.hint ?? ""),
+    );
+    openInventory(file).close(); // a writer upgrades it
+    openInventory(file, { readonly: true }).close();
+  });
+
   it("upgrades an older database in place, keeping its rows", () => {
     const migrationsDir = path.join(dir, "migrations");
     mkdirSync(migrationsDir);
