@@ -41,6 +41,8 @@ const WINDOWS = new Set([
   "rate-limit.per",
   "inventory.raw-retention",
   "inventory.minute-retention",
+  // How far ahead of a predicted peak the floor rises: a span of history, never a timer.
+  "autoscale.predictive-margin",
 ]);
 
 /** Tiers must not outlive the next one: a long finer tier needs long coarser ones beside it. */
