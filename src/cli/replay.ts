@@ -88,6 +88,12 @@ export function replay(options: ReplayOptions): void {
       sinceMs: since,
       nowMs: now,
     });
+    // A predictive candidate looks back its periods before the window's first step too.
+    const pastLoad = settings.predictive
+      ? new SampleStore(db)
+          .history(since - settings.predictivePeriodMs * settings.predictivePeriods, stepMs, now)
+          .map((step) => ({ ts: step.ts, requestsPerSecond: step.requests / seconds }))
+      : undefined;
     const candidate = simulate({
       steps,
       stepMs,
@@ -97,6 +103,7 @@ export function replay(options: ReplayOptions): void {
       initialDroplets: droplets.filter(alive).length,
       staticBackends: rows.filter((row) => row.kind === "static" && alive(row)).length,
       hourlyPrice,
+      ...(pastLoad ? { pastLoad } : {}),
     });
     if (options.json) {
       process.stdout.write(

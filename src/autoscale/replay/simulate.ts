@@ -6,8 +6,9 @@ import {
   EMPTY_MEMORY,
   type PolicyMemory,
 } from "../policy.js";
+import { type LoadMoment, predictionWindows, predictNeed } from "../predict.js";
 import { scheduleFloor } from "../schedule.js";
-import { type CapacityModel, predictP95 } from "./capacity.js";
+import { type CapacityModel, predictP95, ratePerDropletAt } from "./capacity.js";
 
 /** What a run of the pool did (recorded) or would have done (replayed), side by side. */
 export interface ReplaySummary {
@@ -36,6 +37,20 @@ export interface ReplayInput {
   /** Backends that are not droplets: they serve, but are never scaled. */
   staticBackends: number;
   hourlyPrice: number | undefined;
+  /**
+   * For a candidate with `predictive`: the recorded load per step from far enough back for its
+   * periods (before the replay's first step too), oldest first, one entry every `stepMs`.
+   */
+  pastLoad?: readonly LoadMoment[];
+}
+
+/** The recorded load in (from, to], from uniformly spaced moments, by index rather than search. */
+function loadBetween(past: readonly LoadMoment[], stepMs: number, from: number, to: number): LoadMoment[] {
+  const first = past[0];
+  if (!first) return [];
+  const lo = Math.max(0, Math.floor((from - first.ts) / stepMs));
+  const hi = Math.min(past.length, Math.ceil((to - first.ts) / stepMs) + 1);
+  return past.slice(lo, hi).filter((m) => m.ts > from && m.ts <= to);
 }
 
 interface SimDroplet {
@@ -70,6 +85,25 @@ export function simulate(input: ReplayInput): ReplaySummary {
     peakPool: droplets.length,
   };
   let lastScaleDown: number | undefined;
+  const ratePerDroplet = ratePerDropletAt(model, settings.scaleUpLatencyMs);
+  const predict = (now: number) =>
+    settings.predictive && input.pastLoad
+      ? predictNeed({
+          now,
+          periodMs: settings.predictivePeriodMs,
+          windows: predictionWindows(
+            now,
+            settings.predictivePeriodMs,
+            settings.predictivePeriods,
+            input.bootMs + settings.predictiveMarginMs,
+          ).map((window) => ({
+            window,
+            load: loadBetween(input.pastLoad as readonly LoadMoment[], stepMs, window.from, window.to),
+          })),
+          ratePerDroplet,
+          otherBackends: input.staticBackends,
+        })
+      : undefined;
   for (const step of steps) {
     const now = step.ts;
     const serving = droplets.filter((d) => d.readyAt <= now).length + input.staticBackends;
@@ -100,6 +134,7 @@ export function simulate(input: ReplayInput): ReplaySummary {
         droplets: views,
         floor: scheduleFloor(settings.schedule, settings.min, new Date(now)).floor,
         hourlyPrice: input.hourlyPrice,
+        prediction: predict(now),
       },
       settings,
       memory,

@@ -104,6 +104,35 @@ describe("replaying a load step through decide()", () => {
     const result = simulate({ ...base, steps: loadStep(5, 500, 10, 300), settings: { ...settings, max: 3 } });
     assert.equal(result.peakPool, 3);
   });
+
+  it("a predictive candidate meets a peak the previous period had, before it arrives", () => {
+    // Two 300-second "days" with the same rise at 60 s; the replay covers the second one.
+    const day = loadStep(5, 25, 60, 300);
+    const period = 300_000;
+    const yesterday = day.map((step) => ({ ts: step.ts, requestsPerSecond: step.requests }));
+    const today = day.map((step) => ({ ...step, ts: step.ts + period }));
+    const pastLoad = [
+      ...yesterday,
+      ...today.map((step) => ({ ts: step.ts, requestsPerSecond: step.requests })),
+    ];
+    const predictive = {
+      ...settings,
+      predictive: true,
+      predictivePeriodMs: period,
+      predictivePeriods: 1,
+      predictiveMarginMs: 5_000,
+    };
+    const reactive = simulate({ ...base, steps: today, settings });
+    const ahead = simulate({ ...base, steps: today, settings: predictive, pastLoad });
+    assert.ok(reactive.secondsAboveLatency >= 5, `reactive: ${reactive.secondsAboveLatency} s above`);
+    assert.equal(ahead.secondsAboveLatency, 0, "the droplets were serving when the rise came");
+    assert.ok(
+      ahead.dropletHours < reactive.dropletHours * 1.2,
+      `${ahead.dropletHours} vs ${reactive.dropletHours}`,
+    );
+    // Without the history it cannot predict anything: the same as reactive.
+    assert.deepEqual(simulate({ ...base, steps: today, settings: predictive }), reactive);
+  });
 });
 
 describe("the recorded run", () => {
