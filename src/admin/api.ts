@@ -59,6 +59,8 @@ export function status(src: AdminSources) {
   };
   for (const row of rows) byState[row.state] = (byState[row.state] ?? 0) + 1;
   const decision = src.autoscaler?.lastDecision;
+  const now = Date.now();
+  const rates = src.service.samples.requestRatesByInstance(now - FIGURES_WINDOW_MS, now);
   return {
     version: src.version,
     uptimeSeconds: Math.round((Date.now() - src.startedAt) / 1000),
@@ -84,7 +86,7 @@ export function status(src: AdminSources) {
           : null,
     },
     reservedIp: src.reservedIp?.() ?? null,
-    // The serves sharing this inventory (live heartbeats), this one marked.
+    // The serves sharing this inventory (live heartbeats), this one marked, each with its traffic.
     instances: src.service.instances.alive(heartbeatStaleMs(config.inventory.flushIntervalMs)).map((row) => ({
       id: row.id,
       self: row.id === src.service.instanceId,
@@ -93,6 +95,7 @@ export function status(src: AdminSources) {
       proxyUrl: row.proxyUrl,
       adminUrl: row.adminUrl,
       heartbeatAt: row.heartbeatAt,
+      requestsPerSecond: rates.get(row.id) ?? 0,
     })),
     cost: poolCost(
       src.service.backends.all().filter((row) => row.kind === "droplet"),

@@ -116,6 +116,17 @@ export class SampleStore {
     return value;
   }
 
+  /** Requests per second each `serve` recorded over (sinceMs, now], by instance id. */
+  requestRatesByInstance(sinceMs: number, now = Date.now()): Map<string, number> {
+    const rows = this.db
+      .prepare(
+        "SELECT instance_id AS id, SUM(requests) AS requests FROM samples WHERE ts > ? AND ts <= ? AND instance_id IS NOT NULL GROUP BY instance_id",
+      )
+      .all(sinceMs, now) as Array<{ id: string; requests: number }>;
+    const seconds = Math.max(0.001, (now - sinceMs) / 1000);
+    return new Map(rows.map((row) => [row.id, Math.round((row.requests / seconds) * 10) / 10]));
+  }
+
   /** The whole pool over (sinceMs, now]: requests, errors and the p95 of the merged histogram. */
   poolWindow(
     sinceMs: number,

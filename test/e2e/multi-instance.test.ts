@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
+import { adminUrl, getJson } from "../helpers/admin.js";
 import { freePort } from "../helpers/backend.js";
 import { runCliAsync, serveConfig, startDaemon, workspace } from "../helpers/cli.js";
 import { request } from "../helpers/http.js";
@@ -14,7 +15,7 @@ interface EventRow {
 }
 
 describe("two serves on one inventory", () => {
-  it("load through the serve that does not scale still scales the pool: in-flight adds up across instances", async () => {
+  it("load through the serve that does not scale still scales the pool: in-flight adds up across instances, traffic shown per instance", async () => {
     const ws = workspace("");
     // A droplet serves 2 requests at a time for 40 ms: 12 clients keep about 12 in flight on one.
     const sim = await startSim(ws, ["--capacity", "2", "--service-time", "40ms", "--boot-time", "300ms"]);
@@ -89,6 +90,15 @@ scale-up-cooldown = "3s"
         "B never decided anything: it holds no lease",
       );
       await waitFor(async () => (await sim.state()).droplets.length >= 2, "the pool to grow", 30_000);
+      // The leader's /api/status shows both serves and whose traffic it is.
+      const { body } = await getJson<{ instances: Array<{ self: boolean; requestsPerSecond: number }> }>(
+        `${await adminUrl(leader)}/api/status`,
+      );
+      assert.equal(body.instances.length, 2, JSON.stringify(body.instances));
+      const [self, other] = [body.instances.find((i) => i.self), body.instances.find((i) => !i.self)];
+      assert.equal(self?.requestsPerSecond, 0, "A proxied nothing");
+      // Averaged over the last minute, of which the load took only seconds so far.
+      assert.ok((other?.requestsPerSecond ?? 0) > 0, `B's traffic: ${JSON.stringify(other)}`);
       loading = false;
       await Promise.all(clients);
       assert.deepEqual(failures, []);
