@@ -58,10 +58,12 @@ function seed(file: string, now: number): number {
         }
       })();
     }
-    // Each tier holds what the finer one has not: the watermarks say where the rollups stand.
+    // As `serve` keeps them: every whole minute and hour already rolled up (the finer tiers keep
+    // their rows for their own retention), so a long read takes the coarse tier up to the last
+    // hour and the finer ones only after it.
     db.prepare("INSERT INTO rollups (tier, done_until) VALUES ('minute', ?), ('hour', ?)").run(
-      now - 6 * HOUR,
-      now - 2 * DAY,
+      now - (now % 60_000),
+      now - (now % HOUR),
     );
   } finally {
     db.close();
