@@ -1,6 +1,6 @@
 import { Worker } from "node:worker_threads";
 import { InventoryError } from "../errors.js";
-import type { SeriesPoint } from "../inventory/samples.js";
+import type { HistoryStep, SeriesPoint } from "../inventory/samples.js";
 
 // Built code runs dist/admin/series-worker.js. Tests run src/ through tsx, whose loader a worker
 // thread does not inherit on Node 20: the thread then loads the .ts file through tsx's API.
@@ -13,8 +13,10 @@ function spawnWorker(workerData: unknown): Worker {
   return new Worker(code, { eval: true, workerData });
 }
 
+/** `series`: the dashboard's pool series; `history`: the load steps the predictor fits its model to. */
 export interface SeriesRequest {
   id: number;
+  kind: "series" | "history";
   sinceMs: number;
   stepMs: number;
   now: number;
@@ -22,7 +24,10 @@ export interface SeriesRequest {
 
 export type PoolSeriesPoint = SeriesPoint & { poolSize: number };
 
-export type SeriesResponse = { id: number; points: PoolSeriesPoint[] } | { id: number; error: string };
+export type SeriesResponse =
+  | { id: number; points: PoolSeriesPoint[] }
+  | { id: number; steps: HistoryStep[] }
+  | { id: number; error: string };
 
 /**
  * Runs the pool series query (the dashboard's /api/samples) on a worker thread with its own
@@ -35,17 +40,33 @@ export class SeriesReader {
   private nextId = 1;
   private readonly waiting = new Map<
     number,
-    { resolve: (points: PoolSeriesPoint[]) => void; reject: (error: Error) => void }
+    { resolve: (response: SeriesResponse) => void; reject: (error: Error) => void }
   >();
 
   constructor(private readonly file: string) {}
 
-  query(sinceMs: number, stepMs: number, now: number): Promise<PoolSeriesPoint[]> {
+  async query(sinceMs: number, stepMs: number, now: number): Promise<PoolSeriesPoint[]> {
+    const response = await this.ask("series", sinceMs, stepMs, now);
+    return "points" in response ? response.points : [];
+  }
+
+  /** The pool's load in steps (SampleStore.history), read on the thread: for the predictor's fit. */
+  async history(sinceMs: number, stepMs: number, now: number): Promise<HistoryStep[]> {
+    const response = await this.ask("history", sinceMs, stepMs, now);
+    return "steps" in response ? response.steps : [];
+  }
+
+  private ask(
+    kind: SeriesRequest["kind"],
+    sinceMs: number,
+    stepMs: number,
+    now: number,
+  ): Promise<SeriesResponse> {
     const worker = this.start();
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
-      worker.postMessage({ id, sinceMs, stepMs, now } satisfies SeriesRequest);
+      worker.postMessage({ id, kind, sinceMs, stepMs, now } satisfies SeriesRequest);
     });
   }
 
@@ -65,7 +86,7 @@ export class SeriesReader {
       this.waiting.delete(response.id);
       if ("error" in response)
         waiter.reject(new InventoryError(`${this.file}: series query failed: ${response.error}`));
-      else waiter.resolve(response.points);
+      else waiter.resolve(response);
     });
     // A thread that dies fails the queries it held; the next query starts a fresh one.
     const fail = (error: Error) => {

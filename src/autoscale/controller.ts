@@ -11,7 +11,7 @@ import type { Pool } from "../proxy/pool.js";
 import { type ActionBackoff, afterFailure, inBackoff, NO_BACKOFF } from "./backoff.js";
 import { dropletViews } from "./droplet-views.js";
 import { type Decision, decide, EMPTY_MEMORY, type PolicyMemory, type ScaleInputs } from "./policy.js";
-import { PredictionReader } from "./prediction-reader.js";
+import { type HistorySource, PredictionReader } from "./prediction-reader.js";
 import { scheduleFloor, startTicker } from "./schedule.js";
 
 const LEASE = "autoscale";
@@ -31,6 +31,8 @@ export interface ControllerDeps {
   onDecision?: (decision: Decision) => void;
   /** Droplets were ordered (the boot watcher looks sooner). */
   onProvisioned?: () => void;
+  /** Long history reads for the predictor's model, off the proxy's event loop. */
+  readHistory?: HistorySource;
 }
 
 /**
@@ -53,7 +55,7 @@ export class AutoscaleController {
   private readonly predictions: PredictionReader;
 
   constructor(private readonly deps: ControllerDeps) {
-    this.predictions = new PredictionReader(deps.samples, deps.backends.events);
+    this.predictions = new PredictionReader(deps.samples, deps.backends.events, deps.readHistory);
   }
 
   /** Starts, restarts (new expression) or stops the ticker to match the configuration. */

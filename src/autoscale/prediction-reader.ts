@@ -1,6 +1,6 @@
 import type { Config } from "../config/load.js";
 import type { EventStore } from "../inventory/events.js";
-import type { SampleStore } from "../inventory/samples.js";
+import type { HistoryStep, SampleStore } from "../inventory/samples.js";
 import { type Prediction, predictionWindows, predictNeed } from "./predict.js";
 import { learnedBootMs } from "./replay/actual.js";
 import { type CapacityModel, fitCapacity, ratePerDropletAt } from "./replay/capacity.js";
@@ -10,27 +10,35 @@ const DEFAULT_BOOT_MS = 60_000;
 /** The capacity model looks back at most this far (older history changes it little, costs more). */
 const MAX_FIT_WINDOW_MS = 86_400_000;
 
+/** Reads the pool's load in steps, off the proxy's event loop (serve's series worker thread). */
+export type HistorySource = (sinceMs: number, stepMs: number, now: number) => Promise<HistoryStep[]>;
+
 /**
  * The imperative side of predictive floors: reads the recorded windows the pure predictor asks
  * for, and the capacity model and boot time it needs, learned from the same inventory as
- * `doproxy replay` learns them. The model and boot time are refitted now and then, not per tick:
- * they move slowly, and the fit reads up to a day of history.
+ * `doproxy replay` learns them. The windows are small (one lead of each previous period: a few
+ * milliseconds a tick); the model and boot time move slowly and their fit reads up to a day, so
+ * they are refitted now and then, on a worker thread when `readHistory` is given (`serve`), with
+ * the previous fit in use meanwhile. Until the first fit is in, there is no prediction.
  */
 export class PredictionReader {
   private learned: { at: number; model: CapacityModel; bootMs: number; key: string } | undefined;
+  private refitting = false;
 
   constructor(
     private readonly samples: SampleStore,
     private readonly events: EventStore,
+    private readonly readHistory?: HistorySource,
   ) {}
 
   /** The prediction at `now`, or undefined when predictive floors are off or history is silent. */
   predict(config: Config, now: number, otherBackends: number): Prediction | undefined {
     const settings = config.autoscale;
     if (!settings.predictive) return undefined;
+    const learned = this.learn(config, now);
+    if (!learned) return undefined;
     const periodMs = settings.predictivePeriodMs;
-    const { model, bootMs } = this.learn(config, now);
-    const leadMs = bootMs + settings.predictiveMarginMs;
+    const leadMs = learned.bootMs + settings.predictiveMarginMs;
     const stepMs = Math.max(config.inventory.flushIntervalMs, 1_000);
     const windows = predictionWindows(now, periodMs, settings.predictivePeriods, leadMs).map((window) => ({
       window,
@@ -43,31 +51,46 @@ export class PredictionReader {
       now,
       periodMs,
       windows,
-      ratePerDroplet: ratePerDropletAt(model, settings.scaleUpLatencyMs),
+      ratePerDroplet: ratePerDropletAt(learned.model, settings.scaleUpLatencyMs),
       otherBackends,
     });
   }
 
-  private learn(config: Config, now: number): { model: CapacityModel; bootMs: number } {
+  /** The fit in use; starts a refit when it is due (on the thread, or here without one). */
+  private learn(config: Config, now: number): { model: CapacityModel; bootMs: number } | undefined {
     const settings = config.autoscale;
     const refitMs = Math.min(600_000, Math.max(10_000, settings.predictivePeriodMs / 8));
     // A reload that changes the period or the threshold refits at once.
     const key = `${settings.predictivePeriodMs}/${settings.predictivePeriods}/${settings.scaleUpLatencyMs}`;
-    if (this.learned && this.learned.key === key && now - this.learned.at < refitMs) return this.learned;
+    const current = this.learned?.key === key ? this.learned : undefined;
+    if (current && now - current.at < refitMs) return current;
     const windowMs = Math.min(MAX_FIT_WINDOW_MS, settings.predictivePeriodMs * settings.predictivePeriods);
     const stepMs = Math.max(1_000, config.inventory.flushIntervalMs, Math.round(windowMs / 1_440));
-    const seconds = stepMs / 1000;
-    const model = fitCapacity(
-      this.samples
-        .history(now - windowMs, stepMs, now)
-        .filter((step) => step.backends > 0 && step.requests > 0 && step.p95Ms !== undefined)
-        .map((step) => ({
-          ratePerBackend: step.requests / seconds / step.backends,
-          p95Ms: step.p95Ms as number,
-        })),
-    );
-    const bootMs = learnedBootMs(this.events.list(now - windowMs, 10_000)) ?? DEFAULT_BOOT_MS;
-    this.learned = { at: now, model, bootMs, key };
-    return this.learned;
+    const fit = (steps: readonly HistoryStep[]) => {
+      const seconds = stepMs / 1000;
+      const model = fitCapacity(
+        steps
+          .filter((step) => step.backends > 0 && step.requests > 0 && step.p95Ms !== undefined)
+          .map((step) => ({
+            ratePerBackend: step.requests / seconds / step.backends,
+            p95Ms: step.p95Ms as number,
+          })),
+      );
+      const bootMs = learnedBootMs(this.events.list(now - windowMs, 10_000)) ?? DEFAULT_BOOT_MS;
+      this.learned = { at: now, model, bootMs, key };
+      return this.learned;
+    };
+    if (!this.readHistory) return fit(this.samples.history(now - windowMs, stepMs, now));
+    if (!this.refitting) {
+      this.refitting = true;
+      this.readHistory(now - windowMs, stepMs, now)
+        .then(fit)
+        // A failed read keeps the previous fit; the next tick tries again.
+        .catch(() => undefined)
+        .finally(() => {
+          this.refitting = false;
+        });
+    }
+    return current;
   }
 }

@@ -110,6 +110,8 @@ export async function serve(options: CommonOptions): Promise<void> {
     }
   } else log.info({}, "no DigitalOcean token: backends are managed by hand (droplets add --address)");
 
+  // Long reads of the inventory (the dashboard's series, the predictor's fit) run on its thread.
+  const series = new SeriesReader(config.inventory.path);
   const autoscaler = cloud
     ? new AutoscaleController({
         config: () => current,
@@ -123,6 +125,7 @@ export async function serve(options: CommonOptions): Promise<void> {
         hourlyPrice: () => hourlyPrice,
         onDecision: (decision) => metrics.decision(decision.kind, decision.budgetCapped === true),
         onProvisioned: () => cloud.nudge(),
+        readHistory: (sinceMs, stepMs, now) => series.history(sinceMs, stepMs, now),
       })
     : undefined;
   autoscaler?.reconfigure();
@@ -135,7 +138,6 @@ export async function serve(options: CommonOptions): Promise<void> {
     at: null,
     error: null,
   };
-  const series = new SeriesReader(config.inventory.path);
   const admin = new AdminServer(
     {
       version: VERSION,
