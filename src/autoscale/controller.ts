@@ -49,6 +49,8 @@ export class AutoscaleController {
   /** Failed creates back off; exposed for /api/status. */
   backoff: ActionBackoff = NO_BACKOFF;
   private leader = false;
+  /** This tick's lease acquisition, checked before every action (see stillLeads). */
+  private fence: { token: number; marginMs: number } | undefined;
   lastInputs: ScaleInputs | undefined;
   lastDecision: Decision | undefined;
 
@@ -96,12 +98,10 @@ export class AutoscaleController {
     const config = this.deps.config();
     const settings = config.autoscale;
     const { log } = this.deps;
-    const holds = this.deps.leases.acquire(
-      LEASE,
-      this.deps.instanceId,
-      this.leaseTtl(settings.evaluate),
-      now,
-    );
+    const ttlMs = this.leaseTtl(settings.evaluate);
+    const token = this.deps.leases.acquireToken(LEASE, this.deps.instanceId, ttlMs, now);
+    const holds = token !== undefined;
+    this.fence = token === undefined ? undefined : { token, marginMs: Math.min(1_000, ttlMs / 5) };
     if (holds !== this.leader)
       log.info(
         { leader: holds },
@@ -113,6 +113,8 @@ export class AutoscaleController {
     if (!holds) return undefined;
 
     if (!settings.dryRun) await this.finishDrains(now);
+    // Destroys may have taken long: decide only while the lease is still this process's.
+    if (!this.stillLeads("deciding")) return undefined;
     const inputs = this.gather(config, now);
     const previous = this.memory;
     let decision = decide(inputs, settings, this.memory);
@@ -152,7 +154,12 @@ export class AutoscaleController {
       this.backoff = NO_BACKOFF;
     if (settings.dryRun || decision.actions.length === 0) return decision;
     try {
-      await this.execute(decision, config, now);
+      if (!(await this.execute(decision, config, now))) {
+        // Fenced: the lease went to another process before this one acted. It scales now; this
+        // decision did not happen.
+        this.memory = previous;
+        return decision;
+      }
       if (decision.actions.some((a) => a.kind === "create")) {
         // A success ends the backoff; at the droplet limit, creates stay one at a time until the
         // pool needs no more (below).
@@ -262,8 +269,12 @@ export class AutoscaleController {
     this.deps.log.info({ decision: decision.kind, reason: decision.reason, ...data }, "autoscale decision");
   }
 
-  private async execute(decision: Decision, config: Config, now: number): Promise<void> {
+  /** Carries out the decision's actions; false when the lease was lost before one of them. */
+  private async execute(decision: Decision, config: Config, now: number): Promise<boolean> {
     for (const action of decision.actions) {
+      // Checked right before each action, with no await between the check and the action's
+      // first write to the inventory (provision writes its rows before calling the API).
+      if (!this.stillLeads(`${action.kind} (${decision.kind})`)) return false;
       if (action.kind === "create") {
         const rows = await this.deps.lifecycle.provision(action.count, `autoscale: ${decision.kind}`);
         this.deps.onProvisioned?.();
@@ -283,6 +294,34 @@ export class AutoscaleController {
         this.deps.backends.reclaim(action.backendId, `autoscale: ${decision.reason}`);
       }
     }
+    return true;
+  }
+
+  /**
+   * Fencing: true while this process still holds the autoscale lease from this tick's
+   * acquisition (same token) with time to spare. A holder that stalled past its lease (a slow
+   * API call, a paused process) learns here that another process took over, and stops.
+   */
+  private stillLeads(before: string): boolean {
+    const fence = this.fence;
+    if (
+      fence &&
+      this.deps.leases.stillHolds(LEASE, this.deps.instanceId, fence.token, Date.now(), fence.marginMs)
+    )
+      return true;
+    if (this.leader) {
+      this.leader = false;
+      this.deps.log.warn({ before, token: fence?.token }, "autoscaler lease lost mid-tick: not acting");
+      this.deps.backends.events.add(
+        "scale.error",
+        `the autoscaler lease was lost before ${before}; another doproxy serve scales the pool now`,
+        null,
+        { token: fence?.token ?? null },
+        Date.now(),
+        "lease-lost",
+      );
+    }
+    return false;
   }
 
   /** Destroys droplets the autoscaler drained once nothing is in flight (or the drain timed out). */
@@ -292,6 +331,7 @@ export class AutoscaleController {
       .filter((row: BackendRow) => row.state === "draining" && row.kind === "droplet" && row.autoscaleDrain)
       .filter((row) => row.drainedAt !== null || (row.drainDeadline !== null && now >= row.drainDeadline));
     for (const row of done) {
+      if (!this.stillLeads(`destroying backend ${row.id}`)) return;
       try {
         await this.deps.lifecycle.destroy(row, {
           reason: row.drainedAt !== null ? "autoscale: drained" : "autoscale: drain timeout reached",

@@ -88,7 +88,8 @@ export class ReservedIpKeeper {
   }
 
   private async step(now: number): Promise<void> {
-    const holds = this.deps.leases.acquire(LEASE, this.deps.instanceId, LEASE_TTL_MS, now);
+    const token = this.deps.leases.acquireToken(LEASE, this.deps.instanceId, LEASE_TTL_MS, now);
+    const holds = token !== undefined;
     if (holds !== this.holder) {
       this.holder = holds;
       this.nextCheckAt = 0; // a new holder looks at once
@@ -114,6 +115,8 @@ export class ReservedIpKeeper {
       );
       this.nextCheckAt = now + HELD_RECHECK_MS;
     } else if (step.kind === "assign") {
+      // Fencing: the GET above may have been slow; assign only while the lease is still ours.
+      if (!this.deps.leases.stillHolds(LEASE, this.deps.instanceId, token as number, Date.now())) return;
       const actionId = await this.deps.provider.assignReservedIp(this.deps.ip, this.deps.selfDropletId);
       this.lastError = null;
       this.nextCheckAt = now + BUSY_RECHECK_MS;
