@@ -188,9 +188,16 @@
         status.autoscale.leader ? "scales" : null,
         status.reservedIp?.holder ? `holds ${status.reservedIp.ip}` : null,
       ].filter(Boolean);
+      const instances = status.instances ?? [];
       const proxies =
-        (status.instances ?? []).length > 1
-          ? ` · ${status.instances.length} proxies (this one ${roles.length ? roles.join(", ") : "follows"})`
+        instances.length > 1
+          ? ` · ${instances.length} proxies: ${instances
+              .map((i) =>
+                i.self
+                  ? `this one ${i.requestsPerSecond} req/s (${roles.length ? roles.join(", ") : "follows"})`
+                  : `${i.hostname}/${i.pid} ${i.requestsPerSecond} req/s`,
+              )
+              .join(", ")}`
           : "";
       $("#summary").textContent = `v${status.version} · pool ${status.pool.id} · up ${fmtAge(status.uptimeSeconds * 1000)} · ${s.active} active, ${s.joining + s.provisioning} booting, ${s.unhealthy} unhealthy, ${s.draining} draining · ${auto}${proxies}${cost}${held}${reload}`;
       renderBackends(backends);

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
+import { launchChromium } from "../../scripts/chromium.js";
 import { adminUrl, getJson } from "../helpers/admin.js";
 import { freePort } from "../helpers/backend.js";
 import { runCliAsync, serveConfig, startDaemon, workspace } from "../helpers/cli.js";
@@ -99,6 +100,22 @@ scale-up-cooldown = "3s"
       assert.equal(self?.requestsPerSecond, 0, "A proxied nothing");
       // Averaged over the last minute, of which the load took only seconds so far.
       assert.ok((other?.requestsPerSecond ?? 0) > 0, `B's traffic: ${JSON.stringify(other)}`);
+      // The leader's dashboard says the same in its header.
+      const browser = await launchChromium();
+      try {
+        const page = await browser.newPage();
+        await page.goto(await adminUrl(leader));
+        await page.waitForFunction(
+          () =>
+            /2 proxies: this one [\d.]+ req\/s \(scales\), \S+\/\d+ [\d.]+ req\/s/.test(
+              document.querySelector("#summary")?.textContent ?? "",
+            ),
+          undefined,
+          { timeout: 15_000 },
+        );
+      } finally {
+        await browser.close();
+      }
       loading = false;
       await Promise.all(clients);
       assert.deepEqual(failures, []);
