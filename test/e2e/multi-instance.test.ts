@@ -4,7 +4,7 @@ import path from "node:path";
 import { describe, it } from "node:test";
 import { launchChromium } from "../../scripts/chromium.js";
 import { adminUrl, getJson } from "../helpers/admin.js";
-import { freePort } from "../helpers/backend.js";
+import { freePort, startBackend, type TestBackend } from "../helpers/backend.js";
 import { runCliAsync, serveConfig, startDaemon, workspace } from "../helpers/cli.js";
 import { request } from "../helpers/http.js";
 import { simSection, startSim } from "../helpers/sim.js";
@@ -16,7 +16,7 @@ interface EventRow {
 }
 
 describe("two serves on one inventory", () => {
-  it("load through the serve that does not scale still scales the pool: in-flight adds up across instances, traffic shown per instance", async () => {
+  it("load through the serve that does not scale still scales the pool: in-flight adds up across instances, traffic shown per instance, pool changes reach both", async (t) => {
     const ws = workspace("");
     // A droplet serves 2 requests at a time for 40 ms: 12 clients keep about 12 in flight on one.
     const sim = await startSim(ws, ["--capacity", "2", "--service-time", "40ms", "--boot-time", "300ms"]);
@@ -47,6 +47,7 @@ scale-up-cooldown = "3s"
     let loading = false;
     const clients: Promise<void>[] = [];
     const failures: string[] = [];
+    let extra: TestBackend | undefined;
     try {
       await leader.waitForLog(
         (l) => l.msg === "autoscaler lease taken: this process scales the pool",
@@ -119,7 +120,30 @@ scale-up-cooldown = "3s"
       loading = false;
       await Promise.all(clients);
       assert.deepEqual(failures, []);
+
+      // A backend added from the command line reaches both rotations; removed, it leaves both.
+      extra = await startBackend({ name: "static-x" });
+      const addedAt = Date.now();
+      const added = await runCliAsync(ws, ["droplets", "add", "--address", extra.address], env);
+      assert.equal(added.status, 0, added.stderr);
+      const servedBy = async (port: number) => {
+        for (let i = 0; i < 8; i++)
+          if ((await request(port, "/who")).body.startsWith("static-x")) return true;
+        return false;
+      };
+      for (const port of ports)
+        await waitFor(() => servedBy(port), `static-x in the rotation of :${port}`, 15_000, 50);
+      const joinedMs = Date.now() - addedAt;
+      t.diagnostic(`a backend added from the CLI served through both proxies after ${joinedMs} ms`);
+      const id = JSON.parse((await runCliAsync(ws, ["droplets", "list", "--json"], env)).stdout).find(
+        (row: { address: string | null }) => row.address === extra?.address,
+      ).id as number;
+      const removed = await runCliAsync(ws, ["droplets", "remove", String(id)], env);
+      assert.equal(removed.status, 0, removed.stderr);
+      for (const port of ports)
+        assert.equal(await servedBy(port), false, `static-x left the rotation of :${port}`);
     } finally {
+      await extra?.close();
       loading = false;
       await Promise.all(clients);
       await follower?.stop();
