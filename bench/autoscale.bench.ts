@@ -10,18 +10,16 @@
  * The last line reads:
  *   autoscale-bench: droplet-seconds X, oracle Y, ratio R, above-threshold S s, failed F
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { freePort } from "../scripts/free-port.js";
 import { ratePerDropletAt } from "../src/autoscale/replay/capacity.js";
 import { oracleDropletSeconds } from "../src/autoscale/replay/oracle.js";
+import { CLI, ROOT, startChild, stopChildren } from "./children.js";
 
-const ROOT = fileURLToPath(new URL("../", import.meta.url));
-const CLI = path.join(ROOT, "dist/cli/main.js");
 const argv = process.argv.slice(2);
 const traceFlag = argv.indexOf("--trace");
 const TRACE_NAME = argv.includes("--short")
@@ -73,41 +71,21 @@ function autoscaleToml(): string {
     .join("\n");
 }
 
-const children: ChildProcess[] = [];
 const scratch = mkdtempSync(path.join(tmpdir(), "doproxy-bench-autoscale-"));
 // Interrupted (Ctrl-C, a CI timeout): the simulator and serve go too.
 for (const signal of ["SIGINT", "SIGTERM"] as const)
   process.once(signal, () => {
-    for (const child of children) child.kill("SIGTERM");
+    stopChildren();
     process.exit(130);
   });
 
-/** Starts the CLI; resolves on the first stdout line `ready` accepts, or at once without one. */
+/** Starts the CLI in the scratch folder (see startChild). */
 function start(
   args: string[],
   env: NodeJS.ProcessEnv,
   ready?: (line: string) => boolean,
 ): Promise<ChildProcess> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      cwd: scratch,
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "inherit"],
-    });
-    children.push(child);
-    let buffered = "";
-    let resolved = ready === undefined;
-    if (resolved) resolve(child);
-    child.stdout?.on("data", (chunk) => {
-      if (resolved) return;
-      buffered += chunk;
-      if (ready && buffered.split("\n").some(ready)) {
-        resolved = true;
-        resolve(child);
-      }
-    });
-    child.once("exit", (code) => reject(new Error(`${args.join(" ")} exited with ${code}`)));
-  });
+  return startChild(process.execPath, [CLI, ...args], { cwd: scratch, env, ...(ready ? { ready } : {}) });
 }
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 512 });
@@ -297,7 +275,7 @@ main()
   })
   .finally(() => {
     agent.destroy();
-    for (const child of children) child.kill("SIGTERM");
+    stopChildren();
     // --keep leaves the inventory behind, to read its events and samples after the run.
     if (argv.includes("--keep")) console.error(`inventory kept in ${scratch}`);
     else rmSync(scratch, { recursive: true, force: true });

@@ -1,13 +1,6 @@
-/**
- * `npm run bench`, dashboard case: proxy throughput while the admin API serves the dashboard's
- * 24 h view of a large inventory (a day of 1 s samples for 20 backends, 1.7 million rows),
- * against the same proxy with the dashboard idle. Loopback only; every phase is bounded in time.
- */
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
 import { freePort } from "../scripts/free-port.js";
 import { BackendStore } from "../src/inventory/backends.js";
@@ -15,8 +8,8 @@ import { openInventory } from "../src/inventory/open.js";
 import { RollupStore } from "../src/inventory/rollups.js";
 import { type SampleRow, SampleStore } from "../src/inventory/samples.js";
 import { bucketOf, encodeCounts, newCounts } from "../src/model/histogram.js";
+import { CLI, startBackendServer, startChild, stopChildren } from "./children.js";
 
-const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
 const BACKENDS = Number(process.env.BENCH_DASHBOARD_BACKENDS ?? 20);
@@ -25,7 +18,6 @@ const DAY_SECONDS = 86_400;
 const REFRESH_MS = 3_000;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 
-const children: ChildProcess[] = [];
 const scratch = mkdtempSync(path.join(tmpdir(), "doproxy-bench-dashboard-"));
 
 /** A day of 1 s samples for BACKENDS retired backends, with a spread of latencies in each histogram. */
@@ -144,24 +136,6 @@ function seedMinutes(file: string, count: number, now: number): void {
   }
 }
 
-function start(args: string[], ready: (line: string) => boolean): Promise<ChildProcess> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
-    children.push(child);
-    let buffered = "";
-    let resolved = false;
-    child.stdout?.on("data", (chunk) => {
-      if (resolved) return; // keep draining so the child never blocks on a full pipe
-      buffered += chunk;
-      if (buffered.split("\n").some(ready)) {
-        resolved = true;
-        resolve(child);
-      }
-    });
-    child.once("exit", (code) => reject(new Error(`${args.join(" ")} exited with ${code}`)));
-  });
-}
-
 async function load(url: string) {
   const result = await autocannon({ url, connections: CONNECTIONS, duration: SECONDS });
   return { rps: result.requests.average, p99: result.latency.p99, errors: result.errors + result.non2xx };
@@ -169,7 +143,7 @@ async function load(url: string) {
 
 async function main(): Promise<void> {
   const backendPort = await freePort();
-  await start(["--import", "tsx", "bench/backend-server.ts", String(backendPort)], (l) => l.startsWith("{"));
+  await startBackendServer(backendPort);
   const proxyPort = await freePort();
   const adminPort = await freePort();
   const file = path.join(scratch, "doproxy.db");
@@ -196,9 +170,9 @@ async function main(): Promise<void> {
     config,
     `[proxy]\nlisten = "127.0.0.1:${proxyPort}"\n[health]\ninterval = "1s"\n[inventory]\npath = "${file}"\nretention = "30d"\nminute-retention = "2d"\n[admin]\nlisten = "127.0.0.1:${adminPort}"\n`,
   );
-  await start([path.join(ROOT, "dist/cli/main.js"), "serve", "--config", config], (l) =>
-    l.includes('"backend active"'),
-  );
+  await startChild(process.execPath, [CLI, "serve", "--config", config], {
+    ready: (line) => line.includes('"backend active"'),
+  });
   const proxyUrl = `http://127.0.0.1:${proxyPort}/`;
   const dashboardUrl = `http://127.0.0.1:${adminPort}/api/samples?since=24h`;
 
@@ -262,6 +236,6 @@ main()
     process.exitCode = 1;
   })
   .finally(() => {
-    for (const child of children) child.kill("SIGTERM");
+    stopChildren();
     rmSync(scratch, { recursive: true, force: true });
   });

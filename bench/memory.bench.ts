@@ -3,42 +3,22 @@
  * connections (per connection), and its RSS over a 3-minute run at 64 connections (the growth).
  * Loopback only; every phase is bounded in count and time.
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
 import { freePort } from "../scripts/free-port.js";
+import { CLI, configWithBackend, ROOT, startBackendServer, stopChildren, track } from "./children.js";
 
-const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const IDLE_CONNECTIONS = Number(process.env.BENCH_IDLE_CONNECTIONS ?? 10_000);
 const RSS_SECONDS = Number(process.env.BENCH_RSS_SECONDS ?? 180);
-const children: ChildProcess[] = [];
 const scratch = mkdtempSync(path.join(tmpdir(), "doproxy-bench-memory-"));
 
 function rssMb(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
-}
-
-function start(args: string[], ready: (line: string) => boolean): Promise<ChildProcess> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
-    children.push(child);
-    let buffered = "";
-    let resolved = false;
-    child.stdout?.on("data", (chunk) => {
-      if (resolved) return; // keep draining so the child never blocks on a full pipe
-      buffered += chunk;
-      if (buffered.split("\n").some(ready)) {
-        resolved = true;
-        resolve(child);
-      }
-    });
-    child.once("exit", (code) => reject(new Error(`${args.join(" ")} exited with ${code}`)));
-  });
 }
 
 /** Opens `count` connections, each sending one keep-alive request and then staying idle. */
@@ -71,32 +51,18 @@ async function openIdle(port: number, count: number): Promise<net.Socket[]> {
 
 async function main(): Promise<void> {
   const backendPort = await freePort();
-  await start(["--import", "tsx", "bench/backend-server.ts", String(backendPort)], (l) => l.startsWith("{"));
+  await startBackendServer(backendPort);
   const port = await freePort();
-  const config = path.join(scratch, "doproxy.toml");
-  writeFileSync(
-    config,
-    `[proxy]\nlisten = "127.0.0.1:${port}"\n[health]\ninterval = "1s"\n[inventory]\npath = "${scratch}/doproxy.db"\n[admin]\nlisten = "127.0.0.1:0"\n`,
-  );
-  const cli = path.join(ROOT, "dist/cli/main.js");
-  execFileSync(process.execPath, [
-    cli,
-    "droplets",
-    "add",
-    "--no-wait",
-    "--address",
-    `127.0.0.1:${backendPort}`,
-    "--config",
-    config,
-  ]);
+  const config = configWithBackend(scratch, port, backendPort);
   // The access log of 10,000 requests and three minutes of load is not what is measured here.
   const proxy = await new Promise<ChildProcess>((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, "serve", "--config", config], {
-      cwd: ROOT,
-      env: { ...process.env, DOPROXY_LOG_LEVEL: "warn" },
-      stdio: ["ignore", "ignore", "inherit"],
-    });
-    children.push(child);
+    const child = track(
+      spawn(process.execPath, [CLI, "serve", "--config", config], {
+        cwd: ROOT,
+        env: { ...process.env, DOPROXY_LOG_LEVEL: "warn" },
+        stdio: ["ignore", "ignore", "inherit"],
+      }),
+    );
     child.once("exit", (code) => reject(new Error(`serve exited with ${code}`)));
     const poll = async () => {
       for (let i = 0; i < 100; i++) {
@@ -150,6 +116,6 @@ main()
     process.exitCode = 1;
   })
   .finally(() => {
-    for (const child of children) child.kill("SIGTERM");
+    stopChildren();
     rmSync(scratch, { recursive: true, force: true });
   });

@@ -4,16 +4,15 @@
  * agent), nginx when installed, and the backend directly — all in one run on this machine, so the
  * ratios compare like with like. Only loopback addresses are used; every run is bounded in time.
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { availableParallelism, tmpdir } from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
 import { freePort } from "../scripts/free-port.js";
+import { CLI, configWithBackend, startBackendServer, startChild, stopChildren, track } from "./children.js";
 
-const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
@@ -30,36 +29,7 @@ interface Result {
   errors: number;
 }
 
-const children: ChildProcess[] = [];
 const scratch = mkdtempSync(path.join(tmpdir(), "doproxy-bench-"));
-
-/** Starts a child process and resolves once it prints its first line (or a matching one). */
-function start(
-  command: string,
-  args: string[],
-  env: NodeJS.ProcessEnv = {},
-  ready = (line: string) => line.startsWith("{"),
-): Promise<ChildProcess> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, {
-      cwd: ROOT,
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "inherit"],
-    });
-    children.push(child);
-    let buffered = "";
-    let resolved = false;
-    child.stdout?.on("data", (chunk) => {
-      if (resolved) return; // keep draining so a chatty child never blocks on a full pipe
-      buffered += chunk;
-      if (buffered.split("\n").some(ready)) {
-        resolved = true;
-        resolve(child);
-      }
-    });
-    child.once("exit", (code) => reject(new Error(`${command} ${args.join(" ")} exited with ${code}`)));
-  });
-}
 
 async function startDoproxy(
   name: string,
@@ -69,26 +39,12 @@ async function startDoproxy(
 ): Promise<Target> {
   const port = await freePort();
   const dir = path.join(scratch, name);
-  const config = path.join(dir, "doproxy.toml");
   execFileSync("mkdir", ["-p", dir]);
-  writeFileSync(
-    config,
-    `[proxy]\nlisten = "127.0.0.1:${port}"\n${proxyKeys}\n[health]\ninterval = "1s"\n[inventory]\npath = "${dir}/doproxy.db"\n[admin]\nlisten = "127.0.0.1:0"\n`,
-  );
-  const cli = path.join(ROOT, "dist/cli/main.js");
-  execFileSync(process.execPath, [
-    cli,
-    "droplets",
-    "add",
-    "--no-wait",
-    "--address",
-    `127.0.0.1:${backendPort}`,
-    "--config",
-    config,
-  ]);
-  await start(process.execPath, [cli, "serve", "--config", config], env, (line) =>
-    line.includes('"backend active"'),
-  );
+  const config = configWithBackend(dir, port, backendPort, proxyKeys);
+  await startChild(process.execPath, [CLI, "serve", "--config", config], {
+    env,
+    ready: (line) => line.includes('"backend active"'),
+  });
   return { name, url: `http://127.0.0.1:${port}/` };
 }
 
@@ -164,8 +120,7 @@ http { access_log off;
   server { listen 127.0.0.1:${port};
     location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; } } }`,
   );
-  const child = spawn(nginx, ["-c", path.join(dir, "nginx.conf"), "-p", dir], { stdio: "ignore" });
-  children.push(child);
+  track(spawn(nginx, ["-c", path.join(dir, "nginx.conf"), "-p", dir], { stdio: "ignore" }));
   // nginx prints nothing when ready: wait until the port accepts connections (bounded).
   for (let i = 0; i < 100; i++) {
     const ok = await new Promise<boolean>((resolve) => {
@@ -180,26 +135,21 @@ http { access_log off;
 }
 
 async function main(): Promise<void> {
-  const tsx = ["--import", "tsx"];
   const backendPort = await freePort();
-  await start(process.execPath, [...tsx, "bench/backend-server.ts", String(backendPort)]);
+  await startBackendServer(backendPort);
   const targets: Target[] = [{ name: "backend directly", url: `http://127.0.0.1:${backendPort}/` }];
+  // bench/bare-proxy.ts prints "{}" once it listens.
+  const bareProxy = (port: number, ...mode: string[]) =>
+    startChild(
+      process.execPath,
+      ["--import", "tsx", "bench/bare-proxy.ts", String(port), `http://127.0.0.1:${backendPort}`, ...mode],
+      { ready: (line) => line.startsWith("{") },
+    );
   const barePort = await freePort();
-  await start(process.execPath, [
-    ...tsx,
-    "bench/bare-proxy.ts",
-    String(barePort),
-    `http://127.0.0.1:${backendPort}`,
-  ]);
+  await bareProxy(barePort);
   targets.push({ name: "bare http-proxy-3", url: `http://127.0.0.1:${barePort}/` });
   const bareKaPort = await freePort();
-  await start(process.execPath, [
-    ...tsx,
-    "bench/bare-proxy.ts",
-    String(bareKaPort),
-    `http://127.0.0.1:${backendPort}`,
-    "keepalive",
-  ]);
+  await bareProxy(bareKaPort, "keepalive");
   targets.push({ name: "bare http-proxy-3 + keep-alive agent", url: `http://127.0.0.1:${bareKaPort}/` });
   targets.push(await startDoproxy("doproxy (recording on)", backendPort, {}));
   targets.push(await startDoproxy("doproxy (recording off)", backendPort, { DOPROXY_RECORDING: "off" }));
@@ -254,6 +204,6 @@ async function main(): Promise<void> {
 try {
   await main();
 } finally {
-  for (const child of children) child.kill("SIGTERM");
+  stopChildren();
   rmSync(scratch, { recursive: true, force: true });
 }
