@@ -1,3 +1,6 @@
+import type { Config } from "../config/load.js";
+import type { HistoryStep } from "../inventory/samples.js";
+
 /**
  * Predictive floors (`[autoscale] predictive = true`): the load the same moment of the previous
  * periods (days by default) saw a little ahead of now says how many droplets will be needed by
@@ -39,6 +42,11 @@ export interface Prediction {
   periodsSeen: number;
   periodMs: number;
   requestsPerSecond: number;
+}
+
+/** Recorded steps of `stepMs` (SampleStore.history) as the load the predictor reads. */
+export function loadMoments(steps: readonly HistoryStep[], stepMs: number): LoadMoment[] {
+  return steps.map((step) => ({ ts: step.ts, requestsPerSecond: step.requests / (stepMs / 1000) }));
 }
 
 /** Windows too quiet to say anything are ignored (less than one request every ten seconds). */
@@ -96,6 +104,32 @@ export function predictNeed(input: PredictionInput): Prediction | undefined {
     periodMs: input.periodMs,
     requestsPerSecond: Math.round(chosen.rps * 10) / 10,
   };
+}
+
+/**
+ * The prediction at `now` under the `[autoscale] predictive-*` settings: the windows one lead
+ * (boot time plus margin) ahead of now in each previous period, their load as `loadBetween`
+ * reads it (the live inventory, or a replay's history), through predictNeed().
+ */
+export function predictAt(input: {
+  now: number;
+  settings: Pick<Config["autoscale"], "predictivePeriodMs" | "predictivePeriods" | "predictiveMarginMs">;
+  bootMs: number;
+  ratePerDroplet: number;
+  otherBackends: number;
+  loadBetween: (from: number, to: number) => readonly LoadMoment[];
+}): Prediction | undefined {
+  const { now, settings } = input;
+  const leadMs = input.bootMs + settings.predictiveMarginMs;
+  return predictNeed({
+    now,
+    periodMs: settings.predictivePeriodMs,
+    windows: predictionWindows(now, settings.predictivePeriodMs, settings.predictivePeriods, leadMs).map(
+      (window) => ({ window, load: input.loadBetween(window.from, window.to) }),
+    ),
+    ratePerDroplet: input.ratePerDroplet,
+    otherBackends: input.otherBackends,
+  });
 }
 
 const DAY_MS = 86_400_000;

@@ -1,9 +1,9 @@
 import type { Config } from "../config/load.js";
 import type { EventStore } from "../inventory/events.js";
 import type { HistoryStep, SampleStore } from "../inventory/samples.js";
-import { type Prediction, predictionWindows, predictNeed } from "./predict.js";
+import { loadMoments, type Prediction, predictAt } from "./predict.js";
 import { learnedBootMs } from "./replay/actual.js";
-import { type CapacityModel, fitCapacity, ratePerDropletAt } from "./replay/capacity.js";
+import { type CapacityModel, fitCapacityToHistory, ratePerDropletAt } from "./replay/capacity.js";
 
 /** Without a recorded boot, a droplet is assumed to take this long to serve. */
 const DEFAULT_BOOT_MS = 60_000;
@@ -37,22 +37,14 @@ export class PredictionReader {
     if (!settings.predictive) return undefined;
     const learned = this.learn(config, now);
     if (!learned) return undefined;
-    const periodMs = settings.predictivePeriodMs;
-    const leadMs = learned.bootMs + settings.predictiveMarginMs;
     const stepMs = Math.max(config.inventory.flushIntervalMs, 1_000);
-    const windows = predictionWindows(now, periodMs, settings.predictivePeriods, leadMs).map((window) => ({
-      window,
-      load: this.samples.history(window.from, stepMs, window.to).map((step) => ({
-        ts: step.ts,
-        requestsPerSecond: step.requests / (stepMs / 1000),
-      })),
-    }));
-    return predictNeed({
+    return predictAt({
       now,
-      periodMs,
-      windows,
+      settings,
+      bootMs: learned.bootMs,
       ratePerDroplet: ratePerDropletAt(learned.model, settings.scaleUpLatencyMs),
       otherBackends,
+      loadBetween: (from, to) => loadMoments(this.samples.history(from, stepMs, to), stepMs),
     });
   }
 
@@ -67,15 +59,7 @@ export class PredictionReader {
     const windowMs = Math.min(MAX_FIT_WINDOW_MS, settings.predictivePeriodMs * settings.predictivePeriods);
     const stepMs = Math.max(1_000, config.inventory.flushIntervalMs, Math.round(windowMs / 1_440));
     const fit = (steps: readonly HistoryStep[]) => {
-      const seconds = stepMs / 1000;
-      const model = fitCapacity(
-        steps
-          .filter((step) => step.backends > 0 && step.requests > 0 && step.p95Ms !== undefined)
-          .map((step) => ({
-            ratePerBackend: step.requests / seconds / step.backends,
-            p95Ms: step.p95Ms as number,
-          })),
-      );
+      const model = fitCapacityToHistory(steps, stepMs);
       const bootMs = learnedBootMs(this.events.list(now - windowMs, 10_000)) ?? DEFAULT_BOOT_MS;
       this.learned = { at: now, model, bootMs, key };
       return this.learned;

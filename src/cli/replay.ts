@@ -1,7 +1,8 @@
 import { existsSync } from "node:fs";
 import { CronExpressionParser } from "cron-parser";
+import { loadMoments } from "../autoscale/predict.js";
 import { learnedBootMs, recordedSummary } from "../autoscale/replay/actual.js";
-import { fitCapacity } from "../autoscale/replay/capacity.js";
+import { fitCapacityToHistory } from "../autoscale/replay/capacity.js";
 import { type ReplaySummary, simulate } from "../autoscale/replay/simulate.js";
 import { loadConfig, resolveConfigPath } from "../config/load.js";
 import { UsageError } from "../errors.js";
@@ -67,15 +68,7 @@ export function replay(options: ReplayOptions): void {
       row.createdAt <= since && (row.removedAt === null || row.removedAt > since);
     const events = backends.events.list(since - 3_600_000, 10_000_000);
     const hourlyPrice = new PriceStore(db).hourly(config.digitalocean.size);
-    const seconds = stepMs / 1000;
-    const model = fitCapacity(
-      steps
-        .filter((step) => step.backends > 0 && step.requests > 0 && step.p95Ms !== undefined)
-        .map((step) => ({
-          ratePerBackend: step.requests / seconds / step.backends,
-          p95Ms: step.p95Ms as number,
-        })),
-    );
+    const model = fitCapacityToHistory(steps, stepMs);
     const bootMs = learnedBootMs(events) ?? DEFAULT_BOOT_MS;
     const actual = recordedSummary({
       steps,
@@ -90,9 +83,14 @@ export function replay(options: ReplayOptions): void {
     });
     // A predictive candidate looks back its periods before the window's first step too.
     const pastLoad = settings.predictive
-      ? new SampleStore(db)
-          .history(since - settings.predictivePeriodMs * settings.predictivePeriods, stepMs, now)
-          .map((step) => ({ ts: step.ts, requestsPerSecond: step.requests / seconds }))
+      ? loadMoments(
+          new SampleStore(db).history(
+            since - settings.predictivePeriodMs * settings.predictivePeriods,
+            stepMs,
+            now,
+          ),
+          stepMs,
+        )
       : undefined;
     const candidate = simulate({
       steps,
@@ -135,7 +133,7 @@ export function replay(options: ReplayOptions): void {
       )}\n`,
     );
     process.stdout.write(
-      `model: p95 ${model.baseMs.toFixed(1)} ms with headroom, about ${model.capacityRps.toFixed(1)} req/s per backend at the knee${model.observedKnee ? "" : " (never approached in this history: a guess)"}; droplets serve ${(bootMs / 1000).toFixed(0)} s after their create; one step every ${seconds} s\n`,
+      `model: p95 ${model.baseMs.toFixed(1)} ms with headroom, about ${model.capacityRps.toFixed(1)} req/s per backend at the knee${model.observedKnee ? "" : " (never approached in this history: a guess)"}; droplets serve ${(bootMs / 1000).toFixed(0)} s after their create; one step every ${stepMs / 1000} s\n`,
     );
   } finally {
     db.close();

@@ -1,3 +1,5 @@
+import type { HistoryStep } from "../../inventory/samples.js";
+
 /**
  * The capacity model `doproxy replay` learns from recorded history: how one backend's p95
  * round-trip time grows with the requests per second it serves. A single-server queue's shape,
@@ -17,6 +19,19 @@ export interface LoadPoint {
   /** Requests per second per serving backend. */
   ratePerBackend: number;
   p95Ms: number;
+}
+
+/** Fits the model to recorded steps of `stepMs` (SampleStore.history): every step that served. */
+export function fitCapacityToHistory(steps: readonly HistoryStep[], stepMs: number): CapacityModel {
+  const seconds = stepMs / 1000;
+  return fitCapacity(
+    steps
+      .filter((step) => step.backends > 0 && step.requests > 0 && step.p95Ms !== undefined)
+      .map((step) => ({
+        ratePerBackend: step.requests / seconds / step.backends,
+        p95Ms: step.p95Ms as number,
+      })),
+  );
 }
 
 /** p95 never modelled above this many times the base: past the knee it is "too slow" anyway. */

@@ -6,7 +6,7 @@ import {
   EMPTY_MEMORY,
   type PolicyMemory,
 } from "../policy.js";
-import { type LoadMoment, predictionWindows, predictNeed } from "../predict.js";
+import { type LoadMoment, predictAt } from "../predict.js";
 import { scheduleFloor } from "../schedule.js";
 import { type CapacityModel, predictP95, ratePerDropletAt } from "./capacity.js";
 
@@ -88,20 +88,13 @@ export function simulate(input: ReplayInput): ReplaySummary {
   const ratePerDroplet = ratePerDropletAt(model, settings.scaleUpLatencyMs);
   const predict = (now: number) =>
     settings.predictive && input.pastLoad
-      ? predictNeed({
+      ? predictAt({
           now,
-          periodMs: settings.predictivePeriodMs,
-          windows: predictionWindows(
-            now,
-            settings.predictivePeriodMs,
-            settings.predictivePeriods,
-            input.bootMs + settings.predictiveMarginMs,
-          ).map((window) => ({
-            window,
-            load: loadBetween(input.pastLoad as readonly LoadMoment[], stepMs, window.from, window.to),
-          })),
+          settings,
+          bootMs: input.bootMs,
           ratePerDroplet,
           otherBackends: input.staticBackends,
+          loadBetween: (from, to) => loadBetween(input.pastLoad as readonly LoadMoment[], stepMs, from, to),
         })
       : undefined;
   for (const step of steps) {
