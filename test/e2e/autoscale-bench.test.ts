@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
+import { runAsync } from "../helpers/cli.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -23,34 +23,18 @@ interface BenchSummary {
 }
 
 /** Runs `bench/autoscale.bench.ts` with `args` and returns its JSON summary line. */
-function runBench(args: string[]): Promise<{ summary: BenchSummary; last: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", "bench/autoscale.bench.ts", ...args], {
-      cwd: ROOT,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk) => {
-      stdout += chunk;
-    });
-    child.stderr.on("data", (chunk) => {
-      stderr += chunk;
-    });
-    child.on("error", reject);
-    child.on("exit", (code) => {
-      const lines = stdout.trim().split("\n");
-      const json = lines.find((line) => line.startsWith("autoscale-bench-json: "));
-      if (code !== 0 || !json) {
-        reject(new Error(`the benchmark exited with ${code}:\n${stdout}\n${stderr}`));
-        return;
-      }
-      resolve({
-        summary: JSON.parse(json.slice("autoscale-bench-json: ".length)) as BenchSummary,
-        last: lines[lines.length - 1] as string,
-      });
-    });
+async function runBench(args: string[]): Promise<{ summary: BenchSummary; last: string }> {
+  const run = await runAsync(process.execPath, ["--import", "tsx", "bench/autoscale.bench.ts", ...args], {
+    cwd: ROOT,
   });
+  const lines = run.stdout.trim().split("\n");
+  const json = lines.find((line) => line.startsWith("autoscale-bench-json: "));
+  if (run.status !== 0 || !json)
+    throw new Error(`the benchmark exited with ${run.status}:\n${run.stdout}\n${run.stderr}`);
+  return {
+    summary: JSON.parse(json.slice("autoscale-bench-json: ".length)) as BenchSummary,
+    last: lines[lines.length - 1] as string,
+  };
 }
 
 describe("npm run bench:autoscale on the short trace", () => {

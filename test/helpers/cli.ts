@@ -50,11 +50,17 @@ export function runCli(ws: Workspace, args: string[], env: NodeJS.ProcessEnv = {
 
 /** Runs a one-shot doproxy command without blocking the test's event loop (servers in-process keep answering). */
 export function runCliAsync(ws: Workspace, args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunResult> {
+  return runAsync(process.execPath, [CLI, ...args], { cwd: ws.dir, env: { ...env, DOPROXY_CONFIG: "" } });
+}
+
+/** Runs a command to completion without blocking the event loop, collecting its output. */
+export function runAsync(
+  command: string,
+  args: string[],
+  options: { cwd: string; env?: NodeJS.ProcessEnv },
+): Promise<RunResult> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      cwd: ws.dir,
-      env: { ...process.env, ...env, DOPROXY_CONFIG: "" },
-    });
+    const child = spawn(command, args, { cwd: options.cwd, env: { ...process.env, ...options.env } });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (chunk) => {
