@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import http from "node:http";
+import type http from "node:http";
 import { after, before, describe, it } from "node:test";
 import { adminUrl } from "../helpers/admin.js";
 import { freePort, startBackend, type TestBackend } from "../helpers/backend.js";
 import { type Daemon, serveConfig, startServe, type Workspace, workspace } from "../helpers/cli.js";
-import type { Reply } from "../helpers/http.js";
+import { type Reply, request } from "../helpers/http.js";
 import { addBackend } from "../helpers/pool.js";
 import { waitFor } from "../helpers/wait.js";
 
@@ -14,30 +14,7 @@ function from(
   port: number,
   options: { method?: string; path?: string; headers?: http.OutgoingHttpHeaders } = {},
 ): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      {
-        host: "127.0.0.1",
-        port,
-        localAddress: source,
-        method: options.method ?? "GET",
-        path: options.path ?? "/",
-        headers: options.headers,
-        agent: false,
-      },
-      (res) => {
-        let body = "";
-        res.setEncoding("utf8");
-        res.on("data", (chunk) => {
-          body += chunk;
-        });
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-      },
-    );
-    req.setTimeout(15_000, () => req.destroy(new Error("client timeout")));
-    req.on("error", reject);
-    req.end();
-  });
+  return request(port, options.path ?? "/", { ...options, localAddress: source });
 }
 
 describe("per-client rate limits", () => {

@@ -18,6 +18,8 @@ export function request(
     body?: string;
     timeoutMs?: number;
     keepAlive?: boolean;
+    /** Send from this loopback address (a different client to the proxy); implies a fresh connection. */
+    localAddress?: string;
   } = {},
 ): Promise<Reply> {
   return new Promise((resolve, reject) => {
@@ -28,7 +30,8 @@ export function request(
         path,
         method: options.method ?? "GET",
         headers: options.headers,
-        agent: options.keepAlive === false ? false : agent,
+        agent: options.keepAlive === false || options.localAddress ? false : agent,
+        ...(options.localAddress ? { localAddress: options.localAddress } : {}),
       },
       (res) => {
         let body = "";
