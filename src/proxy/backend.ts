@@ -72,6 +72,19 @@ export interface OutlierState {
   returnedAt: number | undefined;
 }
 
+/** A backend no answer has judged yet: in rotation, never ejected. */
+export function freshOutlierState(): OutlierState {
+  return {
+    consecutiveErrors: 0,
+    ejectedUntil: undefined,
+    ejectedSince: undefined,
+    ejections: 0,
+    onTrial: false,
+    trialInFlight: false,
+    returnedAt: undefined,
+  };
+}
+
 const EWMA_WEIGHT = 0.3;
 
 export function createLiveBackend(row: {
@@ -113,15 +126,7 @@ export function createLiveBackend(row: {
     weight: row.weight ?? 1,
     activeSince: row.stateChangedAt ?? row.createdAt,
     schedulerScore: 0,
-    outlier: {
-      consecutiveErrors: 0,
-      ejectedUntil: undefined,
-      ejectedSince: undefined,
-      ejections: 0,
-      onTrial: false,
-      trialInFlight: false,
-      returnedAt: undefined,
-    },
+    outlier: freshOutlierState(),
     remote: { inFlight: 0, loaded: 0, websockets: 0 },
   };
 }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { BackendRow } from "../../../src/inventory/backends.js";
-import type { OutlierState } from "../../../src/proxy/backend.js";
+import { freshOutlierState } from "../../../src/proxy/backend.js";
 import {
   type EjectionSettings,
   eject,
@@ -20,21 +20,9 @@ const settings: EjectionSettings = {
   maxEjectedPercent: 50,
 };
 
-function fresh(): OutlierState {
-  return {
-    consecutiveErrors: 0,
-    ejectedUntil: undefined,
-    ejectedSince: undefined,
-    ejections: 0,
-    onTrial: false,
-    trialInFlight: false,
-    returnedAt: undefined,
-  };
-}
-
 describe("ejection rules", () => {
   it("ejects after eject-after failures in a row; a good answer in between starts the count again", () => {
-    const state = fresh();
+    const state = freshOutlierState();
     assert.equal(judgeAnswer(state, true, "5xx", settings, 0).kind, "none");
     assert.equal(judgeAnswer(state, true, "5xx", settings, 0).kind, "none");
     assert.equal(judgeAnswer(state, false, "5xx", settings, 0).kind, "none");
@@ -48,7 +36,7 @@ describe("ejection rules", () => {
   });
 
   it("is off with eject-after = 0", () => {
-    const state = fresh();
+    const state = freshOutlierState();
     for (let i = 0; i < 10; i++)
       assert.equal(judgeAnswer(state, true, "5xx", { ...settings, ejectAfter: 0 }, 0).kind, "none");
   });
@@ -79,7 +67,7 @@ describe("ejection rules", () => {
       assert.equal(mayEject(row.active, row.ejected, row.percent), row.expected));
 
   it("a trial that fails ejects again for twice as long; one that succeeds returns the backend", () => {
-    const state = fresh();
+    const state = freshOutlierState();
     eject(state, 1_000, settings, 10_000);
     assert.equal(state.ejectedSince, 10_000);
     assert.ok(isEjected(state));
