@@ -1,4 +1,5 @@
 import { DoproxyError } from "../errors.js";
+import { flushLog, type Logger } from "../log.js";
 import { scrubSecrets } from "../util/secrets.js";
 
 /**
@@ -28,4 +29,21 @@ export function reportAndExit(error: unknown): never {
   if (process.env.DOPROXY_DEBUG && error instanceof Error && error.stack)
     process.stderr.write(`${scrubSecrets(error.stack)}\n`);
   process.exit(1);
+}
+
+/**
+ * No input may end a `serve` process; an error that escapes every handler is a bug. It is logged
+ * with bug: true (the tests fail on any such line). A rejection leaves no state half-changed, so
+ * serving goes on; after an uncaught exception the process state is unknown, so it exits for the
+ * supervisor (systemd, a container runtime, the cluster primary) to restart it.
+ */
+export function logBugs(log: Logger): void {
+  process.on("unhandledRejection", (reason) =>
+    log.error({ bug: true, err: (reason as Error)?.stack ?? String(reason) }, "BUG: unhandled rejection"),
+  );
+  process.on("uncaughtException", (error) => {
+    log.fatal({ bug: true, err: error.stack ?? String(error) }, "BUG: uncaught exception");
+    flushLog(log);
+    process.exit(70);
+  });
 }

@@ -3,6 +3,7 @@ import { Metrics } from "../admin/metrics.js";
 import { createLogger, flushLog } from "../log.js";
 import { isProtocolMessage, type PrimaryMessage, type WorkerMessage } from "../proxy/cluster-messages.js";
 import { ProxyWorker } from "../proxy/cluster-worker.js";
+import { logBugs } from "./run.js";
 
 /**
  * A proxy worker of `doproxy serve` with `[proxy] workers` > 1 (node:cluster forks the same
@@ -11,14 +12,7 @@ import { ProxyWorker } from "../proxy/cluster-worker.js";
  */
 export function serveWorker(): void {
   const log = createLogger({ destination: "stdout" }).child({ worker: cluster.worker?.id });
-  process.on("unhandledRejection", (reason) =>
-    log.error({ bug: true, err: (reason as Error)?.stack ?? String(reason) }, "BUG: unhandled rejection"),
-  );
-  process.on("uncaughtException", (error) => {
-    log.fatal({ bug: true, err: error.stack ?? String(error) }, "BUG: uncaught exception");
-    flushLog(log);
-    process.exit(70);
-  });
+  logBugs(log);
   // Request metrics only: the pool gauges are the primary's, summed with these at each scrape.
   const metrics = new Metrics({ liveBackends: () => [], inventoryRows: () => [] });
   const send = (message: WorkerMessage) => {

@@ -18,7 +18,7 @@ import { ProxyService } from "../proxy/service.js";
 import { formatHostPort } from "../util/address.js";
 import { VERSION } from "../version.js";
 import type { CommonOptions } from "./context.js";
-import { reportAndExit } from "./run.js";
+import { logBugs, reportAndExit } from "./run.js";
 import { serveWorker } from "./serve-worker.js";
 
 /**
@@ -35,18 +35,7 @@ export async function serve(options: CommonOptions): Promise<void> {
   // The admin exposure rule (no non-loopback listener without a token) is part of the schema:
   // loadConfig refuses it here, in `config check` and on every reload alike.
   const log = createLogger({ destination: "stdout" });
-  // No input may end the process; an error that escapes every handler is a bug. It is logged with
-  // bug: true (the tests fail on any such line). A rejection leaves no state half-changed, so
-  // serving goes on; after an uncaught exception the process state is unknown, so it exits for the
-  // supervisor (systemd, a container runtime) to restart it.
-  process.on("unhandledRejection", (reason) =>
-    log.error({ bug: true, err: (reason as Error)?.stack ?? String(reason) }, "BUG: unhandled rejection"),
-  );
-  process.on("uncaughtException", (error) => {
-    log.fatal({ bug: true, err: error.stack ?? String(error) }, "BUG: uncaught exception");
-    flushLog(log);
-    process.exit(70);
-  });
+  logBugs(log);
   const startedAt = Date.now();
   log.info(
     { config: file ?? "(built-in defaults)", inventory: config.inventory.path },
