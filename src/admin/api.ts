@@ -63,7 +63,7 @@ export function status(src: AdminSources) {
   const rates = src.service.samples.requestRatesByInstance(now - FIGURES_WINDOW_MS, now);
   return {
     version: src.version,
-    uptimeSeconds: Math.round((Date.now() - src.startedAt) / 1000),
+    uptimeSeconds: Math.round((now - src.startedAt) / 1000),
     proxy: { url: src.service.url() ?? null, strategy: config.proxy.strategy, workers: config.proxy.workers },
     config: { file: config.file ?? null, lastReload: src.lastReload() },
     pool: { id: src.pool.id, ownerTag: src.pool.ownerTag, total: rows.length, byState },
@@ -101,7 +101,7 @@ export function status(src: AdminSources) {
       src.service.backends.all().filter((row) => row.kind === "droplet"),
       rows.filter((row) => row.kind === "droplet").length,
       src.hourlyPrice?.(),
-      Date.now(),
+      now,
     ),
   };
 }
