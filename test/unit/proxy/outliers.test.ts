@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { BackendRow } from "../../../src/inventory/backends.js";
 import { freshOutlierState } from "../../../src/proxy/backend.js";
 import {
   type EjectionSettings,
@@ -12,6 +11,7 @@ import {
   mayEject,
 } from "../../../src/proxy/outliers.js";
 import { type OutlierEvent, Pool } from "../../../src/proxy/pool.js";
+import { activeRow } from "../../helpers/pool.js";
 
 const settings: EjectionSettings = {
   ejectAfter: 3,
@@ -83,29 +83,6 @@ describe("ejection rules", () => {
   });
 });
 
-function row(id: number): BackendRow {
-  return {
-    id,
-    kind: "static",
-    name: null,
-    address: `127.0.0.1:${9000 + id}`,
-    dropletId: null,
-    state: "active",
-    stateReason: null,
-    createdAt: 0,
-    stateChangedAt: 0,
-    drainDeadline: null,
-    drainedAt: null,
-    removedAt: null,
-    origin: "static",
-    autoscale: true,
-    autoscaleDrain: false,
-    createOutcome: null,
-    closeReason: null,
-    weight: 1,
-  };
-}
-
 describe("outlier ejection in the pool", () => {
   function poolOf(count: number, percent = 50) {
     let now = 100_000;
@@ -119,7 +96,7 @@ describe("outlier ejection in the pool", () => {
       },
       () => now,
     );
-    pool.sync(Array.from({ length: count }, (_, i) => row(i + 1)));
+    pool.sync(Array.from({ length: count }, (_, i) => activeRow(i + 1, `127.0.0.1:${9001 + i}`)));
     return { pool, events, advance: (ms: number) => (now += ms) };
   }
   const fail = (pool: Pool, id: number, times: number) => {

@@ -9,6 +9,7 @@ import { Recorder } from "../../../src/proxy/recorder.js";
 import { ProxyServer, type ProxySettings } from "../../../src/proxy/server.js";
 import { proxySettings } from "../../../src/proxy/service.js";
 import { defaultConfig } from "../../helpers/defaults.js";
+import { activeRow } from "../../helpers/pool.js";
 import { rawExchange, statuses } from "../../helpers/raw.js";
 import { waitFor } from "../../helpers/wait.js";
 
@@ -61,28 +62,7 @@ describe("proxy deadlines on a fake clock", () => {
       { onHealthTransition: () => true, onDrained: () => {} },
     );
     const now = Date.now();
-    pool.sync([
-      {
-        id: 1,
-        kind: "static",
-        name: null,
-        address: `127.0.0.1:${backendPort}`,
-        dropletId: null,
-        state: "active",
-        stateReason: null,
-        createdAt: now,
-        stateChangedAt: now,
-        drainDeadline: null,
-        drainedAt: null,
-        removedAt: null,
-        origin: "static",
-        autoscale: true,
-        autoscaleDrain: false,
-        createOutcome: null,
-        closeReason: null,
-        weight: 1,
-      },
-    ]);
+    pool.sync([activeRow(1, `127.0.0.1:${backendPort}`, now)]);
     proxy = new ProxyServer(
       pool,
       new Balancer("round-robin"),
