@@ -3,10 +3,9 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import autocannon from "autocannon";
 import { freePort } from "../scripts/free-port.js";
-import { BackendStore } from "../src/inventory/backends.js";
 import { openInventory } from "../src/inventory/open.js";
-import { RollupStore } from "../src/inventory/rollups.js";
-import { type SampleRow, SampleStore } from "../src/inventory/samples.js";
+import { TIER_COLUMNS } from "../src/inventory/rollups.js";
+import type { SampleRow } from "../src/inventory/samples.js";
 import { bucketOf, encodeCounts, newCounts } from "../src/model/histogram.js";
 import { CLI, startBackendServer, startChild, stopChildren } from "./children.js";
 
@@ -21,17 +20,17 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const scratch = mkdtempSync(path.join(tmpdir(), "doproxy-bench-dashboard-"));
 
 /** A day of 1 s samples for BACKENDS retired backends, with a spread of latencies in each histogram. */
-function seed(file: string, liveBackend: string, now: number): number {
-  const db = openInventory(file);
+async function seed(file: string, liveBackend: string, now: number): Promise<number> {
+  const inventory = await openInventory({ path: file });
   try {
-    const backends = new BackendStore(db);
-    const samples = new SampleStore(db);
+    const { backends, samples } = inventory;
     const start = now - DAY_SECONDS * 1000;
-    const ids = Array.from({ length: BACKENDS }, (_, i) => {
-      const row = backends.addStatic(`127.0.0.2:${20_000 + i}`, { name: `seeded-${i}`, now: start });
-      backends.transition(row.id, "removed", "benchmark history", undefined, undefined, now);
-      return row.id;
-    });
+    const ids: number[] = [];
+    for (let i = 0; i < BACKENDS; i++) {
+      const row = await backends.addStatic(`127.0.0.2:${20_000 + i}`, { name: `seeded-${i}`, now: start });
+      await backends.transition(row.id, "removed", "benchmark history", undefined, undefined, now);
+      ids.push(row.id);
+    }
     for (let from = 1; from <= DAY_SECONDS; from += 600) {
       const batch: SampleRow[] = [];
       for (let t = from; t < from + 600 && t <= DAY_SECONDS; t++) {
@@ -55,13 +54,13 @@ function seed(file: string, liveBackend: string, now: number): number {
           });
         }
       }
-      samples.insertBatch(batch);
+      await samples.insertBatch(batch);
     }
-    backends.addStatic(liveBackend, { name: "bench-backend", now });
-    db.pragma("wal_checkpoint(TRUNCATE)");
+    await backends.addStatic(liveBackend, { name: "bench-backend", now });
+    await inventory.sql.exec("PRAGMA wal_checkpoint(TRUNCATE)");
     return BACKENDS * DAY_SECONDS;
   } finally {
-    db.close();
+    await inventory.close();
   }
 }
 
@@ -70,69 +69,77 @@ function seed(file: string, liveBackend: string, now: number): number {
  * past the default raw-retention (6 h) and minutes past minute-retention (2 d) pruned, the file
  * compacted. Returns how long the rollup took.
  */
-function rollUpAndPrune(file: string, now: number): number {
-  const db = openInventory(file);
+async function rollUpAndPrune(file: string, now: number): Promise<number> {
+  const inventory = await openInventory({ path: file });
   try {
-    const rollups = new RollupStore(db);
+    const { rollups } = inventory;
     const began = performance.now();
-    while (!rollups.rollUp(now + 60_000, 10_000));
+    while (!(await rollups.rollUp(now + 60_000, 10_000)));
     const took = performance.now() - began;
-    rollups.prune(now, { rawMs: 6 * 3_600_000, minuteMs: 48 * 3_600_000, hourMs: 30 * 86_400_000 });
-    db.exec("VACUUM");
+    await rollups.prune(now, { rawMs: 6 * 3_600_000, minuteMs: 48 * 3_600_000, hourMs: 30 * 86_400_000 });
+    await inventory.sql.exec("VACUUM");
     return took;
   } finally {
-    db.close();
+    await inventory.close();
   }
 }
 
 /** Median time of the dashboard's 24 h series query, read in-process. */
-function time24hQuery(file: string, now: number): number {
-  const db = openInventory(file, { readonly: true });
+async function time24hQuery(file: string, now: number): Promise<number> {
+  const inventory = await openInventory({ path: file }, { readonly: true });
   try {
-    const samples = new SampleStore(db);
     const times: number[] = [];
     for (let i = 0; i < 5; i++) {
       const began = performance.now();
-      samples.series(now - DAY_SECONDS * 1000, 480_000, now);
+      await inventory.samples.series(now - DAY_SECONDS * 1000, 480_000, now);
       times.push(performance.now() - began);
     }
     times.sort((a, b) => a - b);
     return times[2] as number;
   } finally {
-    db.close();
+    await inventory.close();
   }
 }
 
 /** A day of per-minute rows (what a day of rolled-up samples is) for `count` backends. */
-function seedMinutes(file: string, count: number, now: number): void {
-  const db = openInventory(file);
+async function seedMinutes(file: string, count: number, now: number): Promise<void> {
+  const inventory = await openInventory({ path: file });
   try {
-    const backends = new BackendStore(db);
     const start = now - DAY_SECONDS * 1000;
-    const insert = db.prepare(
-      `INSERT INTO samples_minute (backend_id, ts, interval_ms, requests, errors, status_1xx, status_2xx,
-         status_3xx, status_4xx, status_5xx, rtt_sum_ms, rtt_max_ms, in_flight, histogram)
-       VALUES (?, ?, 60000, 1440, 1, 0, 1439, 0, 0, 1, 36000, 100, 3, ?)`,
-    );
-    db.transaction(() => {
-      for (let i = 0; i < count; i++) {
-        const id = backends.addStatic(`127.0.0.3:${20_000 + i}`, { now: start }).id;
-        for (let m = 1; m <= 1440; m++) {
-          const counts = newCounts();
-          for (let k = 0; k < 8; k++) {
-            const bucket = bucketOf(0.5 + ((m * 7 + i * 13 + k * 31) % 400) / 4);
-            counts[bucket] = (counts[bucket] ?? 0) + 180;
-          }
-          insert.run(id, start - (start % 60_000) + m * 60_000, encodeCounts(counts));
+    for (let i = 0; i < count; i++) {
+      const id = (await inventory.backends.addStatic(`127.0.0.3:${20_000 + i}`, { now: start })).id;
+      const rows: unknown[][] = [];
+      for (let m = 1; m <= 1440; m++) {
+        const counts = newCounts();
+        for (let k = 0; k < 8; k++) {
+          const bucket = bucketOf(0.5 + ((m * 7 + i * 13 + k * 31) % 400) / 4);
+          counts[bucket] = (counts[bucket] ?? 0) + 180;
         }
+        rows.push([
+          id,
+          start - (start % 60_000) + m * 60_000,
+          60_000,
+          1440,
+          1,
+          0,
+          1439,
+          0,
+          0,
+          1,
+          36_000,
+          100,
+          3,
+          encodeCounts(counts),
+        ]);
       }
-      db.prepare("INSERT INTO rollups (tier, done_until) VALUES ('minute', ?), ('hour', ?)").run(
-        now - (now % 60_000),
-        start - (start % 3_600_000),
-      );
-    })();
+      await inventory.sql.insertMany("samples_minute", TIER_COLUMNS, rows);
+    }
+    await inventory.sql.run("INSERT INTO rollups (tier, done_until) VALUES ('minute', ?), ('hour', ?)", [
+      now - (now % 60_000),
+      start - (start % 3_600_000),
+    ]);
   } finally {
-    db.close();
+    await inventory.close();
   }
 }
 
@@ -149,21 +156,23 @@ async function main(): Promise<void> {
   const file = path.join(scratch, "doproxy.db");
   const seedStart = performance.now();
   const now = Date.now();
-  const rows = seed(file, `127.0.0.1:${backendPort}`, now);
+  const rows = await seed(file, `127.0.0.1:${backendPort}`, now);
   const bytes = statSync(file).size;
   console.log(
     `seeded ${rows.toLocaleString("en")} raw sample rows for ${BACKENDS} backends in ${((performance.now() - seedStart) / 1000).toFixed(1)} s: ${(bytes / 1e6).toFixed(0)} MB, ${(bytes / rows).toFixed(0)} bytes per row, ${(bytes / BACKENDS / 1e6).toFixed(1)} MB per backend-day without rollups`,
   );
-  const rawQuery = time24hQuery(file, now);
-  const rollupMs = rollUpAndPrune(file, now);
+  const rawQuery = await time24hQuery(file, now);
+  const rollupMs = await rollUpAndPrune(file, now);
   const rolled = statSync(file).size;
   console.log(
     `rolled up in ${(rollupMs / 1000).toFixed(1)} s; kept 6 h of raw rows, a day of minutes and hours: ${(rolled / 1e6).toFixed(1)} MB, ${(rolled / BACKENDS / 1e6).toFixed(2)} MB per backend-day`,
   );
   const bigFile = path.join(scratch, "minutes-200.db");
-  seedMinutes(bigFile, 200, now);
+  await seedMinutes(bigFile, 200, now);
+  const rolledQuery = await time24hQuery(file, now);
+  const bigQuery = await time24hQuery(bigFile, now);
   console.log(
-    `24 h series query: ${BACKENDS} backends ${rawQuery.toFixed(0)} ms from raw rows, ${time24hQuery(file, now).toFixed(0)} ms with rollups; 200 backends ${time24hQuery(bigFile, now).toFixed(0)} ms with rollups`,
+    `24 h series query: ${BACKENDS} backends ${rawQuery.toFixed(0)} ms from raw rows, ${rolledQuery.toFixed(0)} ms with rollups; 200 backends ${bigQuery.toFixed(0)} ms with rollups`,
   );
   const config = path.join(scratch, "doproxy.toml");
   writeFileSync(

@@ -9,8 +9,8 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { BackendStore } from "../src/inventory/backends.js";
 import { openInventory } from "../src/inventory/open.js";
+import { TIER_COLUMNS } from "../src/inventory/rollups.js";
 import { bucketOf, encodeCounts, newCounts } from "../src/model/histogram.js";
 
 const CLI = fileURLToPath(new URL("../dist/cli/main.js", import.meta.url));
@@ -29,56 +29,70 @@ function requestsAt(ts: number, stepMs: number, backend: number): number {
   return Math.round(((20 + 15 * Math.sin(phase) + (backend % 3)) * stepMs) / 1000);
 }
 
-function seed(file: string, now: number): number {
-  const db = openInventory(file);
+async function seed(file: string, now: number): Promise<number> {
+  const inventory = await openInventory({ path: file });
   let rows = 0;
   try {
-    const backends = new BackendStore(db);
-    const ids = Array.from(
-      { length: BACKENDS },
-      (_, i) => backends.addStatic(`127.0.0.4:${20_000 + i}`, { now: now - 7 * DAY }).id,
-    );
+    const ids: number[] = [];
+    for (let i = 0; i < BACKENDS; i++)
+      ids.push((await inventory.backends.addStatic(`127.0.0.4:${20_000 + i}`, { now: now - 7 * DAY })).id);
     for (const tier of TIERS) {
-      const insert = db.prepare(
-        `INSERT INTO ${tier.table} (backend_id, ts, interval_ms, requests, errors, status_1xx, status_2xx,
-           status_3xx, status_4xx, status_5xx, rtt_sum_ms, rtt_max_ms, in_flight, histogram)
-         VALUES (?, ?, ?, ?, 0, 0, ?, 0, 0, 0, ?, 200, 2, ?)`,
-      );
       const end = now - (now % tier.stepMs);
       const start = end - tier.spanMs;
-      db.transaction(() => {
-        for (let ts = start + tier.stepMs; ts <= end; ts += tier.stepMs) {
-          for (const [i, id] of ids.entries()) {
-            const requests = requestsAt(ts, tier.stepMs, i);
-            const counts = newCounts();
-            counts[bucketOf(40 + (requests % 50))] = requests;
-            insert.run(id, ts, tier.stepMs, requests, requests, requests * 45, encodeCounts(counts));
-            rows++;
-          }
+      // The raw table has one more column (instance_id): left NULL, as in rows from before it.
+      const columns = TIER_COLUMNS;
+      let batch: unknown[][] = [];
+      for (let ts = start + tier.stepMs; ts <= end; ts += tier.stepMs) {
+        for (const [i, id] of ids.entries()) {
+          const requests = requestsAt(ts, tier.stepMs, i);
+          const counts = newCounts();
+          counts[bucketOf(40 + (requests % 50))] = requests;
+          batch.push([
+            id,
+            ts,
+            tier.stepMs,
+            requests,
+            0,
+            0,
+            requests,
+            0,
+            0,
+            0,
+            requests * 45,
+            200,
+            2,
+            encodeCounts(counts),
+          ]);
+          rows++;
         }
-      })();
+        if (batch.length >= 20_000) {
+          await inventory.sql.insertMany(tier.table, columns, batch);
+          batch = [];
+        }
+      }
+      await inventory.sql.insertMany(tier.table, columns, batch);
     }
     // As `serve` keeps them: every whole minute and hour already rolled up (the finer tiers keep
     // their rows for their own retention), so a long read takes the coarse tier up to the last
     // hour and the finer ones only after it.
-    db.prepare("INSERT INTO rollups (tier, done_until) VALUES ('minute', ?), ('hour', ?)").run(
+    await inventory.sql.run("INSERT INTO rollups (tier, done_until) VALUES ('minute', ?), ('hour', ?)", [
       now - (now % 60_000),
       now - (now % HOUR),
-    );
+    ]);
   } finally {
-    db.close();
+    await inventory.close();
   }
   return rows;
 }
 
-function main(): void {
+async function main(): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), "doproxy-bench-replay-"));
   try {
     const file = path.join(dir, "inventory", "doproxy.db");
     const config = path.join(dir, "doproxy.toml");
     writeFileSync(config, `[inventory]\npath = "${file}"\n[autoscale]\nscale-up-latency = "150ms"\n`);
     const now = Date.now();
-    const rows = seed(file, now);
+    const rows = await seed(file, now);
     const times: number[] = [];
     let steps = 0;
     for (let run = 0; run < 3; run++) {
@@ -102,4 +116,4 @@ function main(): void {
   }
 }
 
-main();
+await main();

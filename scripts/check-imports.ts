@@ -30,6 +30,7 @@ const OWNERS: Record<string, string> = {
   "digitalocean-js": "cloud",
   "smol-toml": "config",
   "better-sqlite3": "inventory",
+  pg: "inventory",
 };
 
 function files(dir: string): string[] {

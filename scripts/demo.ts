@@ -13,9 +13,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
-import { BackendStore } from "../src/inventory/backends.js";
 import { openInventory } from "../src/inventory/open.js";
-import { SampleStore } from "../src/inventory/samples.js";
 import { launchChromium } from "./chromium.js";
 import { freePort } from "./free-port.js";
 
@@ -147,23 +145,25 @@ scale-down-cooldown = "${Math.max(1, Math.round(3 * SCALE))}s"
     admin ||= /"url":"(http:\/\/127\.0\.0\.1:\d+)","msg":"admin listening"/.exec(String(chunk))?.[1] ?? "";
   });
 
-  const db = openInventory(path.join(dir, "inventory", "doproxy.db"));
-  const backends = new BackendStore(db);
-  const samples = new SampleStore(db);
+  const inventory = await openInventory({ path: path.join(dir, "inventory", "doproxy.db") });
+  const { backends, samples } = inventory;
   let lastEventId = 0;
   let stage = "starting";
   let maxPool = 0;
-  const status = () => {
-    const live = backends.live().filter((b) => b.kind === "droplet");
+  const status = async () => {
+    const live = (await backends.live()).filter((b) => b.kind === "droplet");
     const by = (state: string) => live.filter((b) => b.state === state).length;
-    const window = samples.poolWindow(Date.now() - 3_000);
+    const window = await samples.poolWindow(Date.now() - 3_000);
     maxPool = Math.max(maxPool, live.length - by("draining"));
     const bar =
       "#".repeat(by("active")) + "+".repeat(by("provisioning") + by("joining")) + "-".repeat(by("draining"));
     return `[${bar.padEnd(6)}] active ${by("active")}  booting ${by("provisioning") + by("joining")}  draining ${by("draining")} | p95 ${window.p95Ms === undefined ? "  -  " : `${Math.round(window.p95Ms)}ms`.padStart(5)} | ${Math.round(window.requestsPerSecond).toString().padStart(4)} req/s | ${stage}`;
   };
-  const view = setInterval(() => {
-    for (const event of backends.events.list(0).filter((e) => e.id > lastEventId)) {
+  let viewing = false;
+  const view = setInterval(async () => {
+    if (viewing) return;
+    viewing = true;
+    for (const event of (await backends.events.list(0)).filter((e) => e.id > lastEventId)) {
       lastEventId = event.id;
       if (event.kind.startsWith("scale.") || ["backend.active", "backend.removed"].includes(event.kind)) {
         line(
@@ -171,13 +171,14 @@ scale-down-cooldown = "${Math.max(1, Math.round(3 * SCALE))}s"
         );
       }
     }
-    if (TTY) process.stdout.write(`\r\x1b[2K${status()}`);
+    if (TTY) process.stdout.write(`\r\x1b[2K${await status()}`);
+    viewing = false;
   }, 500);
-  const plain = TTY ? undefined : setInterval(() => line(status()), 5_000);
+  const plain = TTY ? undefined : setInterval(async () => line(await status()), 5_000);
 
   // Wait for the first droplet (the pool is grown to min without traffic).
   const deadline = Date.now() + 60_000;
-  while (!backends.live().some((b) => b.state === "active") && Date.now() < deadline)
+  while (!(await backends.live()).some((b) => b.state === "active") && Date.now() < deadline)
     await new Promise((r) => setTimeout(r, 250));
 
   const url = `http://127.0.0.1:${proxyPort}/`;
@@ -205,17 +206,17 @@ scale-down-cooldown = "${Math.max(1, Math.round(3 * SCALE))}s"
   line(`load: stopped; ${total} requests, ${failed} failed`);
   const idleUntil = Date.now() + seconds(45);
   while (Date.now() < idleUntil) {
-    const live = backends.live().filter((b) => b.kind === "droplet");
+    const live = (await backends.live()).filter((b) => b.kind === "droplet");
     if (live.length === 1 && live[0]?.state === "active") break;
     await new Promise((r) => setTimeout(r, 500));
   }
   clearInterval(view);
   if (plain) clearInterval(plain);
-  line(status());
-  const scaleEvents = backends.events
-    .list(0)
-    .filter((e) => e.kind === "scale.up" || e.kind === "scale.down").length;
-  db.close();
+  line(await status());
+  const scaleEvents = (await backends.events.list(0)).filter(
+    (e) => e.kind === "scale.up" || e.kind === "scale.down",
+  ).length;
+  await inventory.close();
   console.log(
     `\ndemo done: pool grew to ${maxPool} droplets under load and went back to min; ${scaleEvents} scaling decisions; ${failed} of ${total} requests failed`,
   );

@@ -195,7 +195,7 @@
               .map((i) =>
                 i.self
                   ? `this one ${i.requestsPerSecond} req/s (${roles.length ? roles.join(", ") : "follows"})`
-                  : `${i.hostname}/${i.pid} ${i.requestsPerSecond} req/s`,
+                  : `${i.hostname}/${i.pid} ${i.requestsPerSecond} req/s${i.leader ? " (leads)" : ""}`,
               )
               .join(", ")}`
           : "";

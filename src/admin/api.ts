@@ -27,6 +27,8 @@ export interface AdminSources {
   autoscaler: AutoscaleController | undefined;
   /** Hourly price of one droplet of the configured size (sizes list, cached); undefined if unknown. */
   hourlyPrice?: () => number | undefined;
+  /** The instance id of the proxy that leads (holds the autoscaler's lease), if any. */
+  leader?: () => Promise<string | undefined>;
   /** `[digitalocean] reserved-ip`: who keeps it and where it points; null when not configured. */
   reservedIp?: () => ReservedIpStatus | null;
 }
@@ -47,9 +49,9 @@ export function parseSince(value: string | null, fallbackMs: number, now = Date.
   return now - ms;
 }
 
-export function status(src: AdminSources) {
+export async function status(src: AdminSources) {
   const config = src.config();
-  const rows = src.service.backends.live();
+  const rows = await src.service.backends.live();
   const byState: Record<string, number> = {
     provisioning: 0,
     joining: 0,
@@ -60,7 +62,10 @@ export function status(src: AdminSources) {
   for (const row of rows) byState[row.state] = (byState[row.state] ?? 0) + 1;
   const decision = src.autoscaler?.lastDecision;
   const now = Date.now();
-  const rates = src.service.samples.requestRatesByInstance(now - FIGURES_WINDOW_MS, now);
+  const rates = await src.service.samples.requestRatesByInstance(now - FIGURES_WINDOW_MS, now);
+  const alive = await src.service.instances.alive(heartbeatStaleMs(config.inventory.flushIntervalMs));
+  const leader = await src.leader?.();
+  const allRows = await src.service.backends.all();
   return {
     version: src.version,
     uptimeSeconds: Math.round((now - src.startedAt) / 1000),
@@ -87,9 +92,11 @@ export function status(src: AdminSources) {
     },
     reservedIp: src.reservedIp?.() ?? null,
     // The serves sharing this inventory (live heartbeats), this one marked, each with its traffic.
-    instances: src.service.instances.alive(heartbeatStaleMs(config.inventory.flushIntervalMs)).map((row) => ({
+    instances: alive.map((row) => ({
       id: row.id,
       self: row.id === src.service.instanceId,
+      // Holds the autoscaler's lease: it scales, watches boots and reconciles for every proxy.
+      leader: row.id === leader,
       hostname: row.hostname,
       pid: row.pid,
       proxyUrl: row.proxyUrl,
@@ -98,7 +105,7 @@ export function status(src: AdminSources) {
       requestsPerSecond: rates.get(row.id) ?? 0,
     })),
     cost: poolCost(
-      src.service.backends.all().filter((row) => row.kind === "droplet"),
+      allRows.filter((row) => row.kind === "droplet"),
       rows.filter((row) => row.kind === "droplet").length,
       src.hourlyPrice?.(),
       now,
@@ -106,9 +113,9 @@ export function status(src: AdminSources) {
   };
 }
 
-export function backends(src: AdminSources, now = Date.now()) {
-  const figures = src.service.samples.summarize(now - FIGURES_WINDOW_MS, now);
-  return src.service.backends.live().map((row) => {
+export async function backends(src: AdminSources, now = Date.now()) {
+  const figures = await src.service.samples.summarize(now - FIGURES_WINDOW_MS, now);
+  return (await src.service.backends.live()).map((row) => {
     const live = src.service.pool.get(row.id);
     return {
       ...backendView(row, figures.get(row.id), live ? inFlightOf(live) : 0, now),
@@ -121,7 +128,7 @@ export function backends(src: AdminSources, now = Date.now()) {
   });
 }
 
-export function events(src: AdminSources, params: URLSearchParams) {
+export async function events(src: AdminSources, params: URLSearchParams) {
   const since = parseSince(params.get("since"), 3_600_000);
   return src.service.backends.events.list(since, 5_000);
 }

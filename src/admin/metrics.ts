@@ -18,7 +18,7 @@ export interface MetricSources {
   /** Backends in the proxy's live set. */
   liveBackends(): LiveBackend[];
   /** Inventory rows not yet removed (includes provisioning droplets, which have no address yet). */
-  inventoryRows(): BackendRow[];
+  inventoryRows(): Promise<BackendRow[]>;
   /**
    * With `[proxy] workers` > 1: each worker's metrics (prom-client JSON), summed with this
    * process's at every scrape so /metrics shows the process group as one process would.
@@ -151,9 +151,10 @@ export class Metrics implements RequestObserver {
       help: "1 for the lifecycle state each backend is in.",
       labelNames: ["backend", "state"],
       registers,
-      collect() {
+      async collect() {
+        const rows = await sources.inventoryRows();
         this.reset();
-        for (const row of sources.inventoryRows())
+        for (const row of rows)
           this.set({ backend: row.address ?? row.name ?? String(row.id), state: row.state }, 1);
       },
     });
@@ -162,7 +163,8 @@ export class Metrics implements RequestObserver {
       help: "Backends by lifecycle state.",
       labelNames: ["state"],
       registers,
-      collect() {
+      async collect() {
+        const rows = await sources.inventoryRows();
         this.reset();
         const counts: Record<string, number> = {
           provisioning: 0,
@@ -171,7 +173,7 @@ export class Metrics implements RequestObserver {
           unhealthy: 0,
           draining: 0,
         };
-        for (const row of sources.inventoryRows()) counts[row.state] = (counts[row.state] ?? 0) + 1;
+        for (const row of rows) counts[row.state] = (counts[row.state] ?? 0) + 1;
         for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
       },
     });

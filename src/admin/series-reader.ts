@@ -1,5 +1,6 @@
 import { Worker } from "node:worker_threads";
 import { InventoryError } from "../errors.js";
+import type { InventoryLocation } from "../inventory/open.js";
 import type { HistoryStep, SeriesPoint } from "../inventory/samples.js";
 
 // Built code runs dist/admin/series-worker.js. Tests run src/ through tsx, whose loader a worker
@@ -31,7 +32,7 @@ export type SeriesResponse =
 
 /**
  * Runs the pool series query (the dashboard's /api/samples) on a worker thread with its own
- * read-only connection to the inventory file, so a long window never stalls the proxy's event
+ * read-only connection to the inventory (the SQLite file or PostgreSQL), so a long window never stalls the proxy's event
  * loop. It lives with the admin listener, so it works the same in one process or in a cluster
  * primary. The thread starts on the first query and is unref'd: it never keeps `serve` alive.
  */
@@ -43,7 +44,12 @@ export class SeriesReader {
     { resolve: (response: SeriesResponse) => void; reject: (error: Error) => void }
   >();
 
-  constructor(private readonly file: string) {}
+  private readonly label: string;
+
+  constructor(private readonly location: InventoryLocation) {
+    // For messages: never the URL itself (it carries the password).
+    this.label = location.url ? "the PostgreSQL inventory" : location.path;
+  }
 
   async query(sinceMs: number, stepMs: number, now: number): Promise<PoolSeriesPoint[]> {
     const response = await this.ask("series", sinceMs, stepMs, now);
@@ -78,14 +84,14 @@ export class SeriesReader {
 
   private start(): Worker {
     if (this.worker) return this.worker;
-    const worker = spawnWorker({ file: this.file });
+    const worker = spawnWorker({ location: this.location });
     worker.unref();
     worker.on("message", (response: SeriesResponse) => {
       const waiter = this.waiting.get(response.id);
       if (!waiter) return;
       this.waiting.delete(response.id);
       if ("error" in response)
-        waiter.reject(new InventoryError(`${this.file}: series query failed: ${response.error}`));
+        waiter.reject(new InventoryError(`${this.label}: series query failed: ${response.error}`));
       else waiter.resolve(response);
     });
     // A thread that dies fails the queries it held; the next query starts a fresh one.
@@ -95,10 +101,10 @@ export class SeriesReader {
       this.waiting.clear();
     };
     worker.on("error", (error) =>
-      fail(new InventoryError(`${this.file}: series reader failed: ${error.message}`, { cause: error })),
+      fail(new InventoryError(`${this.label}: series reader failed: ${error.message}`, { cause: error })),
     );
     worker.on("exit", (code) => {
-      if (this.waiting.size > 0) fail(new InventoryError(`${this.file}: series reader exited (${code})`));
+      if (this.waiting.size > 0) fail(new InventoryError(`${this.label}: series reader exited (${code})`));
       else if (this.worker === worker) this.worker = undefined;
     });
     this.worker = worker;

@@ -118,11 +118,11 @@ export class AdminServer {
           return;
         }
         case "/api/status":
-          return this.send(res, 200, status(this.sources));
+          return this.send(res, 200, await status(this.sources));
         case "/api/backends":
-          return this.send(res, 200, backends(this.sources));
+          return this.send(res, 200, await backends(this.sources));
         case "/api/events":
-          return this.send(res, 200, events(this.sources, url.searchParams));
+          return this.send(res, 200, await events(this.sources, url.searchParams));
         case "/api/samples":
           return this.send(res, 200, await samples(this.sources, url.searchParams));
         default:

@@ -1,9 +1,8 @@
-import { CronExpressionParser } from "cron-parser";
 import type { DropletLifecycle } from "../cloud/lifecycle.js";
 import type { Config } from "../config/load.js";
 import { ApiError } from "../errors.js";
 import type { BackendRow, BackendStore } from "../inventory/backends.js";
-import type { LeaseStore } from "../inventory/leases.js";
+import type { Leadership } from "../inventory/leadership.js";
 import type { SampleStore } from "../inventory/samples.js";
 import type { Logger } from "../log.js";
 import { loadOf } from "../proxy/backend.js";
@@ -14,13 +13,12 @@ import { type Decision, decide, EMPTY_MEMORY, type PolicyMemory, type ScaleInput
 import { type HistorySource, PredictionReader } from "./prediction-reader.js";
 import { scheduleFloor, startTicker } from "./schedule.js";
 
-const LEASE = "autoscale";
-
 export interface ControllerDeps {
   config: () => Config;
   backends: BackendStore;
   samples: SampleStore;
-  leases: LeaseStore;
+  /** Only the pool's leader scales; every action is fenced by its term. */
+  leadership: Leadership;
   pool: Pool;
   lifecycle: DropletLifecycle;
   log: Logger;
@@ -36,7 +34,7 @@ export interface ControllerDeps {
 }
 
 /**
- * The autoscaler inside `serve`: on every node-cron tick it takes (or renews) the lease, gathers
+ * The autoscaler inside `serve`: on every node-cron tick, if this process leads the pool, it gathers
  * the inputs, calls the pure `decide()`, records the decision as an event and carries it out
  * through the provider. Failures are events too; the next tick tries again within the rules.
  */
@@ -49,8 +47,8 @@ export class AutoscaleController {
   /** Failed creates back off; exposed for /api/status. */
   backoff: ActionBackoff = NO_BACKOFF;
   private leader = false;
-  /** This tick's lease acquisition, checked before every action (see stillLeads). */
-  private fence: { token: number; marginMs: number } | undefined;
+  /** The leadership term this tick runs in, checked before every action (see stillLeads). */
+  private term: number | undefined;
   lastInputs: ScaleInputs | undefined;
   lastDecision: Decision | undefined;
 
@@ -86,36 +84,34 @@ export class AutoscaleController {
   stop(): void {
     this.ticker?.stop();
     this.ticker = undefined;
-    if (this.leader) this.deps.leases.release(LEASE, this.deps.instanceId);
     this.leader = false;
   }
 
   get isLeader(): boolean {
-    return this.leader;
+    return this.deps.leadership.isLeader;
   }
 
   async tick(now = Date.now()): Promise<Decision | undefined> {
     const config = this.deps.config();
     const settings = config.autoscale;
     const { log } = this.deps;
-    const ttlMs = this.leaseTtl(settings.evaluate);
-    const token = this.deps.leases.acquireToken(LEASE, this.deps.instanceId, ttlMs, now);
-    const holds = token !== undefined;
-    this.fence = token === undefined ? undefined : { token, marginMs: Math.min(1_000, ttlMs / 5) };
+    // The leadership's own renewals (every second) keep the lease; a tick only reads the term.
+    this.term = this.deps.leadership.current(now);
+    const holds = this.term !== undefined;
     if (holds !== this.leader)
       log.info(
         { leader: holds },
         holds
-          ? "autoscaler lease taken: this process scales the pool"
-          : "another doproxy serve holds the autoscaler lease",
+          ? "this process leads the pool: it scales it"
+          : "another doproxy serve leads the pool and scales it",
       );
     this.leader = holds;
     if (!holds) return undefined;
 
     if (!settings.dryRun) await this.finishDrains(now);
     // Destroys may have taken long: decide only while the lease is still this process's.
-    if (!this.stillLeads("deciding")) return undefined;
-    const inputs = this.gather(config, now);
+    if (!(await this.stillLeads("deciding"))) return undefined;
+    const inputs = await this.gather(config, now);
     const previous = this.memory;
     let decision = decide(inputs, settings, this.memory);
     if (this.backoff.reason === "droplet-limit" && !inBackoff(this.backoff, now)) {
@@ -147,7 +143,7 @@ export class AutoscaleController {
     this.memory = decision.memory;
     this.lastInputs = inputs;
     this.lastDecision = decision;
-    this.record(decision, inputs, settings.dryRun);
+    await this.record(decision, inputs, settings.dryRun);
     this.deps.onDecision?.(decision);
     // The pool wants no more droplets: a droplet-limit episode is over.
     if (this.backoff.failures === 0 && !decision.actions.some((a) => a.kind === "create"))
@@ -186,7 +182,7 @@ export class AutoscaleController {
       // One event per distinct reason, not one per tick.
       if (reason !== this.lastErrorReason) {
         this.lastErrorReason = reason;
-        this.deps.backends.events.add(
+        await this.deps.backends.events.add(
           "scale.error",
           `${decision.kind} failed: ${message}`,
           null,
@@ -200,24 +196,24 @@ export class AutoscaleController {
   }
 
   /** Gathers the policy's inputs from the live pool and the recent samples. */
-  gather(config: Config, now: number): ScaleInputs {
+  async gather(config: Config, now: number): Promise<ScaleInputs> {
     const settings = config.autoscale;
     const windowMs = Math.max(
       3 * config.inventory.flushIntervalMs,
       Math.min(10_000, settings.scaleUpAfterMs || 10_000),
     );
-    const window = this.deps.samples.poolWindow(now - windowMs, now);
+    const window = await this.deps.samples.poolWindow(now - windowMs, now);
     const active = this.deps.pool.routable();
     // Load is requests whose body has arrived: slow or stalled uploads must not buy droplets.
     // Several serves on one inventory: the others' in-flight requests come from their latest
     // samples (at most a few flush intervals old), so a connection breach seen anywhere scales.
-    const elsewhere = this.deps.samples.inFlightElsewhere(
+    const elsewhere = await this.deps.samples.inFlightElsewhere(
       this.deps.instanceId,
       now - Math.max(2_000, 3 * config.inventory.flushIntervalMs),
       now,
     );
     const inFlight = active.reduce((sum, b) => sum + loadOf(b), 0) + elsewhere;
-    const droplets = dropletViews(this.deps.backends.live(), (id) => this.deps.pool.get(id));
+    const droplets = dropletViews(await this.deps.backends.live(), (id) => this.deps.pool.get(id));
     const staticActive = active.length - droplets.filter((d) => d.state === "active").length;
     return {
       now,
@@ -229,11 +225,11 @@ export class AutoscaleController {
       droplets,
       floor: scheduleFloor(settings.schedule, settings.min, new Date(now)).floor,
       hourlyPrice: this.deps.hourlyPrice?.(),
-      prediction: this.predictions.predict(config, now, Math.max(0, staticActive)),
+      prediction: await this.predictions.predict(config, now, Math.max(0, staticActive)),
     };
   }
 
-  private record(decision: Decision, inputs: ScaleInputs, dryRun: boolean): void {
+  private async record(decision: Decision, inputs: ScaleInputs, dryRun: boolean): Promise<void> {
     const count = (state: string) => inputs.droplets.filter((d) => d.state === state).length;
     const data = {
       dryRun,
@@ -258,7 +254,7 @@ export class AutoscaleController {
     }
     const prefix = dryRun ? "[dry run] " : "";
     // Event kinds: scale.up, scale.down, scale.reclaim, scale.replace, scale.floor, scale.hold.
-    this.deps.backends.events.add(
+    await this.deps.backends.events.add(
       `scale.${decision.kind.replace(/^scale-/, "")}`,
       `${prefix}${decision.reason}`,
       null,
@@ -272,9 +268,9 @@ export class AutoscaleController {
   /** Carries out the decision's actions; false when the lease was lost before one of them. */
   private async execute(decision: Decision, config: Config, now: number): Promise<boolean> {
     for (const action of decision.actions) {
-      // Checked right before each action, with no await between the check and the action's
-      // first write to the inventory (provision writes its rows before calling the API).
-      if (!this.stillLeads(`${action.kind} (${decision.kind})`)) return false;
+      // Checked right before each action (provision writes its rows before calling the API, so
+      // an action the check let through is always on record).
+      if (!(await this.stillLeads(`${action.kind} (${decision.kind})`))) return false;
       if (action.kind === "create") {
         const rows = await this.deps.lifecycle.provision(action.count, `autoscale: ${decision.kind}`);
         this.deps.onProvisioned?.();
@@ -283,7 +279,7 @@ export class AutoscaleController {
           "droplets ordered",
         );
       } else if (action.kind === "drain") {
-        this.deps.backends.startDrain(
+        await this.deps.backends.startDrain(
           action.backendId,
           now + config.proxy.drainTimeoutMs,
           `autoscale: ${decision.reason}`,
@@ -291,70 +287,55 @@ export class AutoscaleController {
           true,
         );
       } else {
-        this.deps.backends.reclaim(action.backendId, `autoscale: ${decision.reason}`);
+        await this.deps.backends.reclaim(action.backendId, `autoscale: ${decision.reason}`);
       }
     }
     return true;
   }
 
   /**
-   * Fencing: true while this process still holds the autoscale lease from this tick's
-   * acquisition (same token) with time to spare. A holder that stalled past its lease (a slow
-   * API call, a paused process) learns here that another process took over, and stops.
+   * Fencing: true while this process still leads in this tick's term (same token) with time to
+   * spare. A leader that stalled past its lease (a slow API call, a paused process) or lost the
+   * database learns here that another process took over, and stops.
    */
-  private stillLeads(before: string): boolean {
-    const fence = this.fence;
-    if (
-      fence &&
-      this.deps.leases.stillHolds(LEASE, this.deps.instanceId, fence.token, Date.now(), fence.marginMs)
-    )
-      return true;
+  private async stillLeads(before: string): Promise<boolean> {
+    const term = this.term;
+    if (term !== undefined && (await this.deps.leadership.stillLeads(term))) return true;
     if (this.leader) {
       this.leader = false;
-      this.deps.log.warn({ before, token: fence?.token }, "autoscaler lease lost mid-tick: not acting");
-      this.deps.backends.events.add(
-        "scale.error",
-        `the autoscaler lease was lost before ${before}; another doproxy serve scales the pool now`,
-        null,
-        { token: fence?.token ?? null },
-        Date.now(),
-        "lease-lost",
-      );
+      this.deps.log.warn({ before, token: term }, "leadership lost mid-tick: not acting");
+      await this.deps.backends.events
+        .add(
+          "scale.error",
+          `the leader lease was lost before ${before}; another doproxy serve scales the pool now`,
+          null,
+          { token: term ?? null },
+          Date.now(),
+          "lease-lost",
+        )
+        .catch(() => {});
     }
     return false;
   }
 
   /** Destroys droplets the autoscaler drained once nothing is in flight (or the drain timed out). */
   private async finishDrains(now: number): Promise<void> {
-    const done = this.deps.backends
-      .live()
+    const done = (await this.deps.backends.live())
       .filter((row: BackendRow) => row.state === "draining" && row.kind === "droplet" && row.autoscaleDrain)
       .filter((row) => row.drainedAt !== null || (row.drainDeadline !== null && now >= row.drainDeadline));
     for (const row of done) {
-      if (!this.stillLeads(`destroying backend ${row.id}`)) return;
+      if (!(await this.stillLeads(`destroying backend ${row.id}`))) return;
       try {
         await this.deps.lifecycle.destroy(row, {
           reason: row.drainedAt !== null ? "autoscale: drained" : "autoscale: drain timeout reached",
         });
       } catch (error) {
-        this.deps.backends.events.add(
+        await this.deps.backends.events.add(
           "scale.error",
           `destroying backend ${row.id} failed: ${(error as Error).message}`,
           row.id,
         );
       }
-    }
-  }
-
-  /** The lease outlives three ticks, so a live leader never loses it between ticks. */
-  private leaseTtl(expression: string): number {
-    try {
-      const it = CronExpressionParser.parse(expression);
-      const a = it.next().getTime();
-      const b = it.next().getTime();
-      return Math.max(3 * (b - a), 5_000);
-    } catch {
-      return 30_000;
     }
   }
 }

@@ -1,7 +1,7 @@
 import type { Config } from "../config/load.js";
 import type { EventStore } from "../inventory/events.js";
 import type { HistoryStep, SampleStore } from "../inventory/samples.js";
-import { loadMoments, type Prediction, predictAt } from "./predict.js";
+import { type LoadMoment, loadMoments, type Prediction, predictAt, predictionWindows } from "./predict.js";
 import { learnedBootMs } from "./replay/actual.js";
 import { type CapacityModel, fitCapacityToHistory, ratePerDropletAt } from "./replay/capacity.js";
 
@@ -32,24 +32,40 @@ export class PredictionReader {
   ) {}
 
   /** The prediction at `now`, or undefined when predictive floors are off or history is silent. */
-  predict(config: Config, now: number, otherBackends: number): Prediction | undefined {
+  async predict(config: Config, now: number, otherBackends: number): Promise<Prediction | undefined> {
     const settings = config.autoscale;
     if (!settings.predictive) return undefined;
-    const learned = this.learn(config, now);
+    const learned = await this.learn(config, now);
     if (!learned) return undefined;
     const stepMs = Math.max(config.inventory.flushIntervalMs, 1_000);
+    // The windows predictAt will ask for, read first (the inventory is asynchronous; predictAt is pure).
+    const leadMs = learned.bootMs + settings.predictiveMarginMs;
+    const loads = new Map<string, readonly LoadMoment[]>();
+    for (const window of predictionWindows(
+      now,
+      settings.predictivePeriodMs,
+      settings.predictivePeriods,
+      leadMs,
+    ))
+      loads.set(
+        `${window.from}:${window.to}`,
+        loadMoments(await this.samples.history(window.from, stepMs, window.to), stepMs),
+      );
     return predictAt({
       now,
       settings,
       bootMs: learned.bootMs,
       ratePerDroplet: ratePerDropletAt(learned.model, settings.scaleUpLatencyMs),
       otherBackends,
-      loadBetween: (from, to) => loadMoments(this.samples.history(from, stepMs, to), stepMs),
+      loadBetween: (from, to) => loads.get(`${from}:${to}`) ?? [],
     });
   }
 
   /** The fit in use; starts a refit when it is due (on the thread, or here without one). */
-  private learn(config: Config, now: number): { model: CapacityModel; bootMs: number } | undefined {
+  private async learn(
+    config: Config,
+    now: number,
+  ): Promise<{ model: CapacityModel; bootMs: number } | undefined> {
     const settings = config.autoscale;
     const refitMs = Math.min(600_000, Math.max(10_000, settings.predictivePeriodMs / 8));
     // A reload that changes the period or the threshold refits at once.
@@ -58,13 +74,13 @@ export class PredictionReader {
     if (current && now - current.at < refitMs) return current;
     const windowMs = Math.min(MAX_FIT_WINDOW_MS, settings.predictivePeriodMs * settings.predictivePeriods);
     const stepMs = Math.max(1_000, config.inventory.flushIntervalMs, Math.round(windowMs / 1_440));
-    const fit = (steps: readonly HistoryStep[]) => {
+    const fit = async (steps: readonly HistoryStep[]) => {
       const model = fitCapacityToHistory(steps, stepMs);
-      const bootMs = learnedBootMs(this.events.list(now - windowMs, 10_000)) ?? DEFAULT_BOOT_MS;
+      const bootMs = learnedBootMs(await this.events.list(now - windowMs, 10_000)) ?? DEFAULT_BOOT_MS;
       this.learned = { at: now, model, bootMs, key };
       return this.learned;
     };
-    if (!this.readHistory) return fit(this.samples.history(now - windowMs, stepMs, now));
+    if (!this.readHistory) return fit(await this.samples.history(now - windowMs, stepMs, now));
     if (!this.refitting) {
       this.refitting = true;
       this.readHistory(now - windowMs, stepMs, now)

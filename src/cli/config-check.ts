@@ -5,7 +5,7 @@ import type { Config } from "../config/load.js";
 import { loadConfig, resolveConfigPath } from "../config/load.js";
 import { ConfigError, RefusedError } from "../errors.js";
 import { openInventory } from "../inventory/open.js";
-import { PoolStore } from "../inventory/pool.js";
+import { redactUrl } from "../inventory/postgres-sql.js";
 import { formatHostPort } from "../util/address.js";
 import type { CommonOptions } from "./context.js";
 
@@ -43,20 +43,21 @@ export async function configCheck(options: ConfigCheckOptions): Promise<void> {
       );
   }
   // The pool identity lives in the inventory: shown when the inventory exists (never created here).
-  let pool = "(created at the first start)";
-  if (existsSync(config.inventory.path)) {
-    const db = openInventory(config.inventory.path);
+  // PostgreSQL is reached only with --online (a check stays offline otherwise).
+  let pool = config.inventory.url ? "(in PostgreSQL; --online reads it)" : "(created at the first start)";
+  if (config.inventory.url ? options.online : existsSync(config.inventory.path)) {
+    const inventory = await openInventory(config.inventory);
     try {
-      const id = new PoolStore(db).identity().poolId;
+      const id = (await inventory.pool.identity()).poolId;
       pool = `${id} (ownership tag ${ownershipTag(id)})`;
     } finally {
-      db.close();
+      await inventory.close();
     }
   }
   const lines = [
     `${file ?? "(built-in defaults)"}: ok`,
     `  proxy      ${formatHostPort(config.proxy.listen)} (${config.proxy.strategy}${config.proxy.tls ? ", TLS" : ""})`,
-    `  inventory  ${config.inventory.path}`,
+    `  inventory  ${config.inventory.url ? `${redactUrl(config.inventory.url)} (PostgreSQL)` : config.inventory.path}`,
     `  pool       ${pool}`,
     `  admin      ${formatHostPort(config.admin.listen)}${config.admin.token ? " (token set)" : ""}`,
     `  autoscale  ${config.autoscale.enabled ? `on, ${config.autoscale.min}..${config.autoscale.max} droplets${config.autoscale.dryRun ? " (dry run)" : ""}` : "off"}`,

@@ -1,8 +1,8 @@
 import { type Config, loadConfig, resolveConfigPath } from "../config/load.js";
-import { BackendStore } from "../inventory/backends.js";
-import { InstanceStore, heartbeatStaleMs as staleAfter } from "../inventory/instances.js";
-import { type Db, openInventory } from "../inventory/open.js";
-import { SampleStore } from "../inventory/samples.js";
+import type { BackendStore } from "../inventory/backends.js";
+import { type InstanceStore, heartbeatStaleMs as staleAfter } from "../inventory/instances.js";
+import { type Inventory, openInventory } from "../inventory/open.js";
+import type { SampleStore } from "../inventory/samples.js";
 
 export interface CommonOptions {
   config?: string;
@@ -11,11 +11,11 @@ export interface CommonOptions {
 /** What one-shot commands work with: the configuration and the inventory it points at. */
 export interface CommandContext {
   config: Config;
-  db: Db;
+  inventory: Inventory;
   backends: BackendStore;
   samples: SampleStore;
   instances: InstanceStore;
-  close(): void;
+  close(): Promise<void>;
 }
 
 /** A serve process is taken as running while its heartbeat is younger than this. */
@@ -23,16 +23,16 @@ export function heartbeatStaleMs(config: Config): number {
   return staleAfter(config.inventory.flushIntervalMs);
 }
 
-export function openContext(options: CommonOptions): CommandContext {
+export async function openContext(options: CommonOptions): Promise<CommandContext> {
   const config = loadConfig(resolveConfigPath(options.config));
-  const db = openInventory(config.inventory.path);
+  const inventory = await openInventory(config.inventory);
   return {
     config,
-    db,
-    backends: new BackendStore(db),
-    samples: new SampleStore(db),
-    instances: new InstanceStore(db),
-    close: () => db.close(),
+    inventory,
+    backends: inventory.backends,
+    samples: inventory.samples,
+    instances: inventory.instances,
+    close: () => inventory.close(),
   };
 }
 
@@ -42,13 +42,13 @@ export function servingInstances(ctx: CommandContext) {
 
 /** Waits for `check` to return a value, polling until `deadline` (ms since epoch); `between` runs between polls. */
 export async function pollUntil<T>(
-  check: () => T | undefined,
+  check: () => T | undefined | Promise<T | undefined>,
   deadline: number,
   everyMs = 100,
   between?: () => Promise<void>,
 ): Promise<T | undefined> {
   for (;;) {
-    const value = check();
+    const value = await check();
     if (value !== undefined) return value;
     if (Date.now() >= deadline) return undefined;
     await new Promise((resolve) => setTimeout(resolve, everyMs));

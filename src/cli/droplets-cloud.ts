@@ -3,7 +3,6 @@ import { DropletLifecycle } from "../cloud/lifecycle.js";
 import { type CloudProvider, ownershipTag } from "../cloud/provider.js";
 import { RefusedError, UsageError } from "../errors.js";
 import type { BackendRow } from "../inventory/backends.js";
-import { PoolStore } from "../inventory/pool.js";
 import {
   type CommandContext,
   type CommonOptions,
@@ -37,8 +36,8 @@ function say(line: string): void {
   process.stdout.write(`${line}\n`);
 }
 
-export function providerFor(ctx: CommandContext): CloudProvider {
-  const { poolId } = new PoolStore(ctx.db).identity();
+export async function providerFor(ctx: CommandContext): Promise<CloudProvider> {
+  const { poolId } = await ctx.inventory.pool.identity();
   return new DigitalOceanProvider(ctx.config.digitalocean, ownershipTag(poolId));
 }
 
@@ -47,9 +46,9 @@ export async function addDroplets(options: CloudAddOptions): Promise<void> {
   const count = Number(options.count);
   if (!Number.isInteger(count) || count < 1 || count > 100)
     throw new UsageError(`--count ${options.count}: expected a whole number from 1 to 100`);
-  const ctx = openContext(options);
+  const ctx = await openContext(options);
   try {
-    const provider = providerFor(ctx);
+    const provider = await providerFor(ctx);
     const lifecycle = new DropletLifecycle(provider, ctx.backends, ctx.config);
     if (options.id !== undefined) {
       await adopt(ctx, provider, lifecycle, options);
@@ -67,7 +66,7 @@ export async function addDroplets(options: CloudAddOptions): Promise<void> {
     }
     await bringUp(ctx, lifecycle, rows);
   } finally {
-    ctx.close();
+    await ctx.close();
   }
 }
 
@@ -80,7 +79,7 @@ async function adopt(
   const droplet = await findDroplet(provider, String(options.id));
   const address = droplet.status === "active" ? lifecycle.addressOf(droplet) : undefined;
   const autoscale = Boolean(options.autoscale);
-  const row = ctx.backends.addDroplet(droplet.id, droplet.name, address ?? null, "adopted by hand", {
+  const row = await ctx.backends.addDroplet(droplet.id, droplet.name, address ?? null, "adopted by hand", {
     origin: "manual",
     autoscale,
     weight: options.weight ?? lifecycle.weightFor(droplet),
@@ -120,15 +119,19 @@ async function bringUp(ctx: CommandContext, lifecycle: DropletLifecycle, rows: B
     progress.update(label(row), row.state === "provisioning" ? "booting" : "health checks");
   const failures: string[] = [];
   // One list call per poll covers every droplet still booting.
-  const booting = () => rows.filter((row) => ctx.backends.get(row.id)?.state === "provisioning");
-  while (booting().length > 0 && Date.now() < deadline) {
+  const booting = async () => {
+    const still: BackendRow[] = [];
+    for (const row of rows) if ((await ctx.backends.get(row.id))?.state === "provisioning") still.push(row);
+    return still;
+  };
+  while ((await booting()).length > 0 && Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, BOOT_POLL_MS));
     for (const row of await lifecycle.advanceBooted())
       progress.update(label(row), `booted at ${row.address}; health checks`);
   }
   await Promise.all(
     rows.map(async (row) => {
-      const booted = ctx.backends.get(row.id) as BackendRow;
+      const booted = (await ctx.backends.get(row.id)) as BackendRow;
       if (booted.state === "provisioning") {
         progress.update(label(row), "did not become active in time");
         failures.push(`${label(row)} did not boot within ${Math.round(BOOT_TIMEOUT_MS / 1000)}s`);
@@ -140,9 +143,9 @@ async function bringUp(ctx: CommandContext, lifecycle: DropletLifecycle, rows: B
         10_000;
       const active =
         booted.state === "active" ||
-        (servingInstances(ctx).length > 0
+        ((await servingInstances(ctx)).length > 0
           ? await pollUntil(
-              () => (ctx.backends.get(row.id)?.state === "active" ? true : undefined),
+              async () => ((await ctx.backends.get(row.id))?.state === "active" ? true : undefined),
               gateDeadline,
             )
           : await lifecycle.gateLocally(booted, gateDeadline));
@@ -170,10 +173,10 @@ export async function removeDroplet(
   row: BackendRow,
   options: { keepDroplet?: boolean; force?: boolean },
 ): Promise<void> {
-  checkRemovalAllowed(ctx, row, options.force);
-  const lifecycle = new DropletLifecycle(providerFor(ctx), ctx.backends, ctx.config);
+  await checkRemovalAllowed(ctx, row, options.force);
+  const lifecycle = new DropletLifecycle(await providerFor(ctx), ctx.backends, ctx.config);
   await drain(ctx, row, "removed by hand");
-  await lifecycle.destroy(ctx.backends.get(row.id) as BackendRow, {
+  await lifecycle.destroy((await ctx.backends.get(row.id)) as BackendRow, {
     keepDroplet: options.keepDroplet,
     reason: "removed by hand",
   });
@@ -184,9 +187,9 @@ export async function removeDroplet(
 
 /** `droplets sync [--apply]`: reconcile the inventory with the droplets that carry the ownership tag. */
 export async function sync(options: SyncOptions): Promise<void> {
-  const ctx = openContext(options);
+  const ctx = await openContext(options);
   try {
-    const provider = providerFor(ctx);
+    const provider = await providerFor(ctx);
     const lifecycle = new DropletLifecycle(provider, ctx.backends, ctx.config);
     const report = await lifecycle.reconcile(Boolean(options.apply));
     // Droplets with the configured tags but not the ownership tag belong to someone else: shown, never touched.
@@ -194,7 +197,7 @@ export async function sync(options: SyncOptions): Promise<void> {
     const foreign = (await provider.listTagged(configuredTag)).filter(
       (d) => !d.tags.includes(provider.ownerTag),
     );
-    const pool = new PoolStore(ctx.db).identity();
+    const pool = await ctx.inventory.pool.identity();
     if (options.json) {
       say(
         JSON.stringify(
@@ -238,6 +241,6 @@ export async function sync(options: SyncOptions): Promise<void> {
       say(`  droplet ${d.id} ${d.name}: tagged "${configuredTag}" but not this pool's; left alone`);
     if (!options.apply && differences > 0) say("run with --apply to make these changes");
   } finally {
-    ctx.close();
+    await ctx.close();
   }
 }

@@ -2,7 +2,6 @@ import { poolCost } from "../autoscale/cost.js";
 import { RefusedError, UsageError } from "../errors.js";
 import { type BackendView, backendView } from "../inventory/backend-view.js";
 import type { BackendRow } from "../inventory/backends.js";
-import { PriceStore } from "../inventory/prices.js";
 import { formatHostPort, parseHostPort } from "../util/address.js";
 import {
   type CommandContext,
@@ -58,9 +57,9 @@ export async function addStatic(options: AddOptions): Promise<void> {
   const hostPort = parseHostPort(options.address ?? "");
   if (!hostPort)
     throw new UsageError(`--address ${options.address}: expected HOST:PORT such as 10.0.0.5:8080`);
-  const ctx = openContext(options);
+  const ctx = await openContext(options);
   try {
-    const row = ctx.backends.addStatic(formatHostPort(hostPort), {
+    const row = await ctx.backends.addStatic(formatHostPort(hostPort), {
       name: options.name ?? null,
       weight: options.weight ?? 1,
     });
@@ -70,27 +69,27 @@ export async function addStatic(options: AddOptions): Promise<void> {
     if (!options.wait) return;
     await waitForRotation(ctx, row);
   } finally {
-    ctx.close();
+    await ctx.close();
   }
 }
 
 /** Waits until a running `serve` has health-checked the backend into rotation. */
 async function waitForRotation(ctx: CommandContext, row: BackendRow): Promise<void> {
-  if (servingInstances(ctx).length === 0) {
+  if ((await servingInstances(ctx)).length === 0) {
     say("no doproxy serve is running on this inventory; it will check the backend when it starts");
     return;
   }
   const { healthyAfter, intervalMs, timeoutMs } = ctx.config.health;
   const deadline = Date.now() + (healthyAfter + 3) * (intervalMs + timeoutMs) + 5_000;
-  const settled = await pollUntil(() => {
-    const current = ctx.backends.get(row.id);
+  const settled = await pollUntil(async () => {
+    const current = await ctx.backends.get(row.id);
     return current && current.state !== "joining" ? current : undefined;
   }, deadline);
   if (settled?.state === "active") {
     say(`backend ${row.id} ${row.address}: active (in rotation)`);
     return;
   }
-  const current = ctx.backends.get(row.id);
+  const current = await ctx.backends.get(row.id);
   throw new RefusedError(
     `backend ${row.id} ${row.address} did not pass health checks (${current?.state ?? "gone"}${current?.stateReason ? `: ${current.stateReason}` : ""})`,
     `it stays registered and joins once ${ctx.config.health.path} answers; remove it with: doproxy droplets remove ${row.id}`,
@@ -104,7 +103,7 @@ type ListEntry = BackendView;
  * undefined when none answers within a second.
  */
 async function fromRunningServe(ctx: CommandContext): Promise<ListEntry[] | undefined> {
-  for (const instance of servingInstances(ctx)) {
+  for (const instance of await servingInstances(ctx)) {
     if (!instance.adminUrl) continue;
     try {
       const token = ctx.config.admin.token;
@@ -121,9 +120,13 @@ async function fromRunningServe(ctx: CommandContext): Promise<ListEntry[] | unde
 }
 
 /** Figures computed from the inventory alone (no `serve` running, or `--all`). */
-function fromInventory(ctx: CommandContext, all: boolean | undefined, now: number): ListEntry[] {
-  const rows = all ? ctx.backends.all() : ctx.backends.live();
-  const figures = ctx.samples.summarize(now - LIST_WINDOW_MS, now);
+async function fromInventory(
+  ctx: CommandContext,
+  all: boolean | undefined,
+  now: number,
+): Promise<ListEntry[]> {
+  const rows = all ? await ctx.backends.all() : await ctx.backends.live();
+  const figures = await ctx.samples.summarize(now - LIST_WINDOW_MS, now);
   const fresh = (lastTs: number | undefined) => lastTs !== undefined && now - lastTs < 5_000;
   return rows.map((row) => {
     const f = figures.get(row.id);
@@ -133,10 +136,11 @@ function fromInventory(ctx: CommandContext, all: boolean | undefined, now: numbe
 
 /** `droplets list`: every backend with its state and live figures. */
 export async function list(options: ListOptions): Promise<void> {
-  const ctx = openContext(options);
+  const ctx = await openContext(options);
   try {
     const now = Date.now();
-    const entries = (!options.all && (await fromRunningServe(ctx))) || fromInventory(ctx, options.all, now);
+    const entries =
+      (!options.all && (await fromRunningServe(ctx))) || (await fromInventory(ctx, options.all, now));
     if (options.json) {
       say(JSON.stringify(entries, null, 2));
       return;
@@ -164,11 +168,11 @@ export async function list(options: ListOptions): Promise<void> {
       ),
     );
     const size = ctx.config.digitalocean.size;
-    const droplets = ctx.backends.all().filter((row) => row.kind === "droplet");
+    const droplets = (await ctx.backends.all()).filter((row) => row.kind === "droplet");
     const cost = poolCost(
       droplets,
       droplets.filter((row) => row.state !== "removed").length,
-      new PriceStore(ctx.db).hourly(size),
+      await ctx.inventory.prices.hourly(size),
       now,
     );
     if (cost.perHour !== null && cost.last24h !== null)
@@ -176,7 +180,7 @@ export async function list(options: ListOptions): Promise<void> {
         `cost: $${cost.perHour.toFixed(4)}/h now (${size} at $${cost.hourlyPrice}/h); last 24 h: ${cost.dropletHoursLast24h.toFixed(2)} droplet-hours, $${cost.last24h.toFixed(4)}`,
       );
   } finally {
-    ctx.close();
+    await ctx.close();
   }
 }
 
@@ -187,10 +191,10 @@ export async function list(options: ListOptions): Promise<void> {
 export async function set(idText: string, options: SetOptions): Promise<void> {
   const weight = parseWeight(options.weight);
   if (weight === undefined) throw new UsageError("nothing to set: give --weight N");
-  const ctx = openContext(options);
+  const ctx = await openContext(options);
   try {
-    const row = resolveBackend(ctx.backends, idText);
-    const previous = ctx.backends.setWeight(row.id, weight, "set by hand");
+    const row = await resolveBackend(ctx.backends, idText);
+    const previous = await ctx.backends.setWeight(row.id, weight, "set by hand");
     if (previous === undefined) throw new UsageError(`backend ${row.id} has been removed`);
     const label = row.address ?? row.name ?? "";
     say(
@@ -199,25 +203,25 @@ export async function set(idText: string, options: SetOptions): Promise<void> {
         : `backend ${row.id} ${label}: weight ${previous} -> ${weight}`,
     );
   } finally {
-    ctx.close();
+    await ctx.close();
   }
 }
 
 /** `droplets remove ID`: drains the backend, then removes it (destroying a droplet unless --keep-droplet). */
 export async function remove(idText: string, options: RemoveOptions): Promise<void> {
-  const ctx = openContext(options);
+  const ctx = await openContext(options);
   try {
-    const row = resolveBackend(ctx.backends, idText);
+    const row = await resolveBackend(ctx.backends, idText);
     const id = row.id;
     if (row.kind === "droplet") {
       await removeDroplet(ctx, row, options);
       return;
     }
-    checkRemovalAllowed(ctx, row, options.force);
+    await checkRemovalAllowed(ctx, row, options.force);
     await drain(ctx, row, "removed by hand");
-    ctx.backends.transition(id, "removed", "removed by hand", ["draining"]);
+    await ctx.backends.transition(id, "removed", "removed by hand", ["draining"]);
     say(`backend ${id} ${row.address ?? row.name ?? ""}: removed`);
   } finally {
-    ctx.close();
+    await ctx.close();
   }
 }

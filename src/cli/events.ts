@@ -9,13 +9,13 @@ export interface EventsOptions extends CommonOptions {
 }
 
 /** `doproxy events`: backend transitions and scaling decisions, with their reasons. */
-export function events(options: EventsOptions): void {
+export async function events(options: EventsOptions): Promise<void> {
   const sinceMs = parseDuration(options.since);
   if (sinceMs === undefined)
     throw new UsageError(`--since ${options.since}: expected a duration such as 15m, 1h or 7d`);
-  const ctx = openContext(options);
+  const ctx = await openContext(options);
   try {
-    const rows = ctx.backends.events.list(Date.now() - sinceMs);
+    const rows = await ctx.backends.events.list(Date.now() - sinceMs);
     if (options.json) {
       process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
       return;
@@ -27,6 +27,6 @@ export function events(options: EventsOptions): void {
     for (const row of rows)
       process.stdout.write(`${formatTime(row.ts)}  ${row.kind.padEnd(22)} ${row.message}\n`);
   } finally {
-    ctx.close();
+    await ctx.close();
   }
 }

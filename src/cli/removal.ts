@@ -9,9 +9,13 @@ function say(line: string): void {
 }
 
 /** Refuses to take the pool below one active backend or below [autoscale] min, unless forced. */
-export function checkRemovalAllowed(ctx: CommandContext, row: BackendRow, force: boolean | undefined): void {
+export async function checkRemovalAllowed(
+  ctx: CommandContext,
+  row: BackendRow,
+  force: boolean | undefined,
+): Promise<void> {
   if (force) return;
-  const live = ctx.backends.live();
+  const live = await ctx.backends.live();
   const activeAfter = live.filter((b) => b.state === "active" && b.id !== row.id).length;
   if (row.state === "active" && activeAfter < 1) {
     throw new RefusedError(
@@ -35,14 +39,14 @@ export function checkRemovalAllowed(ctx: CommandContext, row: BackendRow, force:
  */
 export async function drain(ctx: CommandContext, row: BackendRow, reason: string): Promise<void> {
   const deadline = Date.now() + ctx.config.proxy.drainTimeoutMs;
-  if (row.state !== "draining") ctx.backends.startDrain(row.id, deadline, reason);
+  if (row.state !== "draining") await ctx.backends.startDrain(row.id, deadline, reason);
   // A backend without an address never took traffic (a droplet still booting): nothing to wait for.
-  if (row.address === null || servingInstances(ctx).length === 0) return;
+  if (row.address === null || (await servingInstances(ctx)).length === 0) return;
   say(
     `backend ${row.id}: draining (waiting up to ${Math.round(ctx.config.proxy.drainTimeoutMs / 1000)}s for requests in flight)`,
   );
   const drained = await pollUntil(
-    () => (ctx.backends.get(row.id)?.drainedAt ? true : undefined),
+    async () => ((await ctx.backends.get(row.id))?.drainedAt ? true : undefined),
     deadline + 1_000,
   );
   if (!drained) say(`backend ${row.id}: drain timeout reached; requests still in flight will be cut`);

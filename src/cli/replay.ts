@@ -6,10 +6,7 @@ import { fitCapacityToHistory } from "../autoscale/replay/capacity.js";
 import { type ReplaySummary, simulate } from "../autoscale/replay/simulate.js";
 import { loadConfig, resolveConfigPath } from "../config/load.js";
 import { UsageError } from "../errors.js";
-import { BackendStore } from "../inventory/backends.js";
 import { openInventory } from "../inventory/open.js";
-import { PriceStore } from "../inventory/prices.js";
-import { SampleStore } from "../inventory/samples.js";
 import { parseDuration } from "../util/duration.js";
 import type { CommonOptions } from "./context.js";
 import { renderTable } from "./format.js";
@@ -36,38 +33,31 @@ function evaluationPeriodMs(expression: string, from: number): number {
  * load, through the same decide(), against a capacity model learned from the same history. It
  * only reads the inventory (read-only, safe while `serve` runs).
  */
-export function replay(options: ReplayOptions): void {
+export async function replay(options: ReplayOptions): Promise<void> {
   const windowMs = parseDuration(options.since);
   if (windowMs === undefined || windowMs < 60_000)
     throw new UsageError(
       `--since ${options.since}: expected a duration of at least a minute, such as 1h or 7d`,
     );
   const config = loadConfig(resolveConfigPath(options.config));
-  if (!existsSync(config.inventory.path))
+  if (!config.inventory.url && !existsSync(config.inventory.path))
     throw new UsageError(`no inventory at ${config.inventory.path}: nothing has been recorded to replay`);
-  const db = openInventory(config.inventory.path, { readonly: true });
+  const inventory = await openInventory(config.inventory, { readonly: true });
   try {
     const now = Date.now();
     // A window reaching back past the inventory's first record starts at that record: before it
     // nothing ran, and a replay of that emptiness would only add the candidate's floor.
-    const firstRecord =
-      (db
-        .prepare(
-          "SELECT MIN(t) FROM (SELECT MIN(ts) AS t FROM events UNION ALL SELECT MIN(created_at) FROM backends)",
-        )
-        .pluck()
-        .get() as number | null) ?? now;
+    const firstRecord = (await inventory.firstRecordAt()) ?? now;
     const since = Math.max(now - windowMs, Math.min(firstRecord, now - 60_000));
     const settings = config.autoscale;
     const stepMs = evaluationPeriodMs(settings.evaluate, since);
-    const steps = new SampleStore(db).history(since, stepMs, now);
-    const backends = new BackendStore(db);
-    const rows = backends.all();
+    const steps = await inventory.samples.history(since, stepMs, now);
+    const rows = await inventory.backends.all();
     const droplets = rows.filter((row) => row.kind === "droplet");
     const alive = (row: { createdAt: number; removedAt: number | null }) =>
       row.createdAt <= since && (row.removedAt === null || row.removedAt > since);
-    const events = backends.events.list(since - 3_600_000, 10_000_000);
-    const hourlyPrice = new PriceStore(db).hourly(config.digitalocean.size);
+    const events = await inventory.events.list(since - 3_600_000, 10_000_000);
+    const hourlyPrice = await inventory.prices.hourly(config.digitalocean.size);
     const model = fitCapacityToHistory(steps, stepMs);
     const bootMs = learnedBootMs(events) ?? DEFAULT_BOOT_MS;
     const actual = recordedSummary({
@@ -84,7 +74,7 @@ export function replay(options: ReplayOptions): void {
     // A predictive candidate looks back its periods before the window's first step too.
     const pastLoad = settings.predictive
       ? loadMoments(
-          new SampleStore(db).history(
+          await inventory.samples.history(
             since - settings.predictivePeriodMs * settings.predictivePeriods,
             stepMs,
             now,
@@ -136,7 +126,7 @@ export function replay(options: ReplayOptions): void {
       `model: p95 ${model.baseMs.toFixed(1)} ms with headroom, about ${model.capacityRps.toFixed(1)} req/s per backend at the knee${model.observedKnee ? "" : " (never approached in this history: a guess)"}; droplets serve ${(bootMs / 1000).toFixed(0)} s after their create; one step every ${stepMs / 1000} s\n`,
     );
   } finally {
-    db.close();
+    await inventory.close();
   }
 }
 

@@ -7,19 +7,19 @@ import type { BackendRow, BackendStore } from "../inventory/backends.js";
  * wins over a droplet id of the same digits (droplet ids are far larger); a name that several
  * live rows share is refused rather than guessed.
  */
-export function resolveBackend(backends: BackendStore, text: string): BackendRow {
+export async function resolveBackend(backends: BackendStore, text: string): Promise<BackendRow> {
   const trimmed = text.trim();
   if (/^\d+$/.test(trimmed)) {
-    const byId = backends.get(Number(trimmed));
+    const byId = await backends.get(Number(trimmed));
     if (byId && byId.state !== "removed") return byId;
-    const byDroplet = backends.byDropletId(Number(trimmed));
+    const byDroplet = await backends.byDropletId(Number(trimmed));
     if (byDroplet && byDroplet.state !== "removed") return byDroplet;
     throw new UsageError(
       `no live backend with inventory id or droplet id ${trimmed}${byId || byDroplet ? " (already removed)" : ""}`,
       "see: doproxy droplets list",
     );
   }
-  const named = backends.byName(trimmed);
+  const named = await backends.byName(trimmed);
   if (named.length === 1) return named[0] as BackendRow;
   if (named.length > 1)
     throw new UsageError(

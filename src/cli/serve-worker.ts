@@ -14,7 +14,7 @@ export function serveWorker(): void {
   const log = createLogger({ destination: "stdout" }).child({ worker: cluster.worker?.id });
   logBugs(log);
   // Request metrics only: the pool gauges are the primary's, summed with these at each scrape.
-  const metrics = new Metrics({ liveBackends: () => [], inventoryRows: () => [] });
+  const metrics = new Metrics({ liveBackends: () => [], inventoryRows: async () => [] });
   const send = (message: WorkerMessage) => {
     if (process.connected) process.send?.(message);
   };

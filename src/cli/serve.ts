@@ -9,10 +9,9 @@ import { ReservedIpKeeper, selfDropletId } from "../cloud/reserved-ip.js";
 import { CloudWatcher } from "../cloud/watcher.js";
 import { type Config, loadConfig, resolveConfigPath } from "../config/load.js";
 import { watchConfig } from "../config/watch.js";
-import { LeaseStore } from "../inventory/leases.js";
+import { LEADER_LEASE, Leadership } from "../inventory/leadership.js";
 import { openInventory } from "../inventory/open.js";
-import { PoolStore } from "../inventory/pool.js";
-import { PriceStore } from "../inventory/prices.js";
+import { redactUrl } from "../inventory/postgres-sql.js";
 import { createLogger, flushLog, type Logger } from "../log.js";
 import { ProxyService } from "../proxy/service.js";
 import { formatHostPort } from "../util/address.js";
@@ -38,24 +37,27 @@ export async function serve(options: CommonOptions): Promise<void> {
   logBugs(log);
   const startedAt = Date.now();
   log.info(
-    { config: file ?? "(built-in defaults)", inventory: config.inventory.path },
+    {
+      config: file ?? "(built-in defaults)",
+      inventory: config.inventory.url ? redactUrl(config.inventory.url) : config.inventory.path,
+    },
     "starting doproxy serve",
   );
-  const db = openInventory(config.inventory.path);
+  const inventory = await openInventory(config.inventory);
   // The metrics read the live pool and the inventory at scrape time; the service they observe is
   // built right after (the proxy layer knows only the observer interface, not the admin's metrics).
   let service: ProxyService | undefined;
   const metrics = new Metrics({
     liveBackends: () => service?.pool.all() ?? [],
-    inventoryRows: () => service?.backends.live() ?? [],
+    inventoryRows: () => service?.backends.live() ?? Promise.resolve([]),
     workerMetrics: () => service?.workerMetrics() ?? Promise.resolve([]),
   });
-  service = new ProxyService(config, db, log, metrics);
+  service = new ProxyService(config, inventory, await inventory.pool.stickySecret(), log, metrics);
   try {
     await service.start();
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    db.close();
+    await inventory.close();
     if (code === "EADDRINUSE" || code === "EACCES" || code === "EADDRNOTAVAIL") {
       reportAndExit(
         new Error(`cannot listen on ${formatHostPort(config.proxy.listen)}: ${code}; change [proxy] listen`),
@@ -68,18 +70,23 @@ export async function serve(options: CommonOptions): Promise<void> {
     metrics.apiCall(operation, outcome);
     if (outcome !== "ok") log.warn({ operation, outcome, detail }, "DigitalOcean API call did not succeed");
   };
-  const pool = new PoolStore(db).identity();
+  const pool = await inventory.pool.identity();
   const ownerTag = ownershipTag(pool.poolId);
   log.info({ pool: pool.poolId, ownerTag }, "pool identity");
-  const leases = new LeaseStore(db);
+  const leases = inventory.leases;
+  // One leader among the proxies sharing this inventory runs the autoscaler, the boot watcher,
+  // reconciliation and the reserved IP; every proxy proxies.
+  const leadership = new Leadership(leases, service.instanceId, (leader, detail) =>
+    log.info({ leader, detail }, leader ? "this proxy leads the pool" : "this proxy follows"),
+  );
+  await leadership.start();
   let current = config;
   const cloud = config.digitalocean.token
     ? new CloudWatcher(
         new DigitalOceanProvider(config.digitalocean, ownerTag, observeApi),
         service.backends,
         () => current,
-        leases,
-        service.instanceId,
+        leadership,
         log,
       )
     : undefined;
@@ -89,7 +96,7 @@ export async function serve(options: CommonOptions): Promise<void> {
   if (cloud) {
     try {
       hourlyPrice = await cloud.provider.hourlyPrice();
-      if (hourlyPrice !== undefined) new PriceStore(db).set(config.digitalocean.size, hourlyPrice);
+      if (hourlyPrice !== undefined) await inventory.prices.set(config.digitalocean.size, hourlyPrice);
       log.info({ size: config.digitalocean.size, hourlyPrice }, "droplet price from the sizes list");
     } catch (error) {
       log.warn(
@@ -100,13 +107,13 @@ export async function serve(options: CommonOptions): Promise<void> {
   } else log.info({}, "no DigitalOcean token: backends are managed by hand (droplets add --address)");
 
   // Long reads of the inventory (the dashboard's series, the predictor's fit) run on its thread.
-  const series = new SeriesReader(config.inventory.path);
+  const series = new SeriesReader(config.inventory);
   const autoscaler = cloud
     ? new AutoscaleController({
         config: () => current,
         backends: service.backends,
         samples: service.samples,
-        leases,
+        leadership,
         pool: service.pool,
         lifecycle: cloud.lifecycle,
         log,
@@ -120,7 +127,7 @@ export async function serve(options: CommonOptions): Promise<void> {
   autoscaler?.reconfigure();
   if (config.autoscale.enabled && !autoscaler)
     log.warn({}, "[autoscale] enabled needs a DigitalOcean token; autoscaling is off");
-  const reservedIp = await keepReservedIp(config, cloud, leases, service, log);
+  const reservedIp = await keepReservedIp(config, cloud, leadership, service, log);
 
   let lastReload: { ok: boolean; at: number | null; error: string | null } = {
     ok: true,
@@ -140,13 +147,14 @@ export async function serve(options: CommonOptions): Promise<void> {
       autoscaler,
       hourlyPrice: () => hourlyPrice,
       reservedIp: () => reservedIp?.status() ?? null,
+      leader: () => leases.holder(LEADER_LEASE),
     },
     () => ({ token: current.admin.token, allowedHosts: current.admin.allowedHosts }),
     log,
   );
   try {
     const adminUrl = await admin.listen(config.admin.listen);
-    service.instances.setUrls(service.instanceId, service.url() ?? null, adminUrl);
+    await service.instances.setUrls(service.instanceId, service.url() ?? null, adminUrl);
   } catch (error) {
     log.error(
       {
@@ -188,10 +196,11 @@ export async function serve(options: CommonOptions): Promise<void> {
     cloud?.stop();
     autoscaler?.stop();
     reservedIp?.stop();
+    await leadership.stop();
     await admin.close();
     await series.close();
     await service.stop();
-    db.close();
+    await inventory.close();
     log.info({}, "stopped");
     flushLog(log);
     process.exit(0);
@@ -210,7 +219,7 @@ export async function serve(options: CommonOptions): Promise<void> {
 async function keepReservedIp(
   config: Config,
   cloud: CloudWatcher | undefined,
-  leases: LeaseStore,
+  leadership: Leadership,
   service: ProxyService,
   log: Logger,
 ): Promise<ReservedIpKeeper | undefined> {
@@ -224,7 +233,7 @@ async function keepReservedIp(
   if (dropletId === undefined) return undefined;
   const keeper = new ReservedIpKeeper({
     provider: cloud.provider,
-    leases,
+    leadership,
     events: service.backends.events,
     log,
     instanceId: service.instanceId,

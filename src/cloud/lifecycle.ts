@@ -69,46 +69,53 @@ export class DropletLifecycle {
    * never sent twice. Throws the API error after recording all of that.
    */
   async provision(count: number, reason: string, weight?: number): Promise<BackendRow[]> {
-    const rows = Array.from({ length: count }, () =>
-      this.backends.addProvisioning(this.newName(), reason, weight ?? this.weightFor(undefined)),
-    );
+    const rows: BackendRow[] = [];
+    for (let i = 0; i < count; i++)
+      rows.push(
+        await this.backends.addProvisioning(this.newName(), reason, weight ?? this.weightFor(undefined)),
+      );
     const byName = new Map(rows.map((row) => [row.name as string, row]));
     const result = await this.provider.createDroplets(rows.map((r) => r.name as string));
     for (const droplet of result.created) {
       const row = byName.get(droplet.name);
-      if (row) this.backends.setDropletId(row.id, droplet.id, weight ?? this.weightFor(droplet));
+      if (row) await this.backends.setDropletId(row.id, droplet.id, weight ?? this.weightFor(droplet));
     }
     const failure = result.failed;
     if (failure) {
       const failedRows = failure.names.map((name) => byName.get(name) as BackendRow);
       if (failure.error.ambiguous) {
-        this.backends.markCreateUnknown(
+        await this.backends.markCreateUnknown(
           failedRows.map((r) => r.id),
           `create outcome unknown: ${failure.error.message}`,
         );
       } else {
         for (const row of failedRows)
-          this.backends.close(row.id, "create-refused", `create refused: ${failure.error.message}`, [
+          await this.backends.close(row.id, "create-refused", `create refused: ${failure.error.message}`, [
             "provisioning",
           ]);
       }
       for (const name of result.notSent) {
         const row = byName.get(name) as BackendRow;
-        this.backends.close(row.id, "never-created", "not sent: an earlier batch of the same create failed", [
-          "provisioning",
-        ]);
+        await this.backends.close(
+          row.id,
+          "never-created",
+          "not sent: an earlier batch of the same create failed",
+          ["provisioning"],
+        );
       }
       throw failure.error;
     }
-    return rows.map((row) => this.backends.get(row.id) as BackendRow);
+    const now: BackendRow[] = [];
+    for (const row of rows) now.push((await this.backends.get(row.id)) as BackendRow);
+    return now;
   }
 
   /**
    * Provisioning rows without a droplet id: a create whose outcome is unknown, or one whose answer
    * was never stored (a crash). Reconciliation should look for them soon, not in a minute.
    */
-  hasUnsettled(): boolean {
-    return this.backends.live().some((r) => r.state === "provisioning" && r.dropletId === null);
+  async hasUnsettled(): Promise<boolean> {
+    return (await this.backends.live()).some((r) => r.state === "provisioning" && r.dropletId === null);
   }
 
   /**
@@ -116,15 +123,17 @@ export class DropletLifecycle {
    * call covers all of them. Returns the rows that moved.
    */
   async advanceBooted(known?: CloudDroplet[]): Promise<BackendRow[]> {
-    const waiting = this.backends.live().filter((r) => r.state === "provisioning" && r.dropletId !== null);
+    const waiting = (await this.backends.live()).filter(
+      (r) => r.state === "provisioning" && r.dropletId !== null,
+    );
     if (waiting.length === 0) return [];
     const droplets = known ?? (await this.provider.listOwned());
     const moved: BackendRow[] = [];
     for (const row of waiting) {
       const droplet = droplets.find((d) => d.id === row.dropletId);
       const address = droplet && droplet.status === "active" ? this.addressOf(droplet) : undefined;
-      if (address && this.backends.setAddressJoining(row.id, address))
-        moved.push(this.backends.get(row.id) as BackendRow);
+      if (address && (await this.backends.setAddressJoining(row.id, address)))
+        moved.push((await this.backends.get(row.id)) as BackendRow);
     }
     return moved;
   }
@@ -165,7 +174,7 @@ export class DropletLifecycle {
     const closeReason = row.kind !== "droplet" ? "removed" : options.keepDroplet ? "released" : "destroyed";
     const how =
       row.kind === "droplet" ? (options.keepDroplet ? "released (droplet kept)" : "destroyed") : "removed";
-    this.backends.close(row.id, closeReason, `${how}: ${options.reason}`);
+    await this.backends.close(row.id, closeReason, `${how}: ${options.reason}`);
   }
 
   /**
@@ -173,14 +182,12 @@ export class DropletLifecycle {
    * closed ('boot-timeout'), so the autoscaler's floor or scale-up orders a replacement.
    */
   async expireBoots(bootTimeoutMs: number, now = Date.now()): Promise<BackendRow[]> {
-    const stuck = this.backends
-      .live()
-      .filter(
-        (r) => r.state === "provisioning" && r.dropletId !== null && now - r.createdAt >= bootTimeoutMs,
-      );
+    const stuck = (await this.backends.live()).filter(
+      (r) => r.state === "provisioning" && r.dropletId !== null && now - r.createdAt >= bootTimeoutMs,
+    );
     for (const row of stuck) {
       await this.provider.destroyDroplet(row.dropletId as number);
-      this.backends.close(
+      await this.backends.close(
         row.id,
         "boot-timeout",
         `not active within boot-timeout (${Math.round(bootTimeoutMs / 1000)}s): destroyed`,
@@ -207,8 +214,8 @@ export class DropletLifecycle {
     let confirmations = 0;
     const droplets = await this.provider.listOwned();
     const byId = new Map(droplets.map((d) => [d.id, d]));
-    const live = this.backends.live().filter((r) => r.kind === "droplet");
-    const closed = this.backends.closedDropletIds();
+    const live = (await this.backends.live()).filter((r) => r.kind === "droplet");
+    const closed = await this.backends.closedDropletIds();
     const knownIds = new Set(live.filter((r) => r.dropletId !== null).map((r) => r.dropletId as number));
     const report: ReconcileReport = {
       unknown: [],
@@ -254,20 +261,27 @@ export class DropletLifecycle {
 
     if (apply) {
       for (const { row, droplet } of report.recovered)
-        this.backends.setDropletId(
+        await this.backends.setDropletId(
           row.id,
           droplet.id,
           this.config.digitalocean.weight === "vcpus" ? this.weightFor(droplet) : undefined,
         );
       for (const row of report.abandoned)
-        this.backends.close(row.id, "never-created", "reconciled: the create call never produced a droplet", [
-          "provisioning",
-        ]);
+        await this.backends.close(
+          row.id,
+          "never-created",
+          "reconciled: the create call never produced a droplet",
+          ["provisioning"],
+        );
       if (!report.heldGone)
         for (const row of report.gone)
-          this.backends.close(row.id, "gone", "reconciled: the droplet no longer exists on DigitalOcean");
+          await this.backends.close(
+            row.id,
+            "gone",
+            "reconciled: the droplet no longer exists on DigitalOcean",
+          );
       for (const droplet of report.unknown) {
-        this.backends.addDroplet(
+        await this.backends.addDroplet(
           droplet.id,
           droplet.name,
           droplet.status === "active" ? (this.addressOf(droplet) ?? null) : null,

@@ -1,14 +1,12 @@
 import { ApiError } from "../errors.js";
 import type { EventStore } from "../inventory/events.js";
-import type { LeaseStore } from "../inventory/leases.js";
+import type { Leadership } from "../inventory/leadership.js";
 import type { Logger } from "../log.js";
 import type { CloudProvider } from "./provider.js";
 import { reservedIpStep } from "./reserved-ip-rule.js";
 
-const LEASE = "reserved-ip";
-/** The lease outlives two missed renewals; a killed holder's address moves within TTL + one tick. */
-const LEASE_TTL_MS = 6_000;
-const TICK_MS = 2_000;
+/** A killed leader's address moves within the leader lease's TTL plus one tick. */
+const TICK_MS = 1_000;
 /** While the address is ours, the API is asked again only this often (it shares 5,000 calls/h). */
 const HELD_RECHECK_MS = 30_000;
 /** While an action runs or after an assign, sooner. */
@@ -18,7 +16,7 @@ const METADATA_ID_URL = "http://169.254.169.254/metadata/v1/id";
 export interface ReservedIpStatus {
   ip: string;
   selfDropletId: number;
-  /** This serve holds the reserved-ip lease and keeps the address on its droplet. */
+  /** This serve leads the pool and keeps the address on its droplet. */
   holder: boolean;
   /** The droplet the address pointed at when last checked (null: unassigned or not checked yet). */
   assignedTo: number | null;
@@ -27,10 +25,10 @@ export interface ReservedIpStatus {
 }
 
 /**
- * `[digitalocean] reserved-ip`: among the serves sharing an inventory, the one holding the
- * reserved-ip lease points the reserved IP at its own droplet, so clients keep one address across
- * a failover. A serve that stops releases the lease (the next takes over at once); one that dies
- * loses it after LEASE_TTL_MS and the next holder moves the address.
+ * `[digitalocean] reserved-ip`: among the serves sharing an inventory, the pool's leader points
+ * the reserved IP at its own droplet, so clients keep one address across a failover. A leader that
+ * stops steps down (the next takes over at once); one that dies loses the leader lease after its
+ * TTL (inventory/leadership.ts) and the next leader moves the address.
  */
 export class ReservedIpKeeper {
   private timer: NodeJS.Timeout | undefined;
@@ -44,7 +42,7 @@ export class ReservedIpKeeper {
   constructor(
     private readonly deps: {
       provider: CloudProvider;
-      leases: LeaseStore;
+      leadership: Leadership;
       events: EventStore;
       log: Logger;
       instanceId: string;
@@ -60,7 +58,6 @@ export class ReservedIpKeeper {
   stop(): void {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
-    if (this.holder) this.deps.leases.release(LEASE, this.deps.instanceId);
   }
 
   status(): ReservedIpStatus {
@@ -88,13 +85,13 @@ export class ReservedIpKeeper {
   }
 
   private async step(now: number): Promise<void> {
-    const token = this.deps.leases.acquireToken(LEASE, this.deps.instanceId, LEASE_TTL_MS, now);
+    const token = this.deps.leadership.current(now);
     const holds = token !== undefined;
     if (holds !== this.holder) {
       this.holder = holds;
       this.nextCheckAt = 0; // a new holder looks at once
       if (holds)
-        this.deps.log.info({ ip: this.deps.ip }, "reserved-ip lease taken: this process keeps the address");
+        this.deps.log.info({ ip: this.deps.ip }, "this process leads the pool: it keeps the reserved IP");
     }
     if (!holds || now < this.nextCheckAt) return;
     const reserved = await this.deps.provider.getReservedIp(this.deps.ip);
@@ -116,7 +113,7 @@ export class ReservedIpKeeper {
       this.nextCheckAt = now + HELD_RECHECK_MS;
     } else if (step.kind === "assign") {
       // Fencing: the GET above may have been slow; assign only while the lease is still ours.
-      if (!this.deps.leases.stillHolds(LEASE, this.deps.instanceId, token as number, Date.now())) return;
+      if (!(await this.deps.leadership.stillLeads(token as number))) return;
       const actionId = await this.deps.provider.assignReservedIp(this.deps.ip, this.deps.selfDropletId);
       this.lastError = null;
       this.nextCheckAt = now + BUSY_RECHECK_MS;
@@ -124,7 +121,7 @@ export class ReservedIpKeeper {
         step.from === null
           ? `reserved IP ${this.deps.ip} assigned to droplet ${this.deps.selfDropletId} (this proxy)`
           : `reserved IP ${this.deps.ip} moved from droplet ${step.from} to droplet ${this.deps.selfDropletId} (this proxy took over)`;
-      this.deps.events.add(
+      await this.deps.events.add(
         "reserved-ip.assigned",
         message,
         null,
@@ -152,7 +149,9 @@ export class ReservedIpKeeper {
     this.nextCheckAt = Math.max(this.nextCheckAt, Date.now() + BUSY_RECHECK_MS * 5);
     if (message === this.lastError) return;
     this.lastError = message;
-    this.deps.events.add("reserved-ip.error", message, null, { ip: this.deps.ip }, Date.now(), code);
+    this.deps.events
+      .add("reserved-ip.error", message, null, { ip: this.deps.ip }, Date.now(), code)
+      .catch(() => {});
     this.deps.log.warn({ ip: this.deps.ip, err: message }, "reserved IP not kept");
   }
 }

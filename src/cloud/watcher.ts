@@ -1,6 +1,6 @@
 import type { Config } from "../config/load.js";
 import type { BackendStore } from "../inventory/backends.js";
-import type { LeaseStore } from "../inventory/leases.js";
+import type { Leadership } from "../inventory/leadership.js";
 import type { Logger } from "../log.js";
 import { DropletLifecycle } from "./lifecycle.js";
 import type { CloudProvider } from "./provider.js";
@@ -14,11 +14,8 @@ const RECONCILE_EVERY_MS = 60_000;
 const SETTLE_EVERY_MS = 30_000;
 /** GET-by-id confirmations of missing droplets per periodic reconcile (the API budget). */
 const CONFIRMATIONS_PER_RECONCILE = 2;
-const LEASE = "cloud-watcher";
-/** The watcher wakes this often to renew its lease (a SQLite write); API calls follow the poll backoff. */
+/** The watcher wakes this often (reading the inventory); API calls follow the poll backoff. */
 const TICK_MS = 1_000;
-/** A killed leader's lease passes to another instance after this. */
-const LEASE_TTL_MS = 10_000;
 
 /**
  * When to look at booting droplets next: 5 s after something changed, then twice as long each
@@ -30,8 +27,8 @@ export function nextBootPollMs(previousMs: number, changed: boolean): number {
 }
 
 /**
- * The DigitalOcean side of `doproxy serve`. Only the instance holding the watcher lease acts, so
- * several `serve` processes on one inventory make one process's API calls: it reconciles at start
+ * The DigitalOcean side of `doproxy serve`. Only the pool's leader acts, so several `serve`
+ * processes on one inventory make one process's API calls: it reconciles at start
  * and every minute (so a crash never leaks a paid droplet), moves droplets that finish booting to
  * `joining` (polling with backoff), destroys droplets that never become active within
  * `boot-timeout`, and marks joining droplets that never pass their checks within `join-timeout`
@@ -52,15 +49,14 @@ export class CloudWatcher {
     readonly provider: CloudProvider,
     private readonly backends: BackendStore,
     private readonly config: () => Config,
-    private readonly leases: LeaseStore,
-    private readonly instanceId: string,
+    private readonly leadership: Leadership,
     private readonly log: Logger,
   ) {
     this.lifecycle = new DropletLifecycle(provider, backends, config());
   }
 
   async start(): Promise<void> {
-    if (this.holdsLease()) await this.reconcile();
+    if (this.leadership.isLeader) await this.reconcile();
     this.nextPollAt = Date.now() + BOOT_POLL_MIN_MS;
     this.schedule();
   }
@@ -68,7 +64,6 @@ export class CloudWatcher {
   stop(): void {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
-    this.leases.release(LEASE, this.instanceId);
   }
 
   private schedule(): void {
@@ -81,10 +76,6 @@ export class CloudWatcher {
   nudge(): void {
     this.pollMs = BOOT_POLL_MIN_MS;
     this.nextPollAt = Math.min(this.nextPollAt, Date.now() + BOOT_POLL_MIN_MS);
-  }
-
-  private holdsLease(now = Date.now()): boolean {
-    return this.leases.acquire(LEASE, this.instanceId, LEASE_TTL_MS, now);
   }
 
   private async reconcile(periodic = true): Promise<void> {
@@ -130,9 +121,9 @@ export class CloudWatcher {
     let changed = false;
     let polled = false;
     try {
-      if (!this.holdsLease(now)) return;
+      if (this.leadership.current(now) === undefined) return;
       const settleEvery = Math.min(SETTLE_EVERY_MS, this.config().digitalocean.bootTimeoutMs / 3);
-      const unsettled = this.lifecycle.hasUnsettled() && now - this.lastSettle >= settleEvery;
+      const unsettled = (await this.lifecycle.hasUnsettled()) && now - this.lastSettle >= settleEvery;
       if (now - this.lastReconcile >= RECONCILE_EVERY_MS) {
         this.lastSettle = now;
         await this.reconcile(true);
@@ -141,7 +132,9 @@ export class CloudWatcher {
         await this.reconcile(false);
       }
       const config = this.config();
-      const waiting = this.backends.live().filter((r) => r.state === "provisioning" && r.dropletId !== null);
+      const waiting = (await this.backends.live()).filter(
+        (r) => r.state === "provisioning" && r.dropletId !== null,
+      );
       if (waiting.length > this.booting) {
         // New droplets are booting: first look in 5 s, then back off.
         this.pollMs = BOOT_POLL_MIN_MS;
@@ -165,13 +158,16 @@ export class CloudWatcher {
           );
         }
       }
-      for (const row of this.backends.live()) {
+      for (const row of await this.backends.live()) {
         if (row.kind !== "droplet" || row.state !== "joining") continue;
         if (now - row.stateChangedAt < config.health.joinTimeoutMs) continue;
         if (
-          this.backends.transition(row.id, "unhealthy", "did not pass health checks within join-timeout", [
-            "joining",
-          ])
+          await this.backends.transition(
+            row.id,
+            "unhealthy",
+            "did not pass health checks within join-timeout",
+            ["joining"],
+          )
         )
           this.log.warn(
             { id: row.id, address: row.address },

@@ -52,7 +52,10 @@ export interface Config {
   rateLimit: RateLimitSettings;
   cors: CorsSettings;
   inventory: {
+    /** The SQLite file, used when `url` is not set. */
     path: string;
+    /** PostgreSQL connection URL (with its password): never logged, shown only through redactUrl. */
+    url: string | undefined;
     flushIntervalMs: number;
     /** Raw per-interval samples are kept this long, per-minute rows minuteRetentionMs. */
     rawRetentionMs: number;
@@ -222,6 +225,7 @@ export function normalizeConfig(raw: ConfigFile, file: string | undefined): Conf
     },
     inventory: {
       path: resolveFrom(baseDir, inventory.path),
+      url: inventory.url,
       flushIntervalMs: ms(inventory["flush-interval"]),
       rawRetentionMs: ms(inventory["raw-retention"]),
       minuteRetentionMs: ms(inventory["minute-retention"]),

@@ -67,6 +67,7 @@ export function parseConfigText(
   config.digitalocean.tokenSource = tokenSource;
   registerSecret(config.digitalocean.token);
   registerSecret(config.admin.token);
+  registerSecret(passwordOf(config.inventory.url));
   return config;
 }
 
@@ -103,7 +104,9 @@ function describeIssues(issues: z.core.$ZodIssue[], source: string, label: strin
       }
       const keyPath = issue.path.map((key) => (typeof key === "number" ? key : String(key)));
       const line = locateKey(source, keyPath);
-      const value = valueAt(data, keyPath);
+      // Keys that hold secrets are named, never shown (an invalid URL may carry its password).
+      const secret = ["token", "url"].includes(String(keyPath.at(-1)));
+      const value = secret ? undefined : valueAt(data, keyPath);
       const shown = value === undefined ? "" : ` = ${JSON.stringify(value)}`;
       return `${label}${line ? `:${line}` : ""}: ${describePath(keyPath)}${shown}: ${issue.message}`;
     })
@@ -114,6 +117,17 @@ function describePath(keyPath: Array<string | number>): string {
   const [section, ...rest] = keyPath;
   if (section === undefined) return "(file)";
   return rest.length ? `[${section}] ${rest.join(".")}` : `[${section}]`;
+}
+
+/** The password of a PostgreSQL URL, so that logs and errors can be scrubbed of it. */
+function passwordOf(url: string | undefined): string | undefined {
+  if (!url) return undefined;
+  try {
+    const password = new URL(url).password;
+    return password ? decodeURIComponent(password) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function valueAt(data: unknown, keyPath: Array<string | number>): unknown {

@@ -200,6 +200,14 @@ const corsSection = z
 const inventorySection = z
   .strictObject({
     path: z.string().min(1).default("inventory/doproxy.db"),
+    // PostgreSQL instead of the SQLite file, for several proxies sharing one pool. Interpolate the
+    // password (url = "postgres://doproxy:${DOPROXY_DB_PASSWORD}@host:25060/doproxy?sslmode=require").
+    url: z
+      .string()
+      .regex(/^postgres(ql)?:\/\/\S+$/, {
+        message: 'expected a PostgreSQL URL such as "postgres://user:${PASSWORD}@host:5432/doproxy"',
+      })
+      .optional(),
     "flush-interval": durationIn(10, 3_600_000).default("1s"),
     // Raw per-interval samples, then per-minute rows, then per-hour rows (and events): each tier
     // is kept this long.

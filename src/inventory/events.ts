@@ -1,4 +1,4 @@
-import type { Db } from "./open.js";
+import type { Sql, SqlRunner } from "./sql.js";
 
 export interface EventRow {
   id: number;
@@ -7,23 +7,30 @@ export interface EventRow {
   backendId: number | null;
   message: string;
   data: Record<string, unknown> | null;
-  /** A stable reason code (e.g. "droplet-limit", "backoff"), for code and dashboards to act on. */
+  /** A stable reason code (migrations/sqlite/0003); the message is for people, the code for code. */
   code: string | null;
 }
 
-/** Event kinds: backend transitions ("backend.active", ...) and scaling decisions ("scale.up", ...). */
-export class EventStore {
-  private readonly insert;
-  private readonly since;
+/** Writes one event on `db` (the database, or the transaction of the change it records). */
+export async function insertEvent(
+  db: SqlRunner,
+  kind: string,
+  message: string,
+  backendId: number | null = null,
+  data?: Record<string, unknown>,
+  ts = Date.now(),
+  code: string | null = null,
+): Promise<number> {
+  const row = await db.get<{ id: number }>(
+    "INSERT INTO events (ts, kind, backend_id, message, data, code) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+    [ts, kind, backendId, message, data ? JSON.stringify(data) : null, code],
+  );
+  return Number(row?.id);
+}
 
-  constructor(private readonly db: Db) {
-    this.insert = db.prepare(
-      "INSERT INTO events (ts, kind, backend_id, message, data, code) VALUES (?, ?, ?, ?, ?, ?)",
-    );
-    this.since = db.prepare(
-      "SELECT id, ts, kind, backend_id AS backendId, message, data, code FROM events WHERE ts >= ? ORDER BY ts, id LIMIT ?",
-    );
-  }
+/** The events table: every backend transition and scaling decision, with its reason. */
+export class EventStore {
+  constructor(private readonly sql: Sql) {}
 
   add(
     kind: string,
@@ -32,21 +39,24 @@ export class EventStore {
     data?: Record<string, unknown>,
     ts = Date.now(),
     code: string | null = null,
-  ): number {
-    const result = this.insert.run(ts, kind, backendId, message, data ? JSON.stringify(data) : null, code);
-    return Number(result.lastInsertRowid);
+  ): Promise<number> {
+    return insertEvent(this.sql, kind, message, backendId, data, ts, code);
   }
 
-  list(sinceMs: number, limit = 10_000): EventRow[] {
-    return (this.since.all(sinceMs, limit) as Array<Omit<EventRow, "data"> & { data: string | null }>).map(
-      (row) => ({
-        ...row,
-        data: row.data ? (JSON.parse(row.data) as Record<string, unknown>) : null,
-      }),
+  /** Events since `sinceMs`, oldest first. */
+  async list(sinceMs: number, limit = 10_000): Promise<EventRow[]> {
+    const rows = await this.sql.all<Omit<EventRow, "data"> & { data: string | null }>(
+      `SELECT id, ts, kind, backend_id AS "backendId", message, data, code FROM events
+       WHERE ts >= ? ORDER BY ts, id LIMIT ?`,
+      [sinceMs, limit],
     );
+    return rows.map((row) => ({
+      ...row,
+      data: row.data ? (JSON.parse(row.data) as Record<string, unknown>) : null,
+    }));
   }
 
-  prune(olderThanMs: number): number {
-    return this.db.prepare("DELETE FROM events WHERE ts < ?").run(olderThanMs).changes;
+  async prune(olderThanMs: number): Promise<number> {
+    return (await this.sql.run("DELETE FROM events WHERE ts < ?", [olderThanMs])).changes;
   }
 }

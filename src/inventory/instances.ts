@@ -1,5 +1,5 @@
 import { hostname } from "node:os";
-import type { Db } from "./open.js";
+import type { Sql } from "./sql.js";
 
 export interface InstanceRow {
   id: string;
@@ -18,50 +18,51 @@ export function heartbeatStaleMs(flushIntervalMs: number): number {
 
 /**
  * Running `serve` processes announce themselves here and renew a heartbeat on every flush, so a
- * command such as `droplets remove` knows whether a proxy will drain the backend for it.
+ * command such as `droplets remove` knows whether a proxy will drain the backend for it, and the
+ * pool's figures add up the proxies that are alive.
  */
 export class InstanceStore {
-  constructor(private readonly db: Db) {}
+  constructor(private readonly sql: Sql) {}
 
-  register(id: string, now = Date.now()): void {
-    this.db
-      .prepare(
-        `INSERT INTO instances (id, pid, hostname, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at`,
-      )
-      .run(id, process.pid, hostname(), now, now);
+  async register(id: string, now = Date.now()): Promise<void> {
+    await this.sql.run(
+      `INSERT INTO instances (id, pid, hostname, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at`,
+      [id, process.pid, hostname(), now, now],
+    );
   }
 
-  setUrls(id: string, proxyUrl: string | null, adminUrl: string | null): void {
-    this.db
-      .prepare("UPDATE instances SET proxy_url = ?, admin_url = ? WHERE id = ?")
-      .run(proxyUrl, adminUrl, id);
+  async setUrls(id: string, proxyUrl: string | null, adminUrl: string | null): Promise<void> {
+    await this.sql.run("UPDATE instances SET proxy_url = ?, admin_url = ? WHERE id = ?", [
+      proxyUrl,
+      adminUrl,
+      id,
+    ]);
   }
 
-  heartbeat(id: string, now = Date.now()): void {
-    this.db.prepare("UPDATE instances SET heartbeat_at = ? WHERE id = ?").run(now, id);
+  async heartbeat(id: string, now = Date.now()): Promise<void> {
+    await this.sql.run("UPDATE instances SET heartbeat_at = ? WHERE id = ?", [now, id]);
   }
 
-  unregister(id: string): void {
-    this.db.prepare("DELETE FROM instances WHERE id = ?").run(id);
+  async unregister(id: string): Promise<void> {
+    await this.sql.run("DELETE FROM instances WHERE id = ?", [id]);
   }
 
   /**
    * Forgets instances whose heartbeat stopped more than `staleMs` ago (a `serve` killed with
    * kill -9 never unregisters); returns how many went.
    */
-  prune(staleMs: number, now = Date.now()): number {
-    return this.db.prepare("DELETE FROM instances WHERE heartbeat_at < ?").run(now - staleMs).changes;
+  async prune(staleMs: number, now = Date.now()): Promise<number> {
+    return (await this.sql.run("DELETE FROM instances WHERE heartbeat_at < ?", [now - staleMs])).changes;
   }
 
   /** Instances whose heartbeat is younger than `staleMs`. */
-  alive(staleMs: number, now = Date.now()): InstanceRow[] {
-    return this.db
-      .prepare(
-        `SELECT id, pid, hostname, started_at AS startedAt, heartbeat_at AS heartbeatAt,
-                proxy_url AS proxyUrl, admin_url AS adminUrl
-         FROM instances WHERE heartbeat_at >= ? ORDER BY started_at`,
-      )
-      .all(now - staleMs) as InstanceRow[];
+  alive(staleMs: number, now = Date.now()): Promise<InstanceRow[]> {
+    return this.sql.all<InstanceRow>(
+      `SELECT id, pid, hostname, started_at AS "startedAt", heartbeat_at AS "heartbeatAt",
+              proxy_url AS "proxyUrl", admin_url AS "adminUrl"
+       FROM instances WHERE heartbeat_at >= ? ORDER BY started_at`,
+      [now - staleMs],
+    );
   }
 }

@@ -1,5 +1,5 @@
 import { decodeInto, encodeCounts, newCounts } from "../model/histogram.js";
-import type { Db } from "./open.js";
+import type { Sql, SqlRunner } from "./sql.js";
 
 /**
  * The sample tiers: raw per-interval rows (`samples`), then per-minute and per-hour rows with
@@ -50,80 +50,79 @@ interface RolledRow {
  * flushes instead of stalling one.
  */
 export class RollupStore {
-  constructor(private readonly db: Db) {}
+  constructor(private readonly sql: Sql) {}
 
   /** Every finer row with ts <= this is in `tier` (0 before the first rollup). */
-  doneUntil(tier: "minute" | "hour"): number {
-    return (
-      (this.db.prepare("SELECT done_until FROM rollups WHERE tier = ?").pluck().get(tier) as
-        | number
-        | undefined) ?? 0
-    );
+  async doneUntil(tier: "minute" | "hour"): Promise<number> {
+    return doneUntilIn(this.sql, tier);
   }
 
   /** The oldest row a tier holds, or undefined when it is empty. */
-  oldest(tier: Tier): number | undefined {
-    return (
-      (this.db.prepare(`SELECT MIN(ts) FROM ${TIER_TABLE[tier]}`).pluck().get() as number | null) ?? undefined
-    );
+  async oldest(tier: Tier): Promise<number | undefined> {
+    const row = await this.sql.get<{ ts: number | null }>(`SELECT MIN(ts) AS ts FROM ${TIER_TABLE[tier]}`);
+    return row?.ts ?? undefined;
   }
 
   /**
    * Rolls up what is due at `now`, for at most `budgetMs` of work. Returns true when it is caught
    * up (nothing more is due).
    */
-  rollUp(now: number, budgetMs = 50): boolean {
+  async rollUp(now: number, budgetMs = 50): Promise<boolean> {
     const started = Date.now();
     const minuteTarget = Math.floor((now - GRACE_MS) / 60_000) * 60_000;
     while (Date.now() - started < budgetMs) {
-      if (!this.step("raw", "minute", minuteTarget)) break;
+      if (!(await this.step("raw", "minute", minuteTarget))) break;
     }
-    const hourTarget = Math.floor(this.doneUntil("minute") / 3_600_000) * 3_600_000;
+    const hourTarget = Math.floor((await this.doneUntil("minute")) / 3_600_000) * 3_600_000;
     while (Date.now() - started < budgetMs) {
-      if (!this.step("minute", "hour", hourTarget)) break;
+      if (!(await this.step("minute", "hour", hourTarget))) break;
     }
-    return this.doneUntil("minute") >= minuteTarget && this.doneUntil("hour") >= hourTarget;
+    return (await this.doneUntil("minute")) >= minuteTarget && (await this.doneUntil("hour")) >= hourTarget;
   }
 
   /**
    * Deletes rows past each tier's retention, never a finer row not yet rolled up (so a rollup
    * that fell behind loses nothing). Returns how many rows went.
    */
-  prune(now: number, retention: TierRetention): number {
-    const raw = Math.min(now - retention.rawMs, this.doneUntil("minute"));
-    const minute = Math.min(now - retention.minuteMs, this.doneUntil("hour"));
+  async prune(now: number, retention: TierRetention): Promise<number> {
+    const raw = Math.min(now - retention.rawMs, await this.doneUntil("minute"));
+    const minute = Math.min(now - retention.minuteMs, await this.doneUntil("hour"));
     const hour = now - retention.hourMs;
     return (
-      this.db.prepare("DELETE FROM samples WHERE ts < ?").run(raw).changes +
-      this.db.prepare("DELETE FROM samples_minute WHERE ts < ?").run(minute).changes +
-      this.db.prepare("DELETE FROM samples_hour WHERE ts < ?").run(hour).changes
+      (await this.sql.run("DELETE FROM samples WHERE ts < ?", [raw])).changes +
+      (await this.sql.run("DELETE FROM samples_minute WHERE ts < ?", [minute])).changes +
+      (await this.sql.run("DELETE FROM samples_hour WHERE ts < ?", [hour])).changes
     );
   }
 
   /** Rolls one chunk of `from` rows into `to`; false when nothing is due. */
-  private step(from: "raw" | "minute", to: "minute" | "hour", target: number): boolean {
+  private async step(from: "raw" | "minute", to: "minute" | "hour", target: number): Promise<boolean> {
     const bucketMs = TIER_BUCKET_MS[to];
-    let done = this.doneUntil(to);
+    let done = await this.doneUntil(to);
     if (done >= target) return false;
     if (done === 0) {
       // The first rollup starts at the oldest finer row, not at the epoch.
-      const oldest = this.oldest(from);
+      const oldest = await this.oldest(from);
       if (oldest === undefined) {
-        this.setDone(to, target);
+        await setDone(this.sql, to, target);
         return false;
       }
       done = Math.floor((oldest - 1) / bucketMs) * bucketMs;
     }
     const until = Math.min(target, done + Math.max(CHUNK_MS, bucketMs));
-    this.db.transaction(() => {
-      const rows = this.db
-        .prepare(
-          `SELECT backend_id AS backendId, ts, requests, errors, status_1xx AS s1, status_2xx AS s2,
-             status_3xx AS s3, status_4xx AS s4, status_5xx AS s5, rtt_sum_ms AS rttSum,
-             rtt_max_ms AS rttMax, in_flight AS inFlight, histogram
-           FROM ${TIER_TABLE[from]} WHERE ts > ? AND ts <= ?`,
-        )
-        .iterate(done, until) as Iterable<RolledRow>;
+    await this.sql.transaction(async (tx) => {
+      // Another proxy on the same PostgreSQL inventory may be rolling this chunk up: the no-op
+      // UPDATE waits for its row lock (SQLite's BEGIN IMMEDIATE already serialises), then the
+      // mark is read again and a chunk already done is skipped.
+      await tx.run("UPDATE rollups SET done_until = done_until WHERE tier = ?", [to]);
+      if ((await doneUntilIn(tx, to)) >= until) return;
+      const rows = await tx.all<RolledRow>(
+        `SELECT backend_id AS "backendId", ts, requests, errors, status_1xx AS s1, status_2xx AS s2,
+           status_3xx AS s3, status_4xx AS s4, status_5xx AS s5, rtt_sum_ms AS "rttSum",
+           rtt_max_ms AS "rttMax", in_flight AS "inFlight", histogram
+         FROM ${TIER_TABLE[from]} WHERE ts > ? AND ts <= ?`,
+        [done, until],
+      );
       const buckets = new Map<string, { row: RolledRow; counts: Uint32Array }>();
       for (const row of rows) {
         const bucketEnd = Math.ceil(row.ts / bucketMs) * bucketMs;
@@ -163,40 +162,59 @@ export class RollupStore {
         sum.inFlight = Math.max(sum.inFlight, row.inFlight);
         decodeInto(bucket.counts, row.histogram);
       }
-      const insert = this.db.prepare(
-        `INSERT INTO ${TIER_TABLE[to]} (backend_id, ts, interval_ms, requests, errors, status_1xx, status_2xx,
-           status_3xx, status_4xx, status_5xx, rtt_sum_ms, rtt_max_ms, in_flight, histogram)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      );
-      for (const { row, counts } of buckets.values())
-        insert.run(
-          row.backendId,
-          row.ts,
-          bucketMs,
-          row.requests,
-          row.errors,
-          row.s1,
-          row.s2,
-          row.s3,
-          row.s4,
-          row.s5,
-          row.rttSum,
-          row.rttMax,
-          row.inFlight,
-          encodeCounts(counts),
-        );
-      this.setDone(to, until);
-    })();
+      const rolled = [...buckets.values()].map(({ row, counts }) => [
+        row.backendId,
+        row.ts,
+        bucketMs,
+        row.requests,
+        row.errors,
+        row.s1,
+        row.s2,
+        row.s3,
+        row.s4,
+        row.s5,
+        row.rttSum,
+        row.rttMax,
+        row.inFlight,
+        encodeCounts(counts),
+      ]);
+      await tx.insertMany(TIER_TABLE[to], TIER_COLUMNS, rolled);
+      await setDone(tx, to, until);
+    });
     return true;
   }
+}
 
-  private setDone(tier: "minute" | "hour", until: number): void {
-    this.db
-      .prepare(
-        "INSERT INTO rollups (tier, done_until) VALUES (?, ?) ON CONFLICT (tier) DO UPDATE SET done_until = excluded.done_until",
-      )
-      .run(tier, until);
-  }
+/** The columns of a rolled-up row (samples_minute, samples_hour), in insert order. */
+export const TIER_COLUMNS = [
+  "backend_id",
+  "ts",
+  "interval_ms",
+  "requests",
+  "errors",
+  "status_1xx",
+  "status_2xx",
+  "status_3xx",
+  "status_4xx",
+  "status_5xx",
+  "rtt_sum_ms",
+  "rtt_max_ms",
+  "in_flight",
+  "histogram",
+];
+
+async function doneUntilIn(db: SqlRunner, tier: "minute" | "hour"): Promise<number> {
+  const row = await db.get<{ done: number }>("SELECT done_until AS done FROM rollups WHERE tier = ?", [tier]);
+  return row?.done ?? 0;
+}
+
+/** Moves a tier's mark forward (never back: a slower proxy's older mark does not undo a newer one). */
+async function setDone(db: SqlRunner, tier: "minute" | "hour", until: number): Promise<void> {
+  await db.run(
+    `INSERT INTO rollups (tier, done_until) VALUES (?, ?) ON CONFLICT (tier) DO UPDATE SET
+       done_until = CASE WHEN excluded.done_until > rollups.done_until THEN excluded.done_until ELSE rollups.done_until END`,
+    [tier, until],
+  );
 }
 
 /**

@@ -1,7 +1,6 @@
-import type Database from "better-sqlite3";
 import { decodeInto, newCounts, quantile } from "../model/histogram.js";
-import type { Db } from "./open.js";
 import { chooseTier, RollupStore, TIER_TABLE, type Tier } from "./rollups.js";
+import type { Sql } from "./sql.js";
 
 /** One backend's aggregate over one flush interval, as the recorder hands it over. */
 export interface SampleRow {
@@ -64,38 +63,52 @@ export interface BackendSummary {
   lastTs: number;
 }
 
+const SAMPLE_COLUMNS = [
+  "backend_id",
+  "ts",
+  "interval_ms",
+  "requests",
+  "errors",
+  "status_1xx",
+  "status_2xx",
+  "status_3xx",
+  "status_4xx",
+  "status_5xx",
+  "rtt_sum_ms",
+  "rtt_max_ms",
+  "in_flight",
+  "histogram",
+  "instance_id",
+];
+
 export class SampleStore {
   /** Prepared on the first write: readers (replay, on a read-only inventory) never need it. */
-  private insert: Database.Statement | undefined;
+  private readonly rollups: RollupStore;
 
-  constructor(private readonly db: Db) {}
+  constructor(private readonly sql: Sql) {
+    this.rollups = new RollupStore(sql);
+  }
 
   /** Writes one flush's rows in a single transaction, tagged with the `serve` that wrote them. */
-  insertBatch(rows: readonly SampleRow[], instanceId: string | null = null): void {
+  async insertBatch(rows: readonly SampleRow[], instanceId: string | null = null): Promise<void> {
     if (rows.length === 0) return;
-    this.insert ??= this.db.prepare(
-      `INSERT INTO samples (backend_id, ts, interval_ms, requests, errors, status_1xx, status_2xx, status_3xx,
-         status_4xx, status_5xx, rtt_sum_ms, rtt_max_ms, in_flight, histogram, instance_id)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    await this.sql.insertMany(
+      "samples",
+      SAMPLE_COLUMNS,
+      rows.map((r) => [
+        r.backendId,
+        r.ts,
+        r.intervalMs,
+        r.requests,
+        r.errors,
+        ...r.status,
+        r.rttSumMs,
+        r.rttMaxMs,
+        r.inFlight,
+        r.histogram,
+        instanceId,
+      ]),
     );
-    const insert = this.insert;
-    this.db.transaction(() => {
-      for (const r of rows) {
-        insert.run(
-          r.backendId,
-          r.ts,
-          r.intervalMs,
-          r.requests,
-          r.errors,
-          ...r.status,
-          r.rttSumMs,
-          r.rttMaxMs,
-          r.inFlight,
-          r.histogram,
-          instanceId,
-        );
-      }
-    })();
   }
 
   /**
@@ -103,38 +116,36 @@ export class SampleStore {
    * instance and backend, the in-flight count of its latest row in (sinceMs, now]. An instance
    * that stopped writing drops out once its rows are older than the window.
    */
-  inFlightElsewhere(selfInstanceId: string, sinceMs: number, now = Date.now()): number {
-    const value = this.db
-      .prepare(
-        `SELECT COALESCE(SUM(in_flight), 0) FROM (
-           SELECT in_flight, ROW_NUMBER() OVER (PARTITION BY instance_id, backend_id ORDER BY ts DESC) AS newest
-           FROM samples WHERE ts > ? AND ts <= ? AND instance_id IS NOT NULL AND instance_id <> ?
-         ) WHERE newest = 1`,
-      )
-      .pluck()
-      .get(sinceMs, now, selfInstanceId) as number;
-    return value;
+  async inFlightElsewhere(selfInstanceId: string, sinceMs: number, now = Date.now()): Promise<number> {
+    const row = await this.sql.get<{ total: number }>(
+      `SELECT COALESCE(SUM(in_flight), 0) AS total FROM (
+         SELECT in_flight, ROW_NUMBER() OVER (PARTITION BY instance_id, backend_id ORDER BY ts DESC) AS newest
+         FROM samples WHERE ts > ? AND ts <= ? AND instance_id IS NOT NULL AND instance_id <> ?
+       ) AS latest WHERE newest = 1`,
+      [sinceMs, now, selfInstanceId],
+    );
+    return Number(row?.total ?? 0);
   }
 
   /** Requests per second each `serve` recorded over (sinceMs, now], by instance id. */
-  requestRatesByInstance(sinceMs: number, now = Date.now()): Map<string, number> {
-    const rows = this.db
-      .prepare(
-        "SELECT instance_id AS id, SUM(requests) AS requests FROM samples WHERE ts > ? AND ts <= ? AND instance_id IS NOT NULL GROUP BY instance_id",
-      )
-      .all(sinceMs, now) as Array<{ id: string; requests: number }>;
+  async requestRatesByInstance(sinceMs: number, now = Date.now()): Promise<Map<string, number>> {
+    const rows = await this.sql.all<{ id: string; requests: number }>(
+      "SELECT instance_id AS id, SUM(requests) AS requests FROM samples WHERE ts > ? AND ts <= ? AND instance_id IS NOT NULL GROUP BY instance_id",
+      [sinceMs, now],
+    );
     const seconds = Math.max(0.001, (now - sinceMs) / 1000);
     return new Map(rows.map((row) => [row.id, Math.round((row.requests / seconds) * 10) / 10]));
   }
 
   /** The whole pool over (sinceMs, now]: requests, errors and the p95 of the merged histogram. */
-  poolWindow(
+  async poolWindow(
     sinceMs: number,
     now = Date.now(),
-  ): { requests: number; errors: number; p95Ms: number | undefined; requestsPerSecond: number } {
-    const rows = this.db
-      .prepare("SELECT requests, errors, histogram FROM samples WHERE ts > ? AND ts <= ?")
-      .all(sinceMs, now) as Array<{ requests: number; errors: number; histogram: string }>;
+  ): Promise<{ requests: number; errors: number; p95Ms: number | undefined; requestsPerSecond: number }> {
+    const rows = await this.sql.all<{ requests: number; errors: number; histogram: string }>(
+      "SELECT requests, errors, histogram FROM samples WHERE ts > ? AND ts <= ?",
+      [sinceMs, now],
+    );
     const merged = newCounts();
     let requests = 0;
     let errors = 0;
@@ -155,7 +166,7 @@ export class SampleStore {
    * The pool as a time series over (sinceMs, now] in buckets of `stepMs`: requests/s, error rate,
    * p95 and p99 of each bucket's merged histogram. Bounded by the window asked for.
    */
-  series(sinceMs: number, stepMs: number, now = Date.now()): SeriesPoint[] {
+  async series(sinceMs: number, stepMs: number, now = Date.now()): Promise<SeriesPoint[]> {
     const buckets = Math.max(1, Math.ceil((now - sinceMs) / stepMs));
     const points = Array.from({ length: buckets }, (_, i) => ({
       ts: sinceMs + (i + 1) * stepMs,
@@ -163,7 +174,7 @@ export class SampleStore {
       errors: 0,
       histogram: newCounts(),
     }));
-    for (const row of this.seriesRows(sinceMs, stepMs, now)) {
+    for (const row of await this.seriesRows(sinceMs, stepMs, now)) {
       const point = points[Math.min(buckets - 1, Math.floor((row.ts - sinceMs - 1) / stepMs))];
       if (!point) continue;
       point.requests += row.requests;
@@ -183,15 +194,15 @@ export class SampleStore {
    * The rows a series over (sinceMs, now] reads: the chosen tier up to its watermark, then the
    * finer tiers for what has not been rolled up yet, so every moment is counted exactly once.
    */
-  private *seriesRows(sinceMs: number, stepMs: number, now: number): Iterable<TierRow> {
-    const rollups = new RollupStore(this.db);
+  private async seriesRows(sinceMs: number, stepMs: number, now: number): Promise<TierRow[]> {
+    const rollups = this.rollups;
     const tier = chooseTier(sinceMs, stepMs, {
-      raw: rollups.oldest("raw"),
-      minute: rollups.oldest("minute"),
-      hour: rollups.oldest("hour"),
+      raw: await rollups.oldest("raw"),
+      minute: await rollups.oldest("minute"),
+      hour: await rollups.oldest("hour"),
     });
-    const minuteDone = rollups.doneUntil("minute");
-    const hourDone = rollups.doneUntil("hour");
+    const minuteDone = await rollups.doneUntil("minute");
+    const hourDone = await rollups.doneUntil("hour");
     const ranges: Array<[Tier, number, number]> =
       tier === "hour"
         ? [
@@ -205,15 +216,19 @@ export class SampleStore {
               ["raw", Math.max(sinceMs, minuteDone), now],
             ]
           : [["raw", sinceMs, now]];
+    let rows: TierRow[] = [];
     for (const [table, from, to] of ranges) {
       if (to <= from) continue;
-      yield* this.db
-        .prepare(
-          `SELECT backend_id AS backendId, ts, interval_ms AS intervalMs, requests, errors, in_flight AS inFlight, histogram
+      rows = rows.concat(
+        await this.sql.all<TierRow>(
+          `SELECT backend_id AS "backendId", ts, interval_ms AS "intervalMs", requests, errors,
+             in_flight AS "inFlight", histogram
            FROM ${TIER_TABLE[table]} WHERE ts > ? AND ts <= ? ORDER BY ts`,
-        )
-        .iterate(from, to) as Iterable<TierRow>;
+          [from, to],
+        ),
+      );
     }
+    return rows;
   }
 
   /**
@@ -221,7 +236,7 @@ export class SampleStore {
    * each moment (for `doproxy replay`). A rolled-up row longer than a step is spread over the
    * steps it covers: its requests in proportion, its histogram and peak in-flight to each.
    */
-  history(sinceMs: number, stepMs: number, now: number): HistoryStep[] {
+  async history(sinceMs: number, stepMs: number, now: number): Promise<HistoryStep[]> {
     const count = Math.max(1, Math.ceil((now - sinceMs) / stepMs));
     const steps = Array.from({ length: count }, (_, i) => ({
       ts: sinceMs + (i + 1) * stepMs,
@@ -230,7 +245,7 @@ export class SampleStore {
       histogram: newCounts(),
       inFlight: new Map<number, number>(),
     }));
-    for (const row of this.seriesRows(sinceMs, stepMs, now)) {
+    for (const row of await this.seriesRows(sinceMs, stepMs, now)) {
       const start = row.ts - Math.max(1, row.intervalMs);
       const first = Math.max(0, Math.floor((start - sinceMs) / stepMs));
       const last = Math.min(count - 1, Math.floor((row.ts - sinceMs - 1) / stepMs));
@@ -258,14 +273,8 @@ export class SampleStore {
   }
 
   /** Per-backend summaries over (sinceMs, now]. */
-  summarize(sinceMs: number, now = Date.now()): Map<number, BackendSummary> {
-    const rows = this.db
-      .prepare(
-        `SELECT backend_id AS backendId, ts, requests, errors, status_5xx AS s5, rtt_sum_ms AS rttSum,
-                rtt_max_ms AS rttMax, in_flight AS inFlight, histogram
-         FROM samples WHERE ts > ? ORDER BY ts`,
-      )
-      .all(sinceMs) as Array<{
+  async summarize(sinceMs: number, now = Date.now()): Promise<Map<number, BackendSummary>> {
+    const rows = await this.sql.all<{
       backendId: number;
       ts: number;
       requests: number;
@@ -275,7 +284,12 @@ export class SampleStore {
       rttMax: number;
       inFlight: number;
       histogram: string;
-    }>;
+    }>(
+      `SELECT backend_id AS "backendId", ts, requests, errors, status_5xx AS s5, rtt_sum_ms AS "rttSum",
+              rtt_max_ms AS "rttMax", in_flight AS "inFlight", histogram
+       FROM samples WHERE ts > ? ORDER BY ts`,
+      [sinceMs],
+    );
     const counts = new Map<number, Uint32Array>();
     const out = new Map<number, BackendSummary>();
     const windowSeconds = Math.max(1, (now - sinceMs) / 1000);

@@ -23,7 +23,7 @@ export class MirroredPool extends Pool {
     settings: PoolSettings,
     private readonly reporter: PassiveReporter,
   ) {
-    super(settings, { onHealthTransition: () => true, onDrained: () => {} });
+    super(settings, { onHealthTransition: () => {}, onDrained: () => {} });
   }
 
   /** Applies the primary's snapshot: membership, states, weights, slow start, drains, ejections. */

@@ -23,8 +23,12 @@ export type OutlierEvent =
   | { kind: "kept"; code: OutlierCode };
 
 export interface PoolHooks {
-  /** A health decision moved a backend; persist it. Returns false if the inventory disagreed. */
-  onHealthTransition(backend: LiveBackend, from: BackendState, to: BackendState, reason: string): boolean;
+  /**
+   * A health decision moved a backend; persist it. The move applies in memory at once (routing
+   * follows health without waiting on the database); if the inventory disagrees (someone else
+   * moved the row meanwhile), the owner re-syncs the pool from it, and the inventory wins.
+   */
+  onHealthTransition(backend: LiveBackend, from: BackendState, to: BackendState, reason: string): void;
   /** A draining backend has nothing left in flight. */
   onDrained(backend: LiveBackend): void;
   /** Outlier detection ejected a backend, kept one in, or let one return. */
@@ -269,9 +273,9 @@ export class Pool {
     if (!to) return;
     const from = backend.state;
     backend.state = to;
-    if (!this.hooks.onHealthTransition(backend, from, to, reason)) backend.state = from;
-    else if (to === "active") backend.activeSince = this.now();
+    if (to === "active") backend.activeSince = this.now();
     this.rebuildRotation();
+    this.hooks.onHealthTransition(backend, from, to, reason);
   }
 
   protected rebuildRotation(): void {

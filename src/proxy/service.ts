@@ -1,11 +1,10 @@
 import { randomUUID } from "node:crypto";
 import type { Config } from "../config/load.js";
-import { BackendStore } from "../inventory/backends.js";
-import { InstanceStore } from "../inventory/instances.js";
-import { type Db, describeWriteFailure } from "../inventory/open.js";
-import { PoolStore } from "../inventory/pool.js";
-import { RollupStore } from "../inventory/rollups.js";
-import { type SampleRow, SampleStore } from "../inventory/samples.js";
+import type { BackendState, BackendStore } from "../inventory/backends.js";
+import type { InstanceStore } from "../inventory/instances.js";
+import { describeWriteFailure, type Inventory } from "../inventory/open.js";
+import type { RollupStore } from "../inventory/rollups.js";
+import type { SampleRow, SampleStore } from "../inventory/samples.js";
 import type { Logger } from "../log.js";
 import { formatHostPort, type HostPort } from "../util/address.js";
 import { inFlightOf, type LiveBackend } from "./backend.js";
@@ -28,7 +27,7 @@ export interface ProxyObserver extends RequestObserver {
   outlier?(backend: LiveBackend, event: OutlierEvent): void;
 }
 
-/** How often the inventory is checked for changes made by other processes (CLI commands). */
+/** How often the inventory is checked for changes made by other processes (CLI commands, other proxies). */
 const INVENTORY_POLL_MS = 250;
 const PRUNE_EVERY_MS = 60_000;
 /** An instance silent for this long (and ten flush intervals) is gone; its row is removed. */
@@ -38,7 +37,9 @@ const MAX_PENDING_SAMPLES = 100_000;
 
 /**
  * The proxy side of `doproxy serve`: the listener, the pool mirrored from the inventory, health
- * checks, and the recorder flushed to SQLite. Configuration changes are applied in place.
+ * checks, and the recorder flushed to the inventory. Configuration changes are applied in place.
+ * Nothing here waits on the inventory on the request path: writes are queued from timers and
+ * hooks, and a slow or unreachable database only delays what is recorded.
  */
 export class ProxyService {
   readonly instanceId = randomUUID();
@@ -56,54 +57,36 @@ export class ProxyService {
   private readonly redirect: RedirectListener;
   private readonly cluster: ProxyCluster | undefined;
   private timers: NodeJS.Timeout[] = [];
-  private dataVersion = "";
-  private readonly totalChanges;
+  private backendsVersion = -1;
+  private syncing: Promise<void> | undefined;
+  private flushing: Promise<void> | undefined;
   private pending: SampleRow[] = [];
   private lastPrune = 0;
   private flushFailing = false;
 
+  /** `stickySecret`: the pool's sticky-cookie key (PoolStore.stickySecret), read before. */
   constructor(
     private config: Config,
-    private readonly db: Db,
+    private readonly inventory: Inventory,
+    stickySecret: string,
     private readonly log: Logger,
     observer?: ProxyObserver,
   ) {
-    const stickySecret = new PoolStore(db).stickySecret();
-    this.backends = new BackendStore(db);
-    this.samples = new SampleStore(db);
-    this.rollups = new RollupStore(db);
-    this.instances = new InstanceStore(db);
-    this.totalChanges = db.prepare("SELECT total_changes()").pluck();
+    this.backends = inventory.backends;
+    this.samples = inventory.samples;
+    this.rollups = inventory.rollups;
+    this.instances = inventory.instances;
     this.balancer = new Balancer(config.proxy.strategy);
     this.balancer.slowStartMs = config.proxy.slowStartMs;
     this.pool = new Pool(config.health, {
       onHealthTransition: (backend, from, to, reason) => {
         this.log.info({ backend: backend.address, id: backend.id, from, to, reason }, `backend ${to}`);
         this.cluster?.poolChanged();
-        try {
-          return (
-            this.backends.transition(backend.id, to, reason, [from]) ||
-            this.backends.get(backend.id)?.state === to
-          );
-        } catch (error) {
-          // Routing must follow health even when the inventory cannot be written.
-          this.log.error(
-            { err: describeWriteFailure(db.name, "a backend transition", error).message },
-            "inventory write failed",
-          );
-          return true;
-        }
+        void this.persistHealth(backend.id, from, to, reason);
       },
       onDrained: (backend) => {
         this.log.info({ backend: backend.address, id: backend.id }, "backend drained");
-        try {
-          this.backends.markDrained(backend.id);
-        } catch (error) {
-          this.log.error(
-            { err: describeWriteFailure(db.name, "a drain", error).message },
-            "inventory write failed",
-          );
-        }
+        this.backends.markDrained(backend.id).catch((error) => this.writeFailed("a drain", error));
       },
       onOutlier: (backend, event) => {
         this.cluster?.poolChanged();
@@ -146,12 +129,12 @@ export class ProxyService {
   }
 
   async start(): Promise<HostPort> {
-    this.instances.register(this.instanceId);
-    this.syncFromInventory(true);
+    await this.instances.register(this.instanceId);
+    await this.syncFromInventory(true);
     const bound = this.cluster
       ? await this.cluster.start()
       : await this.server.listen(this.config.proxy.listen);
-    this.instances.setUrls(this.instanceId, this.url() ?? null, null);
+    await this.instances.setUrls(this.instanceId, this.url() ?? null, null);
     this.health.start();
     this.startTimers();
     if (!this.cluster) this.certificates.watch(this.config.proxy.tls);
@@ -210,7 +193,7 @@ export class ProxyService {
     if (listenChanged || tlsChanged) {
       try {
         const bound = await this.server.listen(next.proxy.listen);
-        this.instances.setUrls(this.instanceId, this.server.url() ?? null, null);
+        await this.instances.setUrls(this.instanceId, this.server.url() ?? null, null);
         this.log.info({ listen: formatHostPort(bound) }, "proxy listening on new address");
         this.certificates.watch(next.proxy.tls);
       } catch (error) {
@@ -252,25 +235,63 @@ export class ProxyService {
       message = `${label} met the ejection rule (${event.code}) but stays in rotation: max-ejected-percent = ${this.config.health.maxEjectedPercent} (and never the last backend)`;
     }
     this.log.warn({ backend: backend.address, id: backend.id, code }, message);
-    try {
-      this.backends.events.add(kind, message, backend.id, { ...event }, Date.now(), code);
-    } catch (error) {
-      this.log.error(
-        { err: describeWriteFailure(this.db.name, "an outlier event", error).message },
-        "inventory write failed",
-      );
-    }
+    this.backends.events
+      .add(kind, message, backend.id, { ...event }, Date.now(), code)
+      .catch((error) => this.writeFailed("an outlier event", error));
   }
 
   /**
-   * Mirrors inventory changes into the live pool: data_version moves when another process (a
-   * CLI command) commits, total_changes when this one does (the autoscaler, the cloud watcher).
+   * Writes a health move the pool already made. When the row was not where this proxy thought
+   * (another proxy or a command moved it), the pool is synced from the inventory, which wins.
+   * Routing follows health even when the inventory cannot be written.
    */
-  syncFromInventory(force = false): void {
-    const version = `${this.db.pragma("data_version", { simple: true })}:${this.totalChanges.get()}`;
-    if (!force && version === this.dataVersion) return;
-    this.dataVersion = version;
-    const { added, removed } = this.pool.sync(this.backends.live());
+  private async persistHealth(
+    id: number,
+    from: BackendState,
+    to: BackendState,
+    reason: string,
+  ): Promise<void> {
+    try {
+      const moved = await this.backends.transition(id, to, reason, [from]);
+      if (!moved && (await this.backends.get(id))?.state !== to) await this.syncFromInventory(true);
+    } catch (error) {
+      this.writeFailed("a backend transition", error);
+    }
+  }
+
+  private writeFailed(what: string, error: unknown): void {
+    this.log.error(
+      { err: describeWriteFailure(this.inventory.sql.label, what, error).message },
+      "inventory write failed",
+    );
+  }
+
+  /**
+   * Mirrors inventory changes into the live pool. The backends table's change counter moves with
+   * every write by any process (a CLI command, the leader's autoscaler, this proxy), so each poll
+   * reads one row, and the table only when something changed. One sync runs at a time.
+   */
+  syncFromInventory(force = false): Promise<void> {
+    if (this.syncing) return force ? this.syncing.then(() => this.syncFromInventory(true)) : this.syncing;
+    this.syncing = this.syncOnce(force)
+      .catch((error) => {
+        this.log.warn(
+          { err: describeWriteFailure(this.inventory.sql.label, "nothing (a read failed)", error).message },
+          "inventory unreachable; the pool stays as it was",
+        );
+      })
+      .finally(() => {
+        this.syncing = undefined;
+      });
+    return this.syncing;
+  }
+
+  private async syncOnce(force: boolean): Promise<void> {
+    const version = await this.inventory.backendsVersion();
+    if (!force && version === this.backendsVersion) return;
+    const rows = await this.backends.live();
+    this.backendsVersion = version;
+    const { added, removed } = this.pool.sync(rows);
     this.cluster?.poolChanged();
     for (const backend of added)
       this.log.info(
@@ -282,41 +303,65 @@ export class ProxyService {
     if (added.length > 0) this.health.checkAll();
   }
 
-  /** Writes the interval's samples in one transaction; keeps them for the next try if that fails. */
-  flush(now = Date.now()): void {
+  /**
+   * Writes the interval's samples in one statement batch; keeps them for the next try if that
+   * fails. A flush still writing when the next is due (a slow database) lets that one pass: the
+   * recorder keeps counting, and the next flush takes the longer interval.
+   */
+  flush(now = Date.now()): Promise<void> {
+    if (this.flushing) return this.flushing;
+    this.flushing = this.flushOnce(now).finally(() => {
+      this.flushing = undefined;
+    });
+    return this.flushing;
+  }
+
+  private async flushOnce(now: number): Promise<void> {
     const inFlight = new Map(this.pool.all().map((b) => [b.id, inFlightOf(b)] as const));
     this.pending.push(...this.recorder.takeInterval(inFlight, now));
     if (this.pending.length > MAX_PENDING_SAMPLES)
       this.pending.splice(0, this.pending.length - MAX_PENDING_SAMPLES);
+    const writing = this.pending;
     try {
-      this.samples.insertBatch(this.pending, this.instanceId);
-      this.pending = [];
-      // Whole minutes and hours into their tiers, a bounded amount of work per flush.
-      this.rollups.rollUp(now);
-      this.instances.heartbeat(this.instanceId, now);
-      if (now - this.lastPrune >= PRUNE_EVERY_MS) {
-        this.lastPrune = now;
-        const { rawRetentionMs, minuteRetentionMs, retentionMs } = this.config.inventory;
-        const pruned =
-          this.rollups.prune(now, {
-            rawMs: rawRetentionMs,
-            minuteMs: minuteRetentionMs,
-            hourMs: retentionMs,
-          }) + this.backends.events.prune(now - retentionMs);
-        // Rows of processes that died without unregistering (kill -9) would otherwise pile up.
-        this.instances.prune(Math.max(STALE_INSTANCE_MS, 10 * this.config.inventory.flushIntervalMs), now);
-        if (pruned > 0) this.log.info({ pruned }, "pruned old samples and events");
-      }
+      await this.samples.insertBatch(writing, this.instanceId);
+      this.pending = this.pending.slice(writing.length);
+      await this.instances.heartbeat(this.instanceId, now);
       if (this.flushFailing) this.log.info({}, "inventory writable again; pending samples written");
       this.flushFailing = false;
     } catch (error) {
       if (!this.flushFailing) {
         this.log.error(
-          { err: describeWriteFailure(this.db.name, "samples", error).message, pending: this.pending.length },
+          {
+            err: describeWriteFailure(this.inventory.sql.label, "samples", error).message,
+            pending: this.pending.length,
+          },
           "inventory write failed; samples kept in memory and retried",
         );
       }
       this.flushFailing = true;
+      return;
+    }
+    try {
+      // Whole minutes and hours into their tiers, a bounded amount of work per flush.
+      await this.rollups.rollUp(now);
+      if (now - this.lastPrune >= PRUNE_EVERY_MS) {
+        this.lastPrune = now;
+        const { rawRetentionMs, minuteRetentionMs, retentionMs } = this.config.inventory;
+        const pruned =
+          (await this.rollups.prune(now, {
+            rawMs: rawRetentionMs,
+            minuteMs: minuteRetentionMs,
+            hourMs: retentionMs,
+          })) + (await this.backends.events.prune(now - retentionMs));
+        // Rows of processes that died without unregistering (kill -9) would otherwise pile up.
+        await this.instances.prune(
+          Math.max(STALE_INSTANCE_MS, 10 * this.config.inventory.flushIntervalMs),
+          now,
+        );
+        if (pruned > 0) this.log.info({ pruned }, "pruned old samples and events");
+      }
+    } catch (error) {
+      this.writeFailed("rollups", error);
     }
   }
 
@@ -331,7 +376,7 @@ export class ProxyService {
     if (this.cluster) {
       // Every worker drains and sends its last samples before it exits; then they are written.
       await this.cluster.drain();
-      this.finishStop();
+      await this.finishStop();
       return;
     }
     this.server.stopAccepting();
@@ -345,27 +390,25 @@ export class ProxyService {
       );
     }
     this.server.destroyConnections();
-    this.finishStop();
+    await this.finishStop();
   }
 
-  private finishStop(): void {
+  private async finishStop(): Promise<void> {
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
     this.pool.closeAll();
-    this.flush();
-    try {
-      this.instances.unregister(this.instanceId);
-    } catch {
-      // Best effort: a stale heartbeat expires by itself.
-    }
+    await this.flushing;
+    await this.flush();
+    // Best effort: a stale heartbeat expires by itself.
+    await this.instances.unregister(this.instanceId).catch(() => {});
   }
 
   private startTimers(): void {
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [
-      setInterval(() => this.flush(), this.config.inventory.flushIntervalMs),
+      setInterval(() => void this.flush(), this.config.inventory.flushIntervalMs),
       setInterval(() => {
-        this.syncFromInventory();
+        void this.syncFromInventory();
         this.pool.checkDrains();
         this.pool.checkEjections();
       }, INVENTORY_POLL_MS),

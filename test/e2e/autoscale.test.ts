@@ -242,7 +242,7 @@ describe("autoscaling against doproxy sim", () => {
       const creates = (await sim.requests()).filter((r) => r.method === "POST" && r.path === "/v2/droplets");
       assert.equal(creates.length, 1, "one create call for the floor of two");
       const leaders = [first, second].filter((d) =>
-        d.logs().some((l) => l.msg === "autoscaler lease taken: this process scales the pool"),
+        d.logs().some((l) => l.msg === "this process leads the pool: it scales it"),
       );
       assert.equal(leaders.length, 1, "exactly one process holds the lease");
     } finally {

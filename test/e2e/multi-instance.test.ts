@@ -49,10 +49,7 @@ scale-up-cooldown = "3s"
     const failures: string[] = [];
     let extra: TestBackend | undefined;
     try {
-      await leader.waitForLog(
-        (l) => l.msg === "autoscaler lease taken: this process scales the pool",
-        "A to lead",
-      );
+      await leader.waitForLog((l) => l.msg === "this process leads the pool: it scales it", "A to lead");
       follower = startDaemon(ws, ["serve", "--config", configB], env);
       await follower.waitForLog((l) => l.msg === "proxy listening", "B to listen");
       await waitFor(
@@ -89,7 +86,9 @@ scale-up-cooldown = "3s"
       assert.equal(
         follower.logs().some((l) => l.msg === "autoscale decision"),
         false,
-        "B never decided anything: it holds no lease",
+        `B never decided anything: it does not lead (its leadership: ${JSON.stringify(
+          follower.logs().filter((l) => /leads the pool|follows/.test(String(l.msg))),
+        )})`,
       );
       await waitFor(async () => (await sim.state()).droplets.length >= 2, "the pool to grow", 30_000);
       // The leader's /api/status shows both serves and whose traffic it is.

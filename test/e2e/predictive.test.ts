@@ -2,9 +2,8 @@ import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
-import { BackendStore } from "../../src/inventory/backends.js";
 import { openInventory } from "../../src/inventory/open.js";
-import { type SampleRow, SampleStore } from "../../src/inventory/samples.js";
+import type { SampleRow } from "../../src/inventory/samples.js";
 import { bucketOf, encodeCounts, newCounts } from "../../src/model/histogram.js";
 import { freePort } from "../helpers/backend.js";
 import { runCliAsync, serveConfig, startDaemon, workspace } from "../helpers/cli.js";
@@ -23,17 +22,16 @@ interface EventRow {
  * 45 req/s each with p95 near 300 ms. The busy stretch is the peak a predictive floor prepares
  * for, and the slow-down tells the capacity model where one backend's knee is.
  */
-function seedYesterday(dbFile: string, now: number): void {
+async function seedYesterday(dbFile: string, now: number): Promise<void> {
   mkdirSync(path.dirname(dbFile), { recursive: true });
-  const db = openInventory(dbFile);
+  const inventory = await openInventory({ path: dbFile });
   try {
-    const backends = new BackendStore(db);
-    const samples = new SampleStore(db);
+    const { backends, samples } = inventory;
     const rows: SampleRow[] = [];
     for (let i = 0; i < 3; i++) {
-      const id = backends.addStatic(`127.0.0.1:${20_000 + i}`, { now: now - 120_000 }).id;
+      const id = (await backends.addStatic(`127.0.0.1:${20_000 + i}`, { now: now - 120_000 })).id;
       // Gone since: only their samples remain, as with droplets the autoscaler destroyed.
-      backends.close(id, "removed", "seeded history", undefined, now - 5_000);
+      await backends.close(id, "removed", "seeded history", undefined, now - 5_000);
       for (let second = 1; second <= 40; second++) {
         const busy = second > 20;
         const requests = busy ? 45 : 10;
@@ -54,9 +52,9 @@ function seedYesterday(dbFile: string, now: number): void {
         });
       }
     }
-    samples.insertBatch(rows);
+    await samples.insertBatch(rows);
   } finally {
-    db.close();
+    await inventory.close();
   }
 }
 
@@ -83,7 +81,7 @@ predictive-margin = "30s"
 `,
       }),
     );
-    seedYesterday(ws.dbFile, Date.now());
+    await seedYesterday(ws.dbFile, Date.now());
     const serve = startDaemon(ws, ["serve"], env);
     try {
       await serve.waitForLog((l) => l.msg === "proxy listening", "serve to listen");

@@ -65,7 +65,7 @@ evaluate = "* * * * * *"
     let traffic: Promise<void> = Promise.resolve();
     try {
       await a.waitForLog(
-        (l) => l.msg === "reserved-ip lease taken: this process keeps the address",
+        (l) => l.msg === "this process leads the pool: it keeps the reserved IP",
         "A to take the lease",
       );
       await waitFor(async () => (await assignedTo()) === dropletA, "the reserved IP on A's droplet", 15_000);

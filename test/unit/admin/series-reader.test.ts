@@ -5,9 +5,8 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { SeriesReader } from "../../../src/admin/series-reader.js";
 import { InventoryError } from "../../../src/errors.js";
-import { BackendStore } from "../../../src/inventory/backends.js";
-import { type Db, openInventory } from "../../../src/inventory/open.js";
-import { type SampleRow, SampleStore } from "../../../src/inventory/samples.js";
+import { type Inventory, openInventory } from "../../../src/inventory/open.js";
+import type { SampleRow } from "../../../src/inventory/samples.js";
 import { bucketOf, encodeCounts, newCounts } from "../../../src/model/histogram.js";
 
 const BACKENDS = 20;
@@ -16,13 +15,10 @@ const END = 1_700_000_000_000;
 const START = END - SECONDS * 1000;
 
 /** Seeds a real inventory file with a 1 s sample per backend per second, varied latencies. */
-function seed(db: Db): void {
-  const backends = new BackendStore(db);
-  const samples = new SampleStore(db);
-  const ids = Array.from(
-    { length: BACKENDS },
-    (_, i) => backends.addStatic(`127.0.0.1:${10_000 + i}`, { now: START }).id,
-  );
+async function seed(inventory: Inventory): Promise<void> {
+  const ids: number[] = [];
+  for (let i = 0; i < BACKENDS; i++)
+    ids.push((await inventory.backends.addStatic(`127.0.0.1:${10_000 + i}`, { now: START })).id);
   for (let s = 1; s <= SECONDS; s += 600) {
     const batch: SampleRow[] = [];
     for (let t = s; t < s + 600 && t <= SECONDS; t++) {
@@ -44,34 +40,34 @@ function seed(db: Db): void {
         });
       }
     }
-    samples.insertBatch(batch);
+    await inventory.samples.insertBatch(batch);
   }
 }
 
 describe("SeriesReader: the dashboard's series query on a worker thread", () => {
   let dir: string;
   let file: string;
-  let db: Db;
-  before(() => {
+  let inventory: Inventory;
+  before(async () => {
     dir = mkdtempSync(path.join(tmpdir(), "doproxy-series-"));
     file = path.join(dir, "doproxy.db");
-    db = openInventory(file);
-    seed(db);
+    inventory = await openInventory({ path: file });
+    await seed(inventory);
   });
-  after(() => {
-    db.close();
+  after(async () => {
+    await inventory.close();
     rmSync(dir, { recursive: true, force: true });
   });
 
   it("returns what the same query returns in-process, and the calling loop keeps turning meanwhile", async (t) => {
     const stepMs = 120_000;
     const inProcessStart = performance.now();
-    const expectedPoints = new SampleStore(db).series(START, stepMs, END);
-    const sizes = new BackendStore(db).poolSizeAt(expectedPoints.map((p) => p.ts));
+    const expectedPoints = await inventory.samples.series(START, stepMs, END);
+    const sizes = await inventory.backends.poolSizeAt(expectedPoints.map((p) => p.ts));
     const inProcessMs = performance.now() - inProcessStart;
     const expected = expectedPoints.map((p, i) => ({ ...p, poolSize: sizes[i] ?? 0 }));
 
-    const reader = new SeriesReader(file);
+    const reader = new SeriesReader({ path: file });
     try {
       await reader.query(END - 1000, 1000, END); // starts the thread and opens its connection
       // Longest gap between turns of this thread's event loop while the worker scans the rows.
@@ -107,7 +103,7 @@ describe("SeriesReader: the dashboard's series query on a worker thread", () => 
 
   it("fails the query with an InventoryError naming the file when the inventory cannot be opened", async () => {
     const missing = path.join(dir, "no-such.db");
-    const reader = new SeriesReader(missing);
+    const reader = new SeriesReader({ path: missing });
     try {
       await assert.rejects(reader.query(START, 60_000, END), (error: Error) => {
         assert.ok(error instanceof InventoryError, String(error));

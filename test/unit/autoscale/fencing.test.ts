@@ -10,10 +10,8 @@ import { DigitalOceanProvider } from "../../../src/cloud/digitalocean.js";
 import { DropletLifecycle } from "../../../src/cloud/lifecycle.js";
 import { ownershipTag } from "../../../src/cloud/provider.js";
 import { parseConfigText } from "../../../src/config/load.js";
-import { BackendStore } from "../../../src/inventory/backends.js";
-import { LeaseStore } from "../../../src/inventory/leases.js";
-import { type Db, openInventory } from "../../../src/inventory/open.js";
-import { SampleStore } from "../../../src/inventory/samples.js";
+import { LEADER_LEASE, Leadership } from "../../../src/inventory/leadership.js";
+import { type Inventory, openInventory } from "../../../src/inventory/open.js";
 import { Pool } from "../../../src/proxy/pool.js";
 import { Simulator } from "../../../src/sim/api.js";
 import { freePort } from "../../helpers/backend.js";
@@ -22,17 +20,17 @@ import { freePort } from "../../helpers/backend.js";
  * The autoscaler in-process, with real parts: a real inventory file, the simulator as a real
  * HTTP server, the real DigitalOcean client and lifecycle. The one seam is `onDecision` (the
  * metrics hook, called between deciding and acting): there the test lets another process take
- * the lease, as happens when this one stalls past it.
+ * the leader lease, as happens when this one stalls past it.
  */
 describe("the autoscaler acts only while it holds its lease (fencing)", () => {
   let dir: string;
-  let db: Db;
+  let inventory: Inventory;
   let sim: Simulator;
   let apiUrl: string;
 
   beforeEach(async () => {
     dir = mkdtempSync(path.join(tmpdir(), "doproxy-fencing-"));
-    db = openInventory(path.join(dir, "doproxy.db"));
+    inventory = await openInventory({ path: path.join(dir, "doproxy.db") });
     sim = new Simulator({
       token: "fencing-token",
       bootTimeMs: 100,
@@ -48,23 +46,26 @@ describe("the autoscaler acts only while it holds its lease (fencing)", () => {
   });
   afterEach(async () => {
     await sim.close();
-    db.close();
+    await inventory.close();
     rmSync(dir, { recursive: true, force: true });
   });
 
-  function controller(onDecision: (decision: Decision) => void): AutoscaleController {
+  async function controller(onDecision: (decision: Decision) => void): Promise<AutoscaleController> {
     const config = parseConfigText(
       `[digitalocean]\ntoken = "fencing-token"\napi-url = "${apiUrl}"\n[autoscale]\nenabled = true\nmin = 1\nevaluate = "* * * * * *"\n`,
       undefined,
       {},
     );
-    const backends = new BackendStore(db);
+    const { backends } = inventory;
+    // A is the leader: one renewal, no background timer (the test moves the lease by hand).
+    const leadership = new Leadership(inventory.leases, "A");
+    await leadership.renew();
     return new AutoscaleController({
       config: () => config,
       backends,
-      samples: new SampleStore(db),
-      leases: new LeaseStore(db),
-      pool: new Pool(config.health, { onHealthTransition: () => true, onDrained: () => undefined }),
+      samples: inventory.samples,
+      leadership,
+      pool: new Pool(config.health, { onHealthTransition: () => {}, onDrained: () => undefined }),
       lifecycle: new DropletLifecycle(
         new DigitalOceanProvider(config.digitalocean, ownershipTag("fencing")),
         backends,
@@ -77,22 +78,23 @@ describe("the autoscaler acts only while it holds its lease (fencing)", () => {
   }
 
   it("with the lease its own, it carries out its decision (the floor's droplet is created)", async () => {
-    const decision = await controller(() => undefined).tick();
+    const decision = await (await controller(() => undefined)).tick();
     assert.equal(decision?.code, "below-floor");
     assert.equal(sim.state.droplets.size, 1);
   });
 
   it("a lease taken over between deciding and acting: no droplet, an event says why, and it stops leading", async () => {
-    const leases = new LeaseStore(db);
-    const a = controller(() => {
+    let takeover: Promise<number | undefined> | undefined;
+    const a = await controller(() => {
       // A stalled past its lease (here: a minute later, as another process sees the clock) and B took it.
-      assert.equal(leases.acquireToken("autoscale", "B", 5_000, Date.now() + 60_000), 2);
+      takeover = inventory.leases.acquireToken(LEADER_LEASE, "B", 5_000, Date.now() + 60_000);
     });
     const decision = await a.tick();
     assert.equal(decision?.code, "below-floor", "it did decide");
+    assert.equal(await takeover, 2, "B took the lease with the next token");
     assert.equal(sim.state.droplets.size, 0, "but created nothing: B scales now");
-    assert.equal(new BackendStore(db).live().length, 0, "and wrote no provisioning row");
-    const fenced = new BackendStore(db).events.list(0).find((e) => e.code === "lease-lost");
+    assert.equal((await inventory.backends.live()).length, 0, "and wrote no provisioning row");
+    const fenced = (await inventory.events.list(0)).find((e) => e.code === "lease-lost");
     assert.match(fenced?.message ?? "", /lease was lost before create \(floor\)/);
     assert.equal(a.isLeader, false);
   });

@@ -11,9 +11,7 @@ import { DEFAULT_RETRY, decideRetry } from "../../../src/cloud/retry.js";
 import { BOOT_POLL_MAX_MS, BOOT_POLL_MIN_MS, nextBootPollMs } from "../../../src/cloud/watcher.js";
 import { isValidTag } from "../../../src/config/digitalocean-rules.js";
 import { UsageError } from "../../../src/errors.js";
-import { BackendStore } from "../../../src/inventory/backends.js";
 import { openInventory } from "../../../src/inventory/open.js";
-import { PoolStore } from "../../../src/inventory/pool.js";
 
 describe("boot polling backs off from 5 s to 30 s", () => {
   const cases: Array<[number, boolean, number]> = [
@@ -98,34 +96,34 @@ describe("API failures as reason codes", () => {
 });
 
 describe("pool identity and backends named by id, droplet id or name", () => {
-  it("keeps one identity whose ownership tag is a valid DigitalOcean tag", () => {
+  it("keeps one identity whose ownership tag is a valid DigitalOcean tag", async () => {
     const dir = mkdtempSync(path.join(tmpdir(), "doproxy-pool-"));
-    const db = openInventory(path.join(dir, "doproxy.db"));
+    const inventory = await openInventory({ path: path.join(dir, "doproxy.db") });
     try {
-      const pools = new PoolStore(db);
-      const first = pools.identity();
-      assert.deepEqual(pools.identity(), first, "created once, then the same");
+      const pools = inventory.pool;
+      const first = await pools.identity();
+      assert.deepEqual(await pools.identity(), first, "created once, then the same");
       assert.equal(isValidTag(ownershipTag(first.poolId)), true);
 
-      const backends = new BackendStore(db);
-      const adopted = backends.addDroplet(555_000_111, "web-a", null, "test", {
+      const backends = inventory.backends;
+      const adopted = await backends.addDroplet(555_000_111, "web-a", null, "test", {
         origin: "manual",
         autoscale: false,
       });
-      backends.addDroplet(555_000_222, "twin", null, "test", { origin: "reconciled", autoscale: true });
-      backends.addDroplet(555_000_333, "twin", null, "test", { origin: "reconciled", autoscale: true });
-      assert.equal(resolveBackend(backends, String(adopted.id)).id, adopted.id);
-      assert.equal(resolveBackend(backends, "555000111").id, adopted.id);
-      assert.equal(resolveBackend(backends, "web-a").id, adopted.id);
-      assert.equal(resolveBackend(backends, "web-a").autoscale, false);
-      assert.throws(
+      await backends.addDroplet(555_000_222, "twin", null, "test", { origin: "reconciled", autoscale: true });
+      await backends.addDroplet(555_000_333, "twin", null, "test", { origin: "reconciled", autoscale: true });
+      assert.equal((await resolveBackend(backends, String(adopted.id))).id, adopted.id);
+      assert.equal((await resolveBackend(backends, "555000111")).id, adopted.id);
+      assert.equal((await resolveBackend(backends, "web-a")).id, adopted.id);
+      assert.equal((await resolveBackend(backends, "web-a")).autoscale, false);
+      await assert.rejects(
         () => resolveBackend(backends, "twin"),
         (e) => e instanceof UsageError && /2 backends are named twin/.test(e.message),
       );
-      assert.throws(() => resolveBackend(backends, "nope"), UsageError);
-      assert.throws(() => resolveBackend(backends, "999"), UsageError);
+      await assert.rejects(() => resolveBackend(backends, "nope"), UsageError);
+      await assert.rejects(() => resolveBackend(backends, "999"), UsageError);
     } finally {
-      db.close();
+      await inventory.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });

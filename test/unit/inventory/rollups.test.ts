@@ -1,13 +1,11 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { BackendStore } from "../../../src/inventory/backends.js";
-import { type Db, openInventory } from "../../../src/inventory/open.js";
-import { chooseTier, RollupStore, type Tier } from "../../../src/inventory/rollups.js";
-import { type SampleRow, SampleStore } from "../../../src/inventory/samples.js";
+import type { Inventory } from "../../../src/inventory/open.js";
+import { chooseTier, type RollupStore, type Tier } from "../../../src/inventory/rollups.js";
+import type { SampleRow, SampleStore } from "../../../src/inventory/samples.js";
+import type { Sql } from "../../../src/inventory/sql.js";
 import { bucketOf, decodeInto, encodeCounts, newCounts, quantile } from "../../../src/model/histogram.js";
+import { describeEachStore } from "../../helpers/stores.js";
 
 const HOUR = 3_600_000;
 /** A whole hour boundary, so the tiers' buckets line up with the test's windows. */
@@ -34,10 +32,11 @@ function rowAt(backendId: number, second: number): SampleRow {
 }
 
 /** p95 and totals over (from, to] read straight from one table. */
-function figures(db: Db, table: string, from: number, to: number) {
-  const rows = db
-    .prepare(`SELECT requests, errors, rtt_max_ms AS max, histogram FROM ${table} WHERE ts > ? AND ts <= ?`)
-    .all(from, to) as Array<{ requests: number; errors: number; max: number; histogram: string }>;
+async function figures(db: Sql, table: string, from: number, to: number) {
+  const rows = await db.all<{ requests: number; errors: number; max: number; histogram: string }>(
+    `SELECT requests, errors, rtt_max_ms AS max, histogram FROM ${table} WHERE ts > ? AND ts <= ?`,
+    [from, to],
+  );
   const counts = newCounts();
   for (const row of rows) decodeInto(counts, row.histogram);
   return {
@@ -51,39 +50,36 @@ function figures(db: Db, table: string, from: number, to: number) {
   };
 }
 
-describe("sample rollups", () => {
-  let dir: string;
-  let db: Db;
+describeEachStore("sample rollups", (stores) => {
+  let inventory: Inventory;
+  let db: Sql;
   let rollups: RollupStore;
   let samples: SampleStore;
   const end = START + 2 * HOUR;
 
-  before(() => {
-    dir = mkdtempSync(path.join(tmpdir(), "doproxy-rollups-"));
-    db = openInventory(path.join(dir, "doproxy.db"));
-    const backends = new BackendStore(db);
-    const ids = [backends.addStatic("127.0.0.1:1").id, backends.addStatic("127.0.0.1:2").id];
-    samples = new SampleStore(db);
+  before(async () => {
+    inventory = await stores.open();
+    db = inventory.sql;
+    const { backends } = inventory;
+    const ids = [(await backends.addStatic("127.0.0.1:1")).id, (await backends.addStatic("127.0.0.1:2")).id];
+    samples = inventory.samples;
     for (let second = 1; second <= 2 * 3600; second += 600) {
       const batch: SampleRow[] = [];
       for (let s = second; s < second + 600; s++) for (const id of ids) batch.push(rowAt(id, s));
-      samples.insertBatch(batch);
+      await samples.insertBatch(batch);
     }
-    rollups = new RollupStore(db);
+    rollups = inventory.rollups;
   });
 
-  after(() => {
-    db.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => inventory.close());
 
-  it("rolls raw rows into minutes and hours with the same totals and percentiles", () => {
-    for (let i = 0; i < 100 && !rollups.rollUp(end + 60_000, 1_000); i++);
-    assert.equal(rollups.doneUntil("minute"), end);
-    assert.equal(rollups.doneUntil("hour"), end);
-    const raw = figures(db, "samples", START, end);
-    const minute = figures(db, "samples_minute", START, end);
-    const hour = figures(db, "samples_hour", START, end);
+  it("rolls raw rows into minutes and hours with the same totals and percentiles", async () => {
+    for (let i = 0; i < 100 && !(await rollups.rollUp(end + 60_000, 1_000)); i++);
+    assert.equal(await rollups.doneUntil("minute"), end);
+    assert.equal(await rollups.doneUntil("hour"), end);
+    const raw = await figures(db, "samples", START, end);
+    const minute = await figures(db, "samples_minute", START, end);
+    const hour = await figures(db, "samples_hour", START, end);
     assert.equal(raw.rows, 2 * 7200);
     assert.equal(minute.rows, 2 * 120);
     assert.equal(hour.rows, 2 * 2);
@@ -100,54 +96,53 @@ describe("sample rollups", () => {
     const from = START + 17 * 60_000;
     const to = START + 73 * 60_000;
     assert.deepEqual(
-      { ...figures(db, "samples_minute", from, to), rows: 0 },
-      { ...figures(db, "samples", from, to), rows: 0 },
+      { ...(await figures(db, "samples_minute", from, to)), rows: 0 },
+      { ...(await figures(db, "samples", from, to)), rows: 0 },
     );
   });
 
-  it("is idempotent: running it again adds nothing", () => {
-    const count = () =>
-      db
-        .prepare("SELECT (SELECT COUNT(*) FROM samples_minute) + (SELECT COUNT(*) FROM samples_hour)")
-        .pluck()
-        .get();
-    const before = count();
-    assert.equal(rollups.rollUp(end + 60_000), true);
-    assert.equal(count(), before);
+  it("is idempotent: running it again adds nothing", async () => {
+    const count = async () =>
+      (
+        await db.get<{ n: number }>(
+          "SELECT (SELECT COUNT(*) FROM samples_minute) + (SELECT COUNT(*) FROM samples_hour) AS n",
+        )
+      )?.n;
+    const before = await count();
+    assert.equal(await rollups.rollUp(end + 60_000), true);
+    assert.equal(await count(), before);
   });
 
-  it("serves a long series from the coarse tier, counting every request once", () => {
-    const total = figures(db, "samples", START, end).requests;
+  it("serves a long series from the coarse tier, counting every request once", async () => {
+    const total = (await figures(db, "samples", START, end)).requests;
     const step = 10 * 60_000;
-    const points = samples.series(START, step, end);
+    const points = await samples.series(START, step, end);
     const requests = points.reduce((n, p) => n + Math.round(p.requestsPerSecond * (step / 1000)), 0);
     assert.equal(requests, total);
   });
 
-  it("prunes each tier after its retention, never a row not yet rolled up", () => {
+  it("prunes each tier after its retention, never a row not yet rolled up", async () => {
     const now = end + 60_000;
     // Raw rows past 30 minutes go (they are in the minute tier); minutes and hours stay.
-    rollups.prune(now, { rawMs: 30 * 60_000, minuteMs: 10 * HOUR, hourMs: 100 * HOUR });
-    const oldestRaw = rollups.oldest("raw") as number;
+    await rollups.prune(now, { rawMs: 30 * 60_000, minuteMs: 10 * HOUR, hourMs: 100 * HOUR });
+    const oldestRaw = (await rollups.oldest("raw")) as number;
     assert.ok(oldestRaw >= now - 30 * 60_000, "old raw rows pruned");
-    assert.equal(rollups.oldest("minute"), START + 60_000);
+    assert.equal(await rollups.oldest("minute"), START + 60_000);
     // A series over the whole span still counts everything, now from minutes and raw rows.
-    const total = figures(db, "samples_minute", START, end).requests;
-    const points = samples.series(START, 60_000, end);
+    const total = (await figures(db, "samples_minute", START, end)).requests;
+    const points = await samples.series(START, 60_000, end);
     assert.equal(
       points.reduce((n, p) => n + Math.round(p.requestsPerSecond * 60), 0),
       total,
     );
-    db.prepare(
+    await db.run(
       "INSERT INTO samples (backend_id, ts, interval_ms, requests, errors, status_1xx, status_2xx, status_3xx, status_4xx, status_5xx, rtt_sum_ms, rtt_max_ms, in_flight, histogram) VALUES (1, ?, 1000, 1, 0, 0, 1, 0, 0, 0, 1, 1, 0, '')",
-    ).run(end + 5 * HOUR);
+      [end + 5 * HOUR],
+    );
     // Far in the future with a tiny raw retention: the row not rolled up yet is kept.
-    rollups.prune(end + 5 * HOUR + 1, { rawMs: 600_000, minuteMs: 10 * HOUR, hourMs: 100 * HOUR });
+    await rollups.prune(end + 5 * HOUR + 1, { rawMs: 600_000, minuteMs: 10 * HOUR, hourMs: 100 * HOUR });
     assert.equal(
-      db
-        .prepare("SELECT COUNT(*) FROM samples WHERE ts = ?")
-        .pluck()
-        .get(end + 5 * HOUR),
+      (await db.get<{ n: number }>("SELECT COUNT(*) AS n FROM samples WHERE ts = ?", [end + 5 * HOUR]))?.n,
       1,
     );
   });
