@@ -3,7 +3,7 @@ import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { adminUrl, getJson } from "../helpers/admin.js";
-import { freePort } from "../helpers/backend.js";
+import { freePort, startBackend, type TestBackend } from "../helpers/backend.js";
 import { type Daemon, runCliAsync, serveConfig, startDaemon, workspace } from "../helpers/cli.js";
 import { request } from "../helpers/http.js";
 import { startPostgres, type TestPostgres } from "../helpers/postgres.js";
@@ -90,6 +90,7 @@ scale-down-after = "10m"
       );
     }
     const daemons: Daemon[] = [];
+    let extra: TestBackend | undefined;
     const answered = new Map<number, number>();
     const failures = new Map<number, string[]>();
     let loading = new Set<number>();
@@ -209,6 +210,43 @@ scale-down-after = "10m"
         .actual;
       assert.ok(recorded.actions >= 1 && recorded.peakPool >= 2, JSON.stringify(recorded));
 
+      // A backend added from the command line (anywhere: the CLI writes PostgreSQL) reaches every
+      // proxy's rotation within 2 s; removed, it leaves every rotation before the command returns.
+      extra = await startBackend({ name: "static-x" });
+      const addedAt = Date.now();
+      const added = await runCliAsync(
+        ws,
+        ["droplets", "add", "--address", extra.address, "--config", configs[0] as string],
+        env,
+      );
+      assert.equal(added.status, 0, added.stderr);
+      const servedBy = async (port: number) => {
+        for (let i = 0; i < 8; i++)
+          if ((await request(port, "/who")).body.startsWith("static-x")) return true;
+        return false;
+      };
+      await Promise.all(
+        ports.map((port) =>
+          waitFor(() => servedBy(port), `static-x in the rotation of :${port}`, 15_000, 20),
+        ),
+      );
+      const joinedMs = Date.now() - addedAt;
+      t.diagnostic(`a backend added from the CLI served through all three proxies after ${joinedMs} ms`);
+      assert.ok(joinedMs < 2_000, `it took ${joinedMs} ms`);
+      const removed = await runCliAsync(
+        ws,
+        [
+          "droplets",
+          "remove",
+          /^backend (\d+)/.exec(added.stdout)?.[1] ?? "?",
+          "--config",
+          configs[1] as string,
+        ],
+        env,
+      );
+      assert.equal(removed.status, 0, removed.stderr);
+      for (const port of ports) assert.equal(await servedBy(port), false, `static-x left :${port}`);
+
       // kill -9 the leader under load: another leads within 10 s and takes the reserved IP.
       answered.clear();
       failures.clear();
@@ -295,6 +333,7 @@ scale-down-after = "10m"
       assert.deepEqual(actedAfterCut, [], "the partitioned proxy did not scale");
       assert.ok(third.logs().length > thirdMark);
     } finally {
+      await extra?.close();
       await stopLoad();
       for (const daemon of daemons)
         if (daemon.child.exitCode === null && daemon.child.signalCode === null) await daemon.stop();

@@ -1,0 +1,48 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { parseConfigText } from "../../../src/config/load.js";
+import { ConfigError } from "../../../src/errors.js";
+import { redactUrl } from "../../../src/inventory/postgres-sql.js";
+import { scrubSecrets } from "../../../src/util/secrets.js";
+
+describe("[inventory] url: the PostgreSQL inventory", () => {
+  it("takes the password from the environment, and registers it as a secret to scrub", () => {
+    const config = parseConfigText(
+      '[inventory]\nurl = "postgres://doproxy:${DB_PASSWORD}@db.internal:25060/doproxy?sslmode=require"\n',
+      "/etc/doproxy/doproxy.toml",
+      { DB_PASSWORD: "s3cr%2Ft-pw" },
+    );
+    assert.equal(
+      config.inventory.url,
+      "postgres://doproxy:s3cr%2Ft-pw@db.internal:25060/doproxy?sslmode=require",
+    );
+    assert.equal(
+      scrubSecrets("auth failed for s3cr/t-pw"),
+      "auth failed for [redacted]",
+      "the decoded password",
+    );
+    assert.equal(
+      redactUrl(config.inventory.url as string),
+      "postgres://doproxy:***@db.internal:25060/doproxy?sslmode=require",
+    );
+  });
+
+  it("is unset by default: the SQLite file at [inventory] path", () => {
+    assert.equal(parseConfigText("", undefined, {}).inventory.url, undefined);
+  });
+
+  it("refuses what is not a PostgreSQL URL, naming the key and never showing the value (it may hold a password)", () => {
+    try {
+      parseConfigText(
+        '[inventory]\nurl = "mysql://root:hunter22@db/doproxy"\n',
+        "/etc/doproxy/doproxy.toml",
+        {},
+      );
+      assert.fail("expected a ConfigError");
+    } catch (error) {
+      assert.ok(error instanceof ConfigError);
+      assert.match(error.message, /doproxy\.toml:2: \[inventory\] url: expected a PostgreSQL URL such as/);
+      assert.doesNotMatch(error.message, /hunter22/);
+    }
+  });
+});
