@@ -183,12 +183,13 @@
         status.cost && status.cost.perHour !== null
           ? ` · $${status.cost.perHour.toFixed(3)}/h now, $${status.cost.last24h.toFixed(2)} last 24 h`
           : "";
-      // Several serves on one inventory: how many, and what this one leads (scaling, the reserved IP).
+      // Several serves on one inventory: how many, which one leads (it scales for all), whether this
+      // one keeps the reserved IP, and each one's traffic.
+      const instances = status.instances ?? [];
       const roles = [
-        status.autoscale.leader ? "scales" : null,
+        instances.find((i) => i.self)?.leader ? "leads" : null,
         status.reservedIp?.holder ? `holds ${status.reservedIp.ip}` : null,
       ].filter(Boolean);
-      const instances = status.instances ?? [];
       const proxies =
         instances.length > 1
           ? ` · ${instances.length} proxies: ${instances

@@ -201,7 +201,7 @@ const inventorySection = z
   .strictObject({
     path: z.string().min(1).default("inventory/doproxy.db"),
     // PostgreSQL instead of the SQLite file, for several proxies sharing one pool. Interpolate the
-    // password (url = "postgres://doproxy:${DOPROXY_DB_PASSWORD}@host:25060/doproxy?sslmode=require").
+    // password (url = "postgres://doproxy:${DOPROXY_DB_PASSWORD}@host:25060/doproxy?sslmode=verify-full").
     url: z
       .string()
       .regex(/^postgres(ql)?:\/\/\S+$/, {

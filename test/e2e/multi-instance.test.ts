@@ -107,7 +107,7 @@ scale-up-cooldown = "3s"
         await page.goto(await adminUrl(leader));
         await page.waitForFunction(
           () =>
-            /2 proxies: this one [\d.]+ req\/s \(scales\), \S+\/\d+ [\d.]+ req\/s/.test(
+            /2 proxies: this one [\d.]+ req\/s \(leads\), \S+\/\d+ [\d.]+ req\/s/.test(
               document.querySelector("#summary")?.textContent ?? "",
             ),
           undefined,
