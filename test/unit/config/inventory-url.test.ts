@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { parseConfigText } from "../../../src/config/load.js";
-import { ConfigError } from "../../../src/errors.js";
+import { ConfigError, InventoryError } from "../../../src/errors.js";
+import { openInventory } from "../../../src/inventory/open.js";
 import { redactUrl } from "../../../src/inventory/postgres-sql.js";
 import { scrubSecrets } from "../../../src/util/secrets.js";
+import { freePort } from "../../helpers/backend.js";
 
 describe("[inventory] url: the PostgreSQL inventory", () => {
   it("takes the password from the environment, and registers it as a secret to scrub", () => {
@@ -44,5 +46,27 @@ describe("[inventory] url: the PostgreSQL inventory", () => {
       assert.match(error.message, /doproxy\.toml:2: \[inventory\] url: expected a PostgreSQL URL such as/);
       assert.doesNotMatch(error.message, /hunter22/);
     }
+  });
+});
+
+describe("a PostgreSQL inventory out of reach", () => {
+  it("is a clear InventoryError with a hint, and the password is never in it", async () => {
+    const port = await freePort(); // nothing listens there
+    await assert.rejects(
+      () =>
+        openInventory({ path: "unused.db", url: `postgres://doproxy:hunter22@127.0.0.1:${port}/doproxy` }),
+      (error: unknown) => {
+        assert.ok(error instanceof InventoryError, String(error));
+        assert.match(
+          error.message,
+          new RegExp(
+            `^postgres://doproxy:\\*\\*\\*@127\\.0\\.0\\.1:${port}/doproxy: cannot reach the PostgreSQL inventory: `,
+          ),
+        );
+        assert.match(error.hint ?? "", /\[inventory\] url/);
+        assert.doesNotMatch(`${error.message} ${error.hint}`, /hunter22/);
+        return true;
+      },
+    );
   });
 });
