@@ -35,10 +35,20 @@ export class UsageError extends DoproxyError {
   }
 }
 
-/** The SQLite inventory cannot be opened, migrated or written. */
+/** The inventory (SQLite or PostgreSQL) cannot be opened, migrated or written. */
 export class InventoryError extends DoproxyError {
   constructor(message: string, options: { hint?: string; cause?: unknown } = {}) {
     super("DOPROXY_INVENTORY", message, { exitCode: 1, ...options });
+  }
+}
+
+/**
+ * A write the leader's fence refused: this process no longer leads the pool (another proxy took
+ * the leader lease), so what it was about to record must not happen.
+ */
+export class FencedError extends DoproxyError {
+  constructor(message: string) {
+    super("DOPROXY_FENCED", message, { exitCode: 1 });
   }
 }
 

@@ -1,6 +1,6 @@
 import type { DropletLifecycle } from "../cloud/lifecycle.js";
 import type { Config } from "../config/load.js";
-import { ApiError } from "../errors.js";
+import { ApiError, FencedError } from "../errors.js";
 import type { BackendRow, BackendStore } from "../inventory/backends.js";
 import type { Leadership } from "../inventory/leadership.js";
 import type { SampleStore } from "../inventory/samples.js";
@@ -164,6 +164,15 @@ export class AutoscaleController {
         this.lastErrorReason = undefined;
       }
     } catch (error) {
+      if (error instanceof FencedError) {
+        // The inventory refused the write: another proxy leads now. Not a failure to back off from.
+        this.memory = previous;
+        log.warn(
+          { decision: decision.kind, err: error.message },
+          "leadership lost: the decision was not carried out",
+        );
+        return decision;
+      }
       // Forget that this step happened so the next tick tries again (still within the rules).
       this.memory = {
         ...decision.memory,

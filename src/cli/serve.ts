@@ -81,10 +81,13 @@ export async function serve(options: CommonOptions): Promise<void> {
   );
   await leadership.start();
   let current = config;
+  // What the leader writes (creates, boots, drains, destroys, reconciliation) is fenced by its term:
+  // refused by the inventory itself once another proxy leads.
+  const leaderBackends = service.backends.fencedBy(() => leadership.fence());
   const cloud = config.digitalocean.token
     ? new CloudWatcher(
         new DigitalOceanProvider(config.digitalocean, ownerTag, observeApi),
-        service.backends,
+        leaderBackends,
         () => current,
         leadership,
         log,
@@ -111,7 +114,7 @@ export async function serve(options: CommonOptions): Promise<void> {
   const autoscaler = cloud
     ? new AutoscaleController({
         config: () => current,
-        backends: service.backends,
+        backends: leaderBackends,
         samples: service.samples,
         leadership,
         pool: service.pool,

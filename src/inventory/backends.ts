@@ -1,4 +1,4 @@
-import { InventoryError } from "../errors.js";
+import { FencedError, InventoryError } from "../errors.js";
 import { BACKEND_STATES, type BackendKind, type BackendState } from "../model/backend-state.js";
 import { EventStore, insertEvent } from "./events.js";
 import { placeholders, type Sql, type SqlRunner } from "./sql.js";
@@ -38,6 +38,13 @@ export interface BackendRow {
   closeReason: CloseReason | null;
   /** Share of traffic relative to the other backends (1 to 1000; default 1). */
   weight: number;
+}
+
+/** A leadership term: the lease, its holder and the token of the acquisition (inventory/leadership.ts). */
+export interface Fence {
+  lease: string;
+  holder: string;
+  token: number;
 }
 
 export type BackendOrigin = "static" | "created" | "reconciled" | "manual";
@@ -124,8 +131,42 @@ async function transitionIn(
 export class BackendStore {
   readonly events: EventStore;
 
-  constructor(private readonly sql: Sql) {
+  /** `fence`: when given, every write first checks that its term still holds (see fencedBy). */
+  constructor(
+    private readonly sql: Sql,
+    private readonly fence?: () => Fence | undefined,
+  ) {
     this.events = new EventStore(sql);
+  }
+
+  /**
+   * The same table for the leader's writes: each one, in its own transaction, first checks that
+   * the lease `fence()` names is still held by the same holder with the same token (PostgreSQL:
+   * with a share lock on the lease row, so a takeover waits until the write commits, and then
+   * sees it). No term, or another holder: FencedError and nothing written.
+   */
+  fencedBy(fence: () => Fence | undefined): BackendStore {
+    return new BackendStore(this.sql, fence);
+  }
+
+  private write<T>(body: (tx: SqlRunner) => Promise<T>): Promise<T> {
+    return this.sql.transaction(async (tx) => {
+      if (this.fence) await this.checkFence(tx, this.fence());
+      return body(tx);
+    });
+  }
+
+  private async checkFence(tx: SqlRunner, term: Fence | undefined): Promise<void> {
+    if (!term) throw new FencedError("not written: this proxy does not lead the pool (any more)");
+    const lock = this.sql.dialect === "postgres" ? " FOR SHARE" : "";
+    const held = await tx.get(
+      `SELECT token FROM leases WHERE name = ? AND holder = ? AND token = ? AND expires_at >= ?${lock}`,
+      [term.lease, term.holder, term.token, Date.now()],
+    );
+    if (!held)
+      throw new FencedError(
+        `not written: the ${term.lease} lease is no longer this proxy's (term ${term.token}); another proxy leads`,
+      );
   }
 
   get(id: number): Promise<BackendRow | undefined> {
@@ -185,7 +226,7 @@ export class BackendStore {
       now = Date.now(),
     }: { name?: string | null; weight?: number; now?: number } = {},
   ): Promise<BackendRow> {
-    return this.sql.transaction(async (tx) => {
+    return this.write(async (tx) => {
       const existing = await tx.get<{ id: number; state: string }>(
         `SELECT id, state FROM backends WHERE address = ? AND state <> 'removed'`,
         [address],
@@ -218,7 +259,7 @@ export class BackendStore {
    * and its answer leaves a trace that reconciliation resolves by name and tag.
    */
   addProvisioning(name: string, reason: string, weight = 1, now = Date.now()): Promise<BackendRow> {
-    return this.sql.transaction(async (tx) => {
+    return this.write(async (tx) => {
       const id = await insertReturningId(
         tx,
         `INSERT INTO backends (kind, name, state, state_reason, created_at, state_changed_at, origin, weight)
@@ -239,7 +280,7 @@ export class BackendStore {
     adoption: { origin: "reconciled" | "manual"; autoscale: boolean; weight?: number },
     now = Date.now(),
   ): Promise<BackendRow> {
-    return this.sql.transaction(async (tx) => {
+    return this.write(async (tx) => {
       const existing = await rowByDropletId(tx, dropletId);
       if (existing && existing.state !== "removed") {
         throw new InventoryError(
@@ -289,7 +330,7 @@ export class BackendStore {
    * or undefined when there is no live backend `id`.
    */
   setWeight(id: number, weight: number, reason: string, now = Date.now()): Promise<number | undefined> {
-    return this.sql.transaction(async (tx) => {
+    return this.write(async (tx) => {
       const row = await rowById(tx, id);
       if (!row || row.state === "removed") return undefined;
       if (row.weight === weight) return row.weight;
@@ -309,7 +350,7 @@ export class BackendStore {
 
   /** Marks rows whose create call may or may not have created their droplet. */
   markCreateUnknown(ids: readonly number[], reason: string): Promise<void> {
-    return this.sql.transaction(async (tx) => {
+    return this.write(async (tx) => {
       for (const id of ids)
         await tx.run(
           "UPDATE backends SET create_outcome = 'unknown', state_reason = ? WHERE id = ? AND state = 'provisioning'",
@@ -326,7 +367,7 @@ export class BackendStore {
     from?: readonly BackendState[],
     now = Date.now(),
   ): Promise<boolean> {
-    return this.sql.transaction(async (tx) => {
+    return this.write(async (tx) => {
       const moved = await transitionIn(tx, id, "removed", reason, from, { closeReason }, now);
       if (moved) await tx.run("UPDATE backends SET close_reason = ? WHERE id = ?", [closeReason, id]);
       return moved;
@@ -335,15 +376,17 @@ export class BackendStore {
 
   /** Records the droplet id the API gave (or a lookup found) for a row written before the create call. */
   async setDropletId(id: number, dropletId: number, weight?: number): Promise<void> {
-    await this.sql.run(
-      "UPDATE backends SET droplet_id = ?, create_outcome = NULL, weight = coalesce(?, weight) WHERE id = ?",
-      [dropletId, weight ?? null, id],
+    await this.write((tx) =>
+      tx.run(
+        "UPDATE backends SET droplet_id = ?, create_outcome = NULL, weight = coalesce(?, weight) WHERE id = ?",
+        [dropletId, weight ?? null, id],
+      ),
     );
   }
 
   /** A provisioning droplet got its address: it starts joining (health checks, no traffic). */
   setAddressJoining(id: number, address: string, now = Date.now()): Promise<boolean> {
-    return this.sql.transaction(async (tx) => {
+    return this.write(async (tx) => {
       await tx.run("UPDATE backends SET address = ? WHERE id = ?", [address, id]);
       return transitionIn(tx, id, "joining", `booted at ${address}`, ["provisioning"], { address }, now);
     });
@@ -361,7 +404,7 @@ export class BackendStore {
     data?: Record<string, unknown>,
     now = Date.now(),
   ): Promise<boolean> {
-    return this.sql.transaction((tx) => transitionIn(tx, id, to, reason, from, data, now));
+    return this.write((tx) => transitionIn(tx, id, to, reason, from, data, now));
   }
 
   /** Starts draining: the proxy stops sending new requests; in-flight ones finish until `deadline`. */
@@ -372,7 +415,7 @@ export class BackendStore {
     now = Date.now(),
     byAutoscaler = false,
   ): Promise<boolean> {
-    return this.sql.transaction(async (tx) => {
+    return this.write(async (tx) => {
       const moved = await transitionIn(
         tx,
         id,
@@ -393,15 +436,17 @@ export class BackendStore {
 
   /** Set by the serving proxy when a draining backend has nothing left in flight. */
   async markDrained(id: number, now = Date.now()): Promise<void> {
-    await this.sql.run(
-      "UPDATE backends SET drained_at = ? WHERE id = ? AND state = 'draining' AND drained_at IS NULL",
-      [now, id],
+    await this.write((tx) =>
+      tx.run(
+        "UPDATE backends SET drained_at = ? WHERE id = ? AND state = 'draining' AND drained_at IS NULL",
+        [now, id],
+      ),
     );
   }
 
   /** Puts a draining backend back in rotation (load came back while it drained). */
   reclaim(id: number, reason: string, now = Date.now()): Promise<boolean> {
-    return this.sql.transaction(async (tx) => {
+    return this.write(async (tx) => {
       const moved = await transitionIn(tx, id, "active", reason, ["draining"], undefined, now);
       if (moved)
         await tx.run(

@@ -1,3 +1,4 @@
+import type { Fence } from "./backends.js";
 import type { LeaseStore } from "./leases.js";
 
 /** The one lease that makes a `serve` the pool's leader. */
@@ -85,6 +86,12 @@ export class Leadership {
   /** The token of this process's current term, or undefined when it does not lead (or may not any more). */
   current(now = Date.now()): number | undefined {
     return this.token !== undefined && now < this.heldUntil - this.timing.marginMs ? this.token : undefined;
+  }
+
+  /** This term as a fence for the leader's writes (BackendStore.fencedBy); undefined when not leading. */
+  fence(now = Date.now()): Fence | undefined {
+    const token = this.current(now);
+    return token === undefined ? undefined : { lease: LEADER_LEASE, holder: this.instanceId, token };
   }
 
   get isLeader(): boolean {

@@ -56,10 +56,11 @@ describe("the autoscaler acts only while it holds its lease (fencing)", () => {
       undefined,
       {},
     );
-    const { backends } = inventory;
-    // A is the leader: one renewal, no background timer (the test moves the lease by hand).
+    // A is the leader: one renewal, no background timer (the test moves the lease by hand). Its
+    // writes are fenced by its term, as `serve` sets it up.
     const leadership = new Leadership(inventory.leases, "A");
     await leadership.renew();
+    const backends = inventory.backends.fencedBy(() => leadership.fence());
     return new AutoscaleController({
       config: () => config,
       backends,

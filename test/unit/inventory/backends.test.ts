@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { it } from "node:test";
-import { InventoryError } from "../../../src/errors.js";
+import { FencedError, InventoryError } from "../../../src/errors.js";
+import { LEADER_LEASE } from "../../../src/inventory/leadership.js";
 import { type Inventory, openInventory } from "../../../src/inventory/open.js";
 import { describeEachStore } from "../../helpers/stores.js";
 
@@ -70,6 +71,41 @@ describeEachStore("the backends table", (stores) => {
       await inventory.samples.insertBatch([]);
       await inventory.events.add("test", "not a backend write");
       assert.equal(await inventory.backendsVersion(), weighted, "other tables do not");
+    } finally {
+      await inventory.close();
+    }
+  });
+
+  it("the leader's writes are fenced: refused, with nothing written, once its term is over", async () => {
+    const inventory = await stores.open();
+    try {
+      const now = Date.now();
+      const token = await inventory.leases.acquireToken(LEADER_LEASE, "A", 60_000, now);
+      assert.equal(token, 1);
+      let term = { lease: LEADER_LEASE, holder: "A", token: 1 };
+      const leader = inventory.backends.fencedBy(() => term);
+      const row = await leader.addProvisioning("web-1", "autoscale: floor");
+      assert.equal(row.state, "provisioning", "within its term it writes");
+      // A stalls; its lease expires and B takes it (token 2).
+      await inventory.leases.release(LEADER_LEASE, "A");
+      assert.equal(await inventory.leases.acquireToken(LEADER_LEASE, "B", 60_000, now), 2);
+      await assert.rejects(() => leader.addProvisioning("web-2", "autoscale: up"), FencedError);
+      await assert.rejects(() => leader.startDrain(row.id, now + 1_000, "autoscale: down"), FencedError);
+      assert.deepEqual(
+        (await inventory.backends.live()).map((r) => [r.name, r.state]),
+        [["web-1", "provisioning"]],
+        "nothing written by the deposed leader",
+      );
+      // Its own later term (a new token) writes again; no term at all never does.
+      term = { lease: LEADER_LEASE, holder: "B", token: 2 };
+      assert.equal(await leader.startDrain(row.id, now + 1_000, "autoscale: down"), true);
+      const none = inventory.backends.fencedBy(() => undefined);
+      await assert.rejects(() => none.markDrained(row.id), FencedError);
+      assert.equal(
+        await inventory.backends.transition(row.id, "removed", "by hand"),
+        true,
+        "unfenced writes are not",
+      );
     } finally {
       await inventory.close();
     }
