@@ -3,7 +3,7 @@ import { poolCost } from "../autoscale/cost.js";
 import type { ReservedIpStatus } from "../cloud/reserved-ip.js";
 import type { Config } from "../config/load.js";
 import { backendView } from "../inventory/backend-view.js";
-import { heartbeatStaleMs } from "../inventory/instances.js";
+import type { SharingProxy } from "../inventory/proxies.js";
 import { inFlightOf } from "../proxy/backend.js";
 import { isEjected } from "../proxy/outliers.js";
 import type { ProxyService } from "../proxy/service.js";
@@ -27,8 +27,8 @@ export interface AdminSources {
   autoscaler: AutoscaleController | undefined;
   /** Hourly price of one droplet of the configured size (sizes list, cached); undefined if unknown. */
   hourlyPrice?: () => number | undefined;
-  /** The instance id of the proxy that leads (holds the autoscaler's lease), if any. */
-  leader?: () => Promise<string | undefined>;
+  /** The proxies sharing the inventory, which one leads and each one's traffic (inventory/proxies.ts). */
+  proxies(): Promise<SharingProxy[]>;
   /** `[digitalocean] reserved-ip`: who keeps it and where it points; null when not configured. */
   reservedIp?: () => ReservedIpStatus | null;
 }
@@ -62,9 +62,7 @@ export async function status(src: AdminSources) {
   for (const row of rows) byState[row.state] = (byState[row.state] ?? 0) + 1;
   const decision = src.autoscaler?.lastDecision;
   const now = Date.now();
-  const rates = await src.service.samples.requestRatesByInstance(now - FIGURES_WINDOW_MS, now);
-  const alive = await src.service.instances.alive(heartbeatStaleMs(config.inventory.flushIntervalMs));
-  const leader = await src.leader?.();
+  const proxies = await src.proxies();
   const allRows = await src.service.backends.all();
   return {
     version: src.version,
@@ -92,17 +90,16 @@ export async function status(src: AdminSources) {
     },
     reservedIp: src.reservedIp?.() ?? null,
     // The serves sharing this inventory (live heartbeats), this one marked, each with its traffic.
-    instances: alive.map((row) => ({
-      id: row.id,
-      self: row.id === src.service.instanceId,
-      // Holds the autoscaler's lease: it scales, watches boots and reconciles for every proxy.
-      leader: row.id === leader,
-      hostname: row.hostname,
-      pid: row.pid,
-      proxyUrl: row.proxyUrl,
-      adminUrl: row.adminUrl,
-      heartbeatAt: row.heartbeatAt,
-      requestsPerSecond: rates.get(row.id) ?? 0,
+    instances: proxies.map((p) => ({
+      id: p.id,
+      self: p.self,
+      leader: p.leader,
+      hostname: p.hostname,
+      pid: p.pid,
+      proxyUrl: p.proxyUrl,
+      adminUrl: p.adminUrl,
+      heartbeatAt: p.heartbeatAt,
+      requestsPerSecond: p.requestsPerSecond,
     })),
     cost: poolCost(
       allRows.filter((row) => row.kind === "droplet"),

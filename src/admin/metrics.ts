@@ -24,6 +24,11 @@ export interface MetricSources {
    * process's at every scrape so /metrics shows the process group as one process would.
    */
   workerMetrics?(): Promise<unknown[][]>;
+  /**
+   * The proxies sharing the inventory (live heartbeats), each with its requests per second over the
+   * last minute from its samples, and whether it leads; this one marked `self`.
+   */
+  proxies?(): Promise<Array<{ id: string; self: boolean; leader: boolean; requestsPerSecond: number }>>;
 }
 
 /**
@@ -156,6 +161,26 @@ export class Metrics implements RequestObserver {
         this.reset();
         for (const row of rows)
           this.set({ backend: row.address ?? row.name ?? String(row.id), state: row.state }, 1);
+      },
+    });
+    new Gauge({
+      name: "doproxy_leader",
+      help: "1 when this proxy leads the pool (runs the autoscaler, boot watcher, reconciliation and reserved IP).",
+      registers,
+      async collect() {
+        const proxies = (await sources.proxies?.()) ?? [];
+        this.set(proxies.some((p) => p.self && p.leader) ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: "doproxy_proxy_requests_per_second",
+      help: "Requests per second each proxy sharing the inventory served over the last minute (from its samples); they sum to the pool's.",
+      labelNames: ["instance", "leader"],
+      registers,
+      async collect() {
+        const proxies = (await sources.proxies?.()) ?? [];
+        this.reset();
+        for (const p of proxies) this.set({ instance: p.id, leader: String(p.leader) }, p.requestsPerSecond);
       },
     });
     new Gauge({

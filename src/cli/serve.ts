@@ -9,9 +9,10 @@ import { ReservedIpKeeper, selfDropletId } from "../cloud/reserved-ip.js";
 import { CloudWatcher } from "../cloud/watcher.js";
 import { type Config, loadConfig, resolveConfigPath } from "../config/load.js";
 import { watchConfig } from "../config/watch.js";
-import { LEADER_LEASE, Leadership } from "../inventory/leadership.js";
+import { Leadership } from "../inventory/leadership.js";
 import { openInventory } from "../inventory/open.js";
 import { redactUrl } from "../inventory/postgres-sql.js";
+import { sharingProxies } from "../inventory/proxies.js";
 import { createLogger, flushLog, type Logger } from "../log.js";
 import { ProxyService } from "../proxy/service.js";
 import { formatHostPort } from "../util/address.js";
@@ -51,7 +52,12 @@ export async function serve(options: CommonOptions): Promise<void> {
     liveBackends: () => service?.pool.all() ?? [],
     inventoryRows: () => service?.backends.live() ?? Promise.resolve([]),
     workerMetrics: () => service?.workerMetrics() ?? Promise.resolve([]),
+    proxies: () => proxies(),
   });
+  // The configuration in force: replaced by each good reload.
+  let current = config;
+  const proxies = () =>
+    sharingProxies(inventory, service?.instanceId ?? "", current.inventory.flushIntervalMs);
   service = new ProxyService(config, inventory, await inventory.pool.stickySecret(), log, metrics);
   try {
     await service.start();
@@ -80,7 +86,6 @@ export async function serve(options: CommonOptions): Promise<void> {
     log.info({ leader, detail }, leader ? "this proxy leads the pool" : "this proxy follows"),
   );
   await leadership.start();
-  let current = config;
   // What the leader writes (creates, boots, drains, destroys, reconciliation) is fenced by its term:
   // refused by the inventory itself once another proxy leads.
   const leaderBackends = service.backends.fencedBy(() => leadership.fence());
@@ -150,7 +155,7 @@ export async function serve(options: CommonOptions): Promise<void> {
       autoscaler,
       hourlyPrice: () => hourlyPrice,
       reservedIp: () => reservedIp?.status() ?? null,
-      leader: () => leases.holder(LEADER_LEASE),
+      proxies,
     },
     () => ({ token: current.admin.token, allowedHosts: current.admin.allowedHosts }),
     log,

@@ -185,6 +185,7 @@ scale-down-after = "10m"
           `the inventory to hold all ${sentTotal} requests of the three proxies (it holds ${recordedTotal})`,
         10_000,
       );
+      let leaders = 0;
       for (const [i, daemon] of daemons.entries()) {
         const metrics = await fetch(`${await adminUrl(daemon)}/metrics`).then((r) => r.text());
         assert.equal(
@@ -192,7 +193,16 @@ scale-down-after = "10m"
           (answered.get(ports[i] as number) ?? 0) + 1,
           `${names[i]}'s /metrics counts what it proxied`,
         );
+        leaders += counterSum(metrics, "doproxy_leader");
+        // Every proxy's /metrics shows all three from the shared inventory, each with its traffic.
+        const rates = metrics.split("\n").filter((l) => l.startsWith("doproxy_proxy_requests_per_second{"));
+        assert.equal(rates.length, 3, rates.join("\n"));
+        assert.ok(
+          rates.every((l) => Number(l.split(" ").at(-1)) > 0),
+          rates.join("\n"),
+        );
       }
+      assert.equal(leaders, 1, "doproxy_leader is 1 on exactly one proxy");
       const status = (await getJson<Status>(`${await adminUrl(c)}/api/status`)).body;
       assert.equal(status.instances.length, 3, JSON.stringify(status.instances));
       assert.equal(status.instances.filter((i) => i.leader).length, 1, "one leader, shown to every proxy");
