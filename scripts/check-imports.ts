@@ -31,6 +31,8 @@ const OWNERS: Record<string, string> = {
   "smol-toml": "config",
   "better-sqlite3": "inventory",
   pg: "inventory",
+  undici: "proxy",
+  "http-proxy-3": "proxy",
 };
 
 function files(dir: string): string[] {

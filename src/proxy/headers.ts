@@ -2,10 +2,16 @@ import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
 
 /**
  * Hop-by-hop headers (RFC 9110 §7.6.1) describe one connection, not the message: a proxy must not
- * forward them. Transfer-Encoding is left on requests because Node re-frames the body with it;
- * http-proxy-3 drops it from responses itself.
+ * forward them. Transfer-Encoding is left on responses, where Node frames the body the client
+ * gets by it.
  */
 const HOP_BY_HOP = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade"];
+/**
+ * A request body is re-framed for the backend by the client that sends it (undici): chunked stays
+ * chunked while it is still arriving, and a body that has already arrived whole goes with its
+ * exact Content-Length. Either way the backend reads the same bytes the proxy checked.
+ */
+const REFRAMED = "transfer-encoding";
 /**
  * Expect is answered by this proxy (Node sends the client "100 Continue" itself), so it is not
  * passed on: the backend gets the body straight away, under the same timeouts as any request.
@@ -58,6 +64,7 @@ export function prepareRequestHeaders(
   if (!upgrade) {
     for (const name of HOP_BY_HOP) delete headers[name];
     delete headers[REQUEST_ONLY_HOP];
+    delete headers[REFRAMED];
   } else for (const name of ["keep-alive", "proxy-connection", "te", "trailer"]) delete headers[name];
   if (forwarded) {
     const clientIp = req.socket.remoteAddress ?? "";
@@ -73,4 +80,26 @@ export function prepareResponseHeaders(headers: IncomingHttpHeaders, closeClient
   for (const listed of connectionListed(headers)) delete headers[listed];
   for (const name of HOP_BY_HOP) delete headers[name];
   headers.connection = closeClient ? "close" : "keep-alive";
+}
+
+/**
+ * A backend's response headers as undici hands them over (name, value, name, value… as bytes),
+ * keyed in lower case as Node's own parser would give them: Set-Cookie kept as a list, any other
+ * repeated field joined with ", " (RFC 9110 §5.3).
+ */
+export function headersFromRaw(raw: readonly Buffer[]): IncomingHttpHeaders {
+  const headers: IncomingHttpHeaders = {};
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = (raw[i] as Buffer).toString("latin1").toLowerCase();
+    const value = (raw[i + 1] as Buffer).toString("latin1");
+    if (name === "set-cookie") {
+      const cookies = headers["set-cookie"];
+      if (cookies) cookies.push(value);
+      else headers["set-cookie"] = [value];
+      continue;
+    }
+    const prior = headers[name];
+    headers[name] = prior === undefined ? value : `${prior}, ${value}`;
+  }
+  return headers;
 }

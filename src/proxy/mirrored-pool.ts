@@ -29,7 +29,7 @@ export class MirroredPool extends Pool {
   /** Applies the primary's snapshot: membership, states, weights, slow start, drains, ejections. */
   mirror(snapshots: readonly BackendSnapshot[]): void {
     const present = new Set(snapshots.map((s) => s.id));
-    // A backend that left: what other workers had on it no longer holds this one's agent open.
+    // A backend that left: what other workers had on it no longer holds this one's connections open.
     for (const backend of this.all()) if (!present.has(backend.id)) Object.assign(backend.remote, NO_LOAD);
     this.sync(
       snapshots.map((s) => ({

@@ -1,6 +1,12 @@
 import type { BackendRow } from "../inventory/backends.js";
 import type { BackendState } from "../model/backend-state.js";
-import { connectionsOf, createLiveBackend, type LiveBackend, localConnectionsOf } from "./backend.js";
+import {
+  closeConnections,
+  connectionsOf,
+  createLiveBackend,
+  type LiveBackend,
+  localConnectionsOf,
+} from "./backend.js";
 import { type HealthThresholds, nextHealthState } from "./health-state.js";
 import {
   type EjectionSettings,
@@ -234,7 +240,7 @@ export class Pool {
       localConnectionsOf(backend) === 0 &&
       this.retiring.delete(backend)
     )
-      backend.agent.destroy();
+      closeConnections(backend);
   }
 
   /** Reports drains that completed and closes WebSockets past their drain deadline. */
@@ -247,7 +253,7 @@ export class Pool {
   closeAll(): void {
     for (const backend of [...this.backends.values(), ...this.retiring]) {
       for (const socket of backend.websockets) socket.destroy();
-      backend.agent.destroy();
+      closeConnections(backend);
     }
   }
 
@@ -263,8 +269,8 @@ export class Pool {
 
   private retire(backend: LiveBackend): void {
     for (const socket of backend.websockets) socket.destroy();
-    // This process's connections: the agent is this process's alone, whatever others still hold.
-    if (localConnectionsOf(backend) === 0) backend.agent.destroy();
+    // This process's connections: they are this process's alone, whatever others still hold.
+    if (localConnectionsOf(backend) === 0) closeConnections(backend);
     else this.retiring.add(backend);
   }
 

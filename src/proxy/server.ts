@@ -1,6 +1,8 @@
-import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import type http from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { performance } from "node:perf_hooks";
+import { PassThrough } from "node:stream";
 import type { SecureContextOptions } from "node:tls";
 import { createProxyServer } from "http-proxy-3";
 import type { CorsSettings, RateLimitSettings, StickySettings } from "../config/config.js";
@@ -9,6 +11,7 @@ import { formatHostPort, type HostPort } from "../util/address.js";
 import { listenOn } from "../util/listen.js";
 import { AccessLog } from "./access-log.js";
 import { type LiveBackend, observeRoundTrip } from "./backend.js";
+import { type AttemptReceiver, BackendAttempt } from "./backend-attempt.js";
 import type { Balancer } from "./balancer.js";
 import { ClientIdentity } from "./client-address.js";
 import { ClientInFlight } from "./client-cap.js";
@@ -16,14 +19,19 @@ import { CorsPolicy } from "./cors.js";
 import { DeadlineSweeper, type ExpiredDeadline } from "./deadlines.js";
 import { type ProxyStatus, sendErrorPage, sendRawError } from "./error-pages.js";
 import { checkFraming } from "./framing.js";
-import { clientWantsClose, prepareRequestHeaders, prepareResponseHeaders } from "./headers.js";
+import {
+  clientWantsClose,
+  headersFromRaw,
+  prepareRequestHeaders,
+  prepareResponseHeaders,
+} from "./headers.js";
 import { createListener } from "./listener.js";
 import { LogSampler } from "./log-sampler.js";
 import type { Pool } from "./pool.js";
 import { type RateDecision, RateLimiter } from "./rate-limit.js";
 import type { Recorder } from "./recorder.js";
 import { checkTarget, isValidAuthority } from "./request-target.js";
-import { decideProxyRetry, isConnectFailure } from "./retry-rule.js";
+import { attemptErrorCode, decideProxyRetry, isConnectFailure } from "./retry-rule.js";
 import { rendezvous, StickySessions } from "./sticky.js";
 import { handleUpgrade } from "./upgrade.js";
 
@@ -43,6 +51,13 @@ export interface ProxySettings {
   cors: CorsSettings;
   tls: { certFile: string; keyFile: string } | undefined;
 }
+
+/**
+ * How much of a response may wait for a slow client before the backend is paused. Above Node's
+ * 16 KiB high-water mark on purpose: a backend's reads come 64 KiB at a time, and pausing on each
+ * one makes undici's parser re-read (and copy) whatever the socket gathered meanwhile.
+ */
+const RESPONSE_BUFFER_BYTES = 64 * 1024;
 
 /** Why doproxy turned a request away before any backend saw it (the metric's label). */
 export type RejectReason = "rate-limit" | "client-in-flight";
@@ -78,7 +93,10 @@ class Exchange {
   backend: LiveBackend | undefined = undefined;
   /** The current attempt counted in its backend's `loaded` (its body had fully arrived). */
   countedAsLoad = false;
-  proxyReq: http.ClientRequest | undefined = undefined;
+  /** Ends the current attempt's backend request (undici's abort), once it has a connection. */
+  abortAttempt: ((error?: Error) => void) | undefined = undefined;
+  /** Resumes a backend response paused because the client reads slower than the backend sends. */
+  resumeResponse: (() => void) | undefined = undefined;
   dispatchedAt = 0;
   connectingSince = 0;
   waitingSince = 0;
@@ -138,6 +156,17 @@ export class ProxyServer {
   private readonly accessLog: AccessLog;
   /** Client requests not yet finished, across all backends (shutdown waits for these). */
   activeRequests = 0;
+  /** Where every backend attempt's events go: made once, so an attempt costs one small object. */
+  private readonly attemptEvents: AttemptReceiver<Exchange> = {
+    attemptStarted: (exchange, attempt, abort) => this.onAttemptStarted(exchange, attempt, abort),
+    attemptResponse: (exchange, attempt, status, rawHeaders, statusText, resume) =>
+      this.onResponse(exchange, attempt, status, rawHeaders, statusText, resume),
+    attemptData: (exchange, attempt, chunk) => this.onResponseData(exchange, attempt, chunk),
+    attemptComplete: (exchange, attempt) => {
+      if (attempt === exchange.attempt) exchange.res.end();
+    },
+    attemptError: (exchange, attempt, error) => this.onAttemptError(exchange, error, attempt),
+  };
 
   constructor(
     private readonly pool: Pool,
@@ -325,9 +354,16 @@ export class ProxyServer {
       this.refuse(req, res, 400, "invalid Host header", startedAt);
       return;
     }
+    if (target.path === "*") {
+      // OPTIONS * asks about the server in general (RFC 9110 §9.3.7): doproxy is that server.
+      this.answerHere(req, res, {}, framing.hasBody, startedAt, "doproxy (OPTIONS *)");
+      return;
+    }
     const corsOrigin = this.cors.allowedOrigin(req.headers);
     if (corsOrigin !== undefined && this.cors.isPreflight(req)) {
-      this.answerPreflight(req, res, corsOrigin, framing.hasBody, startedAt);
+      this.observer?.preflight?.();
+      const headers = this.cors.preflightHeaders(corsOrigin);
+      this.answerHere(req, res, headers, framing.hasBody, startedAt, "doproxy (CORS preflight)");
       return;
     }
     let rate: RateDecision | undefined;
@@ -431,24 +467,27 @@ export class ProxyServer {
     );
   }
 
-  /** Answers a CORS preflight from an allowed origin here: no backend sees it. */
-  private answerPreflight(
+  /**
+   * Answers 204 here, no backend involved (a CORS preflight from an allowed origin, OPTIONS *). A
+   * body it carried is not read: the connection closes after the answer.
+   */
+  private answerHere(
     req: IncomingMessage,
     res: ServerResponse,
-    origin: string,
+    headers: http.OutgoingHttpHeaders,
     hasBody: boolean,
     startedAt: number,
+    servedBy: string,
   ): void {
-    this.observer?.preflight?.();
     const close = hasBody || clientWantsClose(req) || this.closing;
     if (hasBody) this.refusedConnections.add(req.socket);
-    res.writeHead(204, { ...this.cors.preflightHeaders(origin), connection: close ? "close" : "keep-alive" });
+    res.writeHead(204, { ...headers, connection: close ? "close" : "keep-alive" });
     res.end();
     if (hasBody) res.once("finish", () => req.socket.destroySoon());
     this.accessLog.record(
       req,
       res,
-      { startedAt, attempts: 0, rttMs: undefined, servedBy: "doproxy (CORS preflight)", error: undefined },
+      { startedAt, attempts: 0, rttMs: undefined, servedBy, error: undefined },
       this.now(),
     );
   }
@@ -495,38 +534,35 @@ export class ProxyServer {
     const now = this.now();
     exchange.dispatchedAt = now;
     exchange.waitingSince = exchange.bodyComplete ? now : 0;
-    exchange.connectingSince = 0;
+    // Connecting until undici has a connection for it and starts writing (onAttemptStarted).
+    exchange.connectingSince = now;
+    exchange.abortAttempt = undefined;
     const req = exchange.req;
-    let proxyReq: http.ClientRequest;
-    try {
-      proxyReq = http.request({
-        host: backend.target.hostname.replace(/^\[|\]$/g, ""),
-        port: backend.target.port,
-        method: req.method,
+    // Errors, even a request undici refuses to send, come back through attemptError; nothing
+    // may run here after this call, which can answer the client before it returns.
+    backend.connections.dispatch(
+      {
+        method: req.method ?? "GET",
         path: exchange.path,
         headers: req.headers,
-        agent: backend.agent,
-        setHost: false,
-      });
-    } catch (error) {
-      // A header Node will not send (it accepted it from the client, so this is a bug in a check).
-      this.endAttempt(exchange);
-      this.answerError(exchange, 400, `request cannot be forwarded: ${(error as Error).message}`);
+        // Through a pipe of its own: aborting the attempt destroys what undici reads, and
+        // destroying the client's request itself would cut the client before its answer. The
+        // pipe holds what arrives before the backend connection is ready.
+        body: exchange.hasBody ? req.pipe(new PassThrough()) : null,
+      },
+      new BackendAttempt(this.attemptEvents, exchange, attempt),
+    );
+  }
+
+  /** The attempt has a connection and its request is being written. */
+  private onAttemptStarted(exchange: Exchange, attempt: number, abort: (error?: Error) => void): void {
+    if (attempt !== exchange.attempt) {
+      // Abandoned while it waited for a connection (its connect deadline passed, or the client left).
+      abort();
       return;
     }
-    exchange.proxyReq = proxyReq;
-    proxyReq.on("socket", (socket: Socket) => {
-      if (attempt === exchange.attempt && socket.connecting) {
-        exchange.connectingSince = this.now();
-        socket.once("connect", () => {
-          if (attempt === exchange.attempt) exchange.connectingSince = 0;
-        });
-      }
-    });
-    proxyReq.on("response", (proxyRes) => this.onResponse(exchange, proxyRes, attempt));
-    proxyReq.on("error", (error: NodeJS.ErrnoException) => this.onAttemptError(exchange, error, attempt));
-    if (exchange.hasBody) req.pipe(proxyReq);
-    else proxyReq.end();
+    exchange.abortAttempt = abort;
+    exchange.connectingSince = 0;
   }
 
   private onBodyComplete(exchange: Exchange): void {
@@ -542,12 +578,16 @@ export class ProxyServer {
     }
   }
 
-  private onResponse(exchange: Exchange, proxyRes: IncomingMessage, attempt: number): void {
+  private onResponse(
+    exchange: Exchange,
+    attempt: number,
+    status: number,
+    rawHeaders: Buffer[],
+    statusText: string,
+    resume: () => void,
+  ): boolean {
     const backend = exchange.backend;
-    if (attempt !== exchange.attempt || !backend) {
-      proxyRes.destroy();
-      return;
-    }
+    if (attempt !== exchange.attempt || !backend) return false;
     const res = exchange.res;
     exchange.answered = true;
     exchange.connectingSince = 0;
@@ -558,31 +598,41 @@ export class ProxyServer {
     exchange.waitingSince = 0;
     exchange.rttMs = rttMs;
     exchange.servedBy = backend.address;
-    const status = proxyRes.statusCode ?? 0;
     this.recorder.record(backend.id, rttMs, status);
     this.observer?.response(backend, rttMs, status);
     observeRoundTrip(backend, rttMs);
     this.pool.reportAnswer(backend, status);
-    // A backend that dies mid-body: cut the client connection rather than leave it waiting.
-    proxyRes.on("aborted", () => res.destroy());
-    proxyRes.on("error", () => res.destroy());
     if (res.destroyed) {
-      proxyRes.destroy();
-      return;
+      exchange.abortAttempt?.();
+      return false;
     }
-    prepareResponseHeaders(proxyRes.headers, exchange.closeClient || !exchange.bodyComplete);
-    this.addPolicyHeaders(exchange, proxyRes.headers, backend);
+    const headers = headersFromRaw(rawHeaders);
+    prepareResponseHeaders(headers, exchange.closeClient || !exchange.bodyComplete);
+    this.addPolicyHeaders(exchange, headers, backend);
     try {
-      res.writeHead(status, proxyRes.statusMessage, proxyRes.headers);
+      res.writeHead(status, statusText, headers);
     } catch (error) {
-      proxyRes.destroy();
+      // Ended before it is aborted, so the abort's own error is not taken for a failed attempt.
+      const abort = exchange.abortAttempt;
+      this.endAttempt(exchange);
+      abort?.();
       exchange.error = `${backend.address}: unusable response (${(error as Error).message})`;
       this.recorder.recordFailure(backend.id, 502);
       this.observer?.failure(backend, 502, "connect");
       sendErrorPage(res, 502, "backend sent an unusable response", true);
-      return;
+      return false;
     }
-    proxyRes.pipe(res);
+    exchange.resumeResponse = resume;
+    return true;
+  }
+
+  /** A piece of the response body: on to the client, pausing the backend while the client is behind. */
+  private onResponseData(exchange: Exchange, attempt: number, chunk: Buffer): boolean {
+    if (attempt !== exchange.attempt) return false;
+    const res = exchange.res;
+    if (res.write(chunk) || res.writableLength < RESPONSE_BUFFER_BYTES) return true;
+    if (!res.destroyed && exchange.resumeResponse) res.once("drain", exchange.resumeResponse);
+    return false;
   }
 
   /** CORS, RateLimit and the sticky cookie on a backend's response. */
@@ -599,7 +649,7 @@ export class ProxyServer {
     }
   }
 
-  private onAttemptError(exchange: Exchange, error: NodeJS.ErrnoException, attempt: number): void {
+  private onAttemptError(exchange: Exchange, error: Error & { code?: string }, attempt: number): void {
     if (attempt !== exchange.attempt) return;
     const backend = exchange.backend;
     const res = exchange.res;
@@ -610,25 +660,30 @@ export class ProxyServer {
       res.destroy();
       return;
     }
-    const code = error.code ?? "";
+    if (error.code === "UND_ERR_INVALID_ARG" || error.code === "UND_ERR_NOT_SUPPORTED") {
+      // A request undici will not write (the checks before should have refused it: a bug in them).
+      this.answerError(exchange, 400, `request cannot be forwarded: ${error.message}`);
+      return;
+    }
+    const code = attemptErrorCode(error);
     this.failAttempt(exchange, backend, code, code || error.message);
   }
 
   /** A deadline passed: the current attempt ends now, whatever its backend does later. */
   private onDeadline(exchange: Exchange, which: ExpiredDeadline): void {
     const backend = exchange.backend;
-    const proxyReq = exchange.proxyReq;
+    const abortAttempt = exchange.abortAttempt;
     if (which === "body-idle") {
       exchange.bodyLastAt = 0;
       this.endAttempt(exchange);
-      proxyReq?.destroy();
+      abortAttempt?.();
       exchange.closeClient = true;
       this.answerError(exchange, 408, `request body stalled for ${this.settings.bodyIdleTimeoutMs}ms`);
       return;
     }
     if (!backend) return;
     this.endAttempt(exchange);
-    proxyReq?.destroy();
+    abortAttempt?.();
     if (exchange.answered || exchange.res.headersSent) {
       exchange.res.destroy();
       return;
@@ -694,6 +749,8 @@ export class ProxyServer {
   /** Ends the current attempt: the one place a backend's in-flight and load counts go down. */
   private endAttempt(exchange: Exchange): void {
     exchange.attempt++;
+    exchange.abortAttempt = undefined;
+    exchange.resumeResponse = undefined;
     exchange.connectingSince = 0;
     exchange.waitingSince = 0;
     const backend = exchange.backend;
@@ -709,8 +766,8 @@ export class ProxyServer {
   private finish(exchange: Exchange): void {
     this.activeRequests--;
     this.deadlines.untrack(exchange);
-    const completed = exchange.res.writableFinished;
-    if (!completed) exchange.proxyReq?.destroy();
+    // A client that left before its answer was complete: the backend request goes too.
+    if (!exchange.res.writableFinished) exchange.abortAttempt?.();
     this.endAttempt(exchange);
     if (exchange.client !== undefined) this.perClient.release(exchange.client);
     this.accessLog.record(exchange.req, exchange.res, exchange, this.now());

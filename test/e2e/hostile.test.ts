@@ -31,7 +31,8 @@ import { waitFor } from "../helpers/wait.js";
 const SMUGGLED = "GET /SMUGGLED HTTP/1.1\r\nHost: a\r\n\r\n";
 const chunked = (body: string) => `${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`;
 
-type Expect = { refused: number } | { forwarded: Array<Partial<ReceivedRequest>> };
+/** Refused with a 4xx, answered by doproxy itself, or forwarded exactly. */
+type Expect = { refused: number } | { answered: number } | { forwarded: Array<Partial<ReceivedRequest>> };
 
 const CASES: Array<[string, string, Expect]> = [
   [
@@ -154,6 +155,11 @@ const CASES: Array<[string, string, Expect]> = [
     },
   ],
   [
+    "OPTIONS * asks about the server in general: doproxy answers it, no backend sees it",
+    "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
+    { answered: 204 },
+  ],
+  [
     "a target over max-target-length",
     `GET /${"a".repeat(2000)} HTTP/1.1\r\nHost: a\r\n\r\n`,
     { refused: 414 },
@@ -229,9 +235,10 @@ describe("doproxy serve: hostile clients", () => {
   for (const [name, bytes, expected] of CASES) {
     it(name, async () => {
       const { codes, received, text } = await run(bytes);
-      if ("refused" in expected) {
-        assert.equal(codes[0], expected.refused, `answer: ${text.slice(0, 200)}`);
-        assert.deepEqual(received, [], "a refused request must not reach the backend");
+      if ("refused" in expected || "answered" in expected) {
+        const status = "refused" in expected ? expected.refused : expected.answered;
+        assert.equal(codes[0], status, `answer: ${text.slice(0, 200)}`);
+        assert.deepEqual(received, [], "a request doproxy answers must not reach the backend");
         return;
       }
       assert.deepEqual(

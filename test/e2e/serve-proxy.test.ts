@@ -118,8 +118,9 @@ describe("doproxy serve: proxying", () => {
     }
   });
 
-  it("streams a 100 MB upload and download without buffering them", async () => {
-    const size = 100 * 1024 * 1024;
+  it("streams a 200 MB upload and download without buffering them", async () => {
+    const megabytes = 200;
+    const size = megabytes * 1024 * 1024;
     const sink = await startBackend({
       name: "sink",
       handler: (req, res) => {
@@ -137,11 +138,11 @@ describe("doproxy serve: proxying", () => {
           res.setHeader("x-backend", "sink");
           const chunk = randomBytes(1024 * 1024);
           const down = createHash("sha256");
-          for (let i = 0; i < 100; i++) down.update(chunk);
+          for (let i = 0; i < megabytes; i++) down.update(chunk);
           res.setHeader("x-download-sha256", down.digest("hex"));
           let sent = 0;
           const pump = () => {
-            while (sent < 100) {
+            while (sent < megabytes) {
               sent++;
               if (!res.write(chunk)) return void res.once("drain", pump);
             }
@@ -157,6 +158,9 @@ describe("doproxy serve: proxying", () => {
     const daemon = await startServe(bigWs);
     try {
       assert.equal((await runCliAsync(bigWs, ["droplets", "add", "--address", sink.address])).status, 0);
+      // One small request first: what the first proxied request loads once (the backend client's
+      // HTTP parser, compiled WebAssembly) is not what streaming costs.
+      await waitFor(async () => (await request(bigPort, "/warm-up")).status === 200, "the sink in rotation");
       const rssBefore = residentKb(daemon.child.pid as number);
       const upload = createHash("sha256");
       const result = await new Promise<{ headers: http.IncomingHttpHeaders; digest: string; bytes: number }>(
@@ -183,7 +187,7 @@ describe("doproxy serve: proxying", () => {
           const chunk = randomBytes(1024 * 1024);
           let sent = 0;
           const pump = () => {
-            while (sent < 100) {
+            while (sent < megabytes) {
               sent++;
               upload.update(chunk);
               if (!req.write(chunk)) return void req.once("drain", pump);
@@ -206,9 +210,11 @@ describe("doproxy serve: proxying", () => {
         "the client received exactly what the backend sent",
       );
       const peakKb = peakResidentKb(daemon.child.pid as number);
+      // Buffering either body would add at least its 200 MB. What streaming leaves is garbage the
+      // collector has not reclaimed yet: 40–70 MB here, whatever the size.
       assert.ok(
-        peakKb - rssBefore < 60 * 1024,
-        `proxy memory grew by ${Math.round((peakKb - rssBefore) / 1024)} MB for 200 MB streamed`,
+        peakKb - rssBefore < 100 * 1024,
+        `proxy memory grew by ${Math.round((peakKb - rssBefore) / 1024)} MB for ${2 * megabytes} MB streamed`,
       );
     } finally {
       await daemon.stop();

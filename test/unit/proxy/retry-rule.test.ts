@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { decideProxyRetry, type RetryInput } from "../../../src/proxy/retry-rule.js";
+import { attemptErrorCode, decideProxyRetry, type RetryInput } from "../../../src/proxy/retry-rule.js";
 
 describe("proxy retry rule", () => {
   const base: RetryInput = {
@@ -26,5 +26,19 @@ describe("proxy retry rule", () => {
   ];
   for (const [name, change, expected] of cases) {
     it(name, () => assert.equal(decideProxyRetry({ ...base, ...change }), expected));
+  }
+});
+
+describe("a failed attempt's error code, as the retry rule reads it", () => {
+  const cases: Array<[string, string | undefined, string]> = [
+    ["a refused connection keeps its errno code", "ECONNREFUSED", "ECONNREFUSED"],
+    ["undici's connect timeout is a connect timeout", "UND_ERR_CONNECT_TIMEOUT", "DOPROXY_CONNECT_TIMEOUT"],
+    ["a connection closed before any answer is a reset", "UND_ERR_SOCKET", "ECONNRESET"],
+    ["a connection pool shut down under the request is a reset", "UND_ERR_DESTROYED", "ECONNRESET"],
+    ["a malformed answer keeps its parser code", "HPE_INVALID_CONSTANT", "HPE_INVALID_CONSTANT"],
+    ["no code at all", undefined, ""],
+  ];
+  for (const [name, code, expected] of cases) {
+    it(name, () => assert.equal(attemptErrorCode({ code }), expected));
   }
 });
