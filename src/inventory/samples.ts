@@ -1,5 +1,6 @@
-import { decodeInto, newCounts, quantile } from "../model/histogram.js";
+import { addInto, decodeInto, newCounts, quantile } from "../model/histogram.js";
 import { chooseTier, RollupStore, TIER_TABLE, type Tier } from "./rollups.js";
+import { SettledMoments } from "./settled-moments.js";
 import type { Sql } from "./sql.js";
 
 /** One backend's aggregate over one flush interval, as the recorder hands it over. */
@@ -85,8 +86,12 @@ export class SampleStore {
   /** Prepared on the first write: readers (replay, on a read-only inventory) never need it. */
   private readonly rollups: RollupStore;
 
+  /** The rolled-up tiers' settled moments, kept between series queries (settled-moments.ts). */
+  private readonly settled: Record<"minute" | "hour", SettledMoments>;
+
   constructor(private readonly sql: Sql) {
     this.rollups = new RollupStore(sql);
+    this.settled = { minute: new SettledMoments(sql, "minute"), hour: new SettledMoments(sql, "hour") };
   }
 
   /** Writes one flush's rows in a single transaction, tagged with the `serve` that wrote them. */
@@ -174,12 +179,28 @@ export class SampleStore {
       errors: 0,
       histogram: newCounts(),
     }));
-    for (const row of await this.seriesRows(sinceMs, stepMs, now)) {
-      const point = points[Math.min(buckets - 1, Math.floor((row.ts - sinceMs - 1) / stepMs))];
-      if (!point) continue;
-      point.requests += row.requests;
-      point.errors += row.errors;
-      decodeInto(point.histogram, row.histogram);
+    const pointAt = (ts: number) => points[Math.min(buckets - 1, Math.floor((ts - sinceMs - 1) / stepMs))];
+    const { ranges, oldest } = await this.seriesRanges(sinceMs, stepMs, now);
+    for (const [tier, from, to] of ranges) {
+      if (to <= from) continue;
+      if (tier === "raw") {
+        for (const row of await this.tierRows(tier, from, to)) {
+          const point = pointAt(row.ts);
+          if (!point) continue;
+          point.requests += row.requests;
+          point.errors += row.errors;
+          decodeInto(point.histogram, row.histogram);
+        }
+        continue;
+      }
+      // Rolled-up rows are settled: merged once per timestamp and kept between refreshes.
+      for (const moment of await this.settled[tier].read(from, to, oldest[tier])) {
+        const point = pointAt(moment.ts);
+        if (!point) continue;
+        point.requests += moment.requests;
+        point.errors += moment.errors;
+        addInto(point.histogram, moment.histogram);
+      }
     }
     return points.map((p) => ({
       ts: p.ts,
@@ -190,17 +211,40 @@ export class SampleStore {
     }));
   }
 
-  /**
-   * The rows a series over (sinceMs, now] reads: the chosen tier up to its watermark, then the
-   * finer tiers for what has not been rolled up yet, so every moment is counted exactly once.
-   */
+  /** The rows a series over (sinceMs, now] reads (see seriesRanges). */
   private async seriesRows(sinceMs: number, stepMs: number, now: number): Promise<TierRow[]> {
+    let rows: TierRow[] = [];
+    for (const [table, from, to] of (await this.seriesRanges(sinceMs, stepMs, now)).ranges)
+      if (to > from) rows = rows.concat(await this.tierRows(table, from, to));
+    return rows;
+  }
+
+  private tierRows(tier: Tier, from: number, to: number): Promise<TierRow[]> {
+    return this.sql.all<TierRow>(
+      `SELECT backend_id AS "backendId", ts, interval_ms AS "intervalMs", requests, errors,
+         in_flight AS "inFlight", histogram
+       FROM ${TIER_TABLE[tier]} WHERE ts > ? AND ts <= ? ORDER BY ts`,
+      [from, to],
+    );
+  }
+
+  /**
+   * Where a series over (sinceMs, now] reads: the chosen tier up to its watermark, then the finer
+   * tiers for what has not been rolled up yet, so every moment is counted exactly once. Also each
+   * tier's oldest row (what retention has left).
+   */
+  private async seriesRanges(
+    sinceMs: number,
+    stepMs: number,
+    now: number,
+  ): Promise<{ ranges: Array<[Tier, number, number]>; oldest: Record<Tier, number | undefined> }> {
     const rollups = this.rollups;
-    const tier = chooseTier(sinceMs, stepMs, {
+    const oldest = {
       raw: await rollups.oldest("raw"),
       minute: await rollups.oldest("minute"),
       hour: await rollups.oldest("hour"),
-    });
+    };
+    const tier = chooseTier(sinceMs, stepMs, oldest);
     const minuteDone = await rollups.doneUntil("minute");
     const hourDone = await rollups.doneUntil("hour");
     const ranges: Array<[Tier, number, number]> =
@@ -216,19 +260,7 @@ export class SampleStore {
               ["raw", Math.max(sinceMs, minuteDone), now],
             ]
           : [["raw", sinceMs, now]];
-    let rows: TierRow[] = [];
-    for (const [table, from, to] of ranges) {
-      if (to <= from) continue;
-      rows = rows.concat(
-        await this.sql.all<TierRow>(
-          `SELECT backend_id AS "backendId", ts, interval_ms AS "intervalMs", requests, errors,
-             in_flight AS "inFlight", histogram
-           FROM ${TIER_TABLE[table]} WHERE ts > ? AND ts <= ? ORDER BY ts`,
-          [from, to],
-        ),
-      );
-    }
-    return rows;
+    return { ranges, oldest };
   }
 
   /**

@@ -19,13 +19,18 @@ export interface AttemptReceiver<T> {
   attemptData(exchange: T, attempt: number, chunk: Buffer): boolean;
   attemptComplete(exchange: T, attempt: number): void;
   attemptError(exchange: T, attempt: number, error: Error & { code?: string }): void;
+  /** Something above threw: a bug, to be reported loudly (the attempt is then aborted). */
+  bug(error: unknown, where: string): void;
 }
 
 /**
  * One attempt of a client request on a backend, as undici's dispatch handler: a small object per
  * attempt that passes each event on with its exchange and attempt number, so the hot path adds no
  * closures and no listeners. Informational (1xx) answers are not passed on: Node answers the
- * client's Expect itself, and the backend's final answer is what the client gets.
+ * client's Expect itself, and the backend's final answer is what the client gets. An exception
+ * from the receiver is reported as a bug and rethrown, so undici aborts the attempt (and reports
+ * that through onError); one from onError itself is only reported, since undici would turn it into
+ * an 'error' event nobody listens to.
  */
 export class BackendAttempt<T> implements Dispatcher.DispatchHandler {
   constructor(
@@ -35,23 +40,54 @@ export class BackendAttempt<T> implements Dispatcher.DispatchHandler {
   ) {}
 
   onConnect(abort: (error?: Error) => void): void {
-    this.receiver.attemptStarted(this.exchange, this.attempt, abort);
+    try {
+      this.receiver.attemptStarted(this.exchange, this.attempt, abort);
+    } catch (error) {
+      this.receiver.bug(error, "backend connect");
+      throw error;
+    }
   }
 
   onHeaders(status: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     if (status < 200) return true;
-    return this.receiver.attemptResponse(this.exchange, this.attempt, status, rawHeaders, statusText, resume);
+    try {
+      return this.receiver.attemptResponse(
+        this.exchange,
+        this.attempt,
+        status,
+        rawHeaders,
+        statusText,
+        resume,
+      );
+    } catch (error) {
+      this.receiver.bug(error, "backend response");
+      throw error;
+    }
   }
 
   onData(chunk: Buffer): boolean {
-    return this.receiver.attemptData(this.exchange, this.attempt, chunk);
+    try {
+      return this.receiver.attemptData(this.exchange, this.attempt, chunk);
+    } catch (error) {
+      this.receiver.bug(error, "backend response body");
+      throw error;
+    }
   }
 
   onComplete(): void {
-    this.receiver.attemptComplete(this.exchange, this.attempt);
+    try {
+      this.receiver.attemptComplete(this.exchange, this.attempt);
+    } catch (error) {
+      this.receiver.bug(error, "backend response end");
+      throw error;
+    }
   }
 
   onError(error: Error): void {
-    this.receiver.attemptError(this.exchange, this.attempt, error);
+    try {
+      this.receiver.attemptError(this.exchange, this.attempt, error);
+    } catch (bug) {
+      this.receiver.bug(bug, "backend error");
+    }
   }
 }

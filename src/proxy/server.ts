@@ -166,6 +166,7 @@ export class ProxyServer {
       if (attempt === exchange.attempt) exchange.res.end();
     },
     attemptError: (exchange, attempt, error) => this.onAttemptError(exchange, error, attempt),
+    bug: (error, where) => this.reportBug(error, where),
   };
 
   constructor(

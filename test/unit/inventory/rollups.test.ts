@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { Inventory } from "../../../src/inventory/open.js";
 import { chooseTier, type RollupStore, type Tier } from "../../../src/inventory/rollups.js";
-import type { SampleRow, SampleStore } from "../../../src/inventory/samples.js";
+import { type SampleRow, SampleStore } from "../../../src/inventory/samples.js";
 import type { Sql } from "../../../src/inventory/sql.js";
 import { bucketOf, decodeInto, encodeCounts, newCounts, quantile } from "../../../src/model/histogram.js";
 import { describeEachStore } from "../../helpers/stores.js";
@@ -189,4 +189,57 @@ describe("choosing the tier a series reads", () => {
   ];
   for (const row of table)
     it(row.name, () => assert.equal(chooseTier(row.since, row.step, row.oldest ?? oldest), row.expected));
+});
+
+describeEachStore("a refreshing series over rolled-up rows", (stores) => {
+  it("stays what a fresh read gives while minutes are rolled up, the window slides and old minutes are pruned", async () => {
+    const inventory = await stores.open();
+    try {
+      const { backends, rollups } = inventory;
+      const ids = [
+        (await backends.addStatic("127.0.0.1:1")).id,
+        (await backends.addStatic("127.0.0.1:2")).id,
+      ];
+      for (let second = 1; second <= 2 * 3600; second += 600) {
+        const batch: SampleRow[] = [];
+        for (let s = second; s < second + 600; s++) for (const id of ids) batch.push(rowAt(id, s));
+        await inventory.samples.insertBatch(batch);
+      }
+      // The store the dashboard's reader keeps (its settled minutes cached), and a fresh one each time.
+      const refreshing = inventory.samples;
+      const fresh = () => new SampleStore(inventory.sql);
+      const rollUpTo = async (now: number) => {
+        for (let i = 0; i < 100 && !(await rollups.rollUp(now, 1_000)); i++);
+      };
+      const step = 120_000;
+      const same = async (since: number, now: number, what: string) => {
+        const seen = await refreshing.series(since, step, now);
+        assert.ok(
+          seen.some((p) => p.requestsPerSecond > 0),
+          `${what}: the series has traffic`,
+        );
+        assert.deepEqual(seen, await fresh().series(since, step, now), what);
+      };
+
+      await rollUpTo(START + HOUR + 30_000);
+      await same(START, START + HOUR, "first read");
+      await rollUpTo(START + 2 * HOUR + 30_000);
+      await same(START, START + 2 * HOUR, "after more minutes were rolled up");
+      await same(START + 30 * 60_000, START + 2 * HOUR, "the window slid");
+      await same(START + 30 * 60_000, START + 90 * 60_000, "a window ending before the newest minute");
+      await rollups.prune(START + 2 * HOUR + 60_000, {
+        rawMs: 6 * HOUR,
+        minuteMs: 75 * 60_000,
+        hourMs: 100 * HOUR,
+      });
+      assert.ok(
+        ((await rollups.oldest("minute")) as number) > START + 30 * 60_000,
+        "old minutes were pruned",
+      );
+      await same(START + 60 * 60_000, START + 2 * HOUR, "after old minutes were pruned");
+      await same(START, START + 2 * HOUR, "a longer window than cached, after pruning");
+    } finally {
+      await inventory.close();
+    }
+  });
 });
