@@ -1,13 +1,13 @@
 import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import autocannon from "autocannon";
 import { freePort } from "../scripts/free-port.js";
 import { openInventory } from "../src/inventory/open.js";
 import { TIER_COLUMNS } from "../src/inventory/rollups.js";
 import type { SampleRow } from "../src/inventory/samples.js";
 import { bucketOf, encodeCounts, newCounts } from "../src/model/histogram.js";
 import { CLI, startBackendServer, startChild, stopChildren } from "./children.js";
+import { LOAD_GENERATOR, measureLoad } from "./load.js";
 
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
@@ -15,7 +15,7 @@ const BACKENDS = Number(process.env.BENCH_DASHBOARD_BACKENDS ?? 20);
 const DAY_SECONDS = 86_400;
 /** How often the dashboard refreshes (assets/dashboard/dashboard.js). */
 const REFRESH_MS = 3_000;
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_DASHBOARD_ROUNDS ?? 5);
 
 const scratch = mkdtempSync(path.join(tmpdir(), "doproxy-bench-dashboard-"));
 
@@ -146,9 +146,8 @@ async function seedMinutes(file: string, count: number, now: number): Promise<vo
   }
 }
 
-async function load(url: string) {
-  const result = await autocannon({ url, connections: CONNECTIONS, duration: SECONDS });
-  return { rps: result.requests.average, p99: result.latency.p99, errors: result.errors + result.non2xx };
+function load(url: string) {
+  return measureLoad(url, CONNECTIONS, SECONDS);
 }
 
 async function main(): Promise<void> {
@@ -189,7 +188,7 @@ async function main(): Promise<void> {
   const dashboardUrl = `http://127.0.0.1:${adminPort}/api/samples?since=24h`;
 
   // Warm-up (connections, JIT) so the idle figure is not the cold one.
-  await autocannon({ url: proxyUrl, connections: CONNECTIONS, duration: 2 });
+  await measureLoad(proxyUrl, CONNECTIONS, 2);
   // One dashboard tab on the 24 h view: like assets/dashboard/dashboard.js, a refresh every 3 s
   // (or as soon as the previous one answered, if that took longer).
   const queryMs: number[] = [];
@@ -211,19 +210,26 @@ async function main(): Promise<void> {
     await dashboard;
     return result;
   };
-  // Idle and refreshing alternate, ROUNDS times: on a small shared machine one pair is noise.
+  // Idle and refreshing alternate, ROUNDS times (on a small shared machine one pair is noise),
+  // each going first in every other round so a drift over the run (the inventory growing, the
+  // machine's other work) does not land on one side.
   const idle: Array<Awaited<ReturnType<typeof load>>> = [];
   const busy: Array<Awaited<ReturnType<typeof load>>> = [];
   for (let round = 0; round < ROUNDS; round++) {
-    idle.push(await load(proxyUrl));
-    busy.push(await withDashboard());
+    if (round % 2 === 0) {
+      idle.push(await load(proxyUrl));
+      busy.push(await withDashboard());
+    } else {
+      busy.push(await withDashboard());
+      idle.push(await load(proxyUrl));
+    }
   }
   const median = (values: number[]) =>
     [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
   const ratios = idle.map((r, i) => (busy[i]?.rps ?? 0) / r.rps);
 
   console.log(
-    `\ndashboard case (autocannon, ${CONNECTIONS} connections, ${SECONDS} s each, ${ROUNDS} rounds)`,
+    `\ndashboard case (${LOAD_GENERATOR}, ${CONNECTIONS} connections, ${SECONDS} s each, ${ROUNDS} rounds)`,
   );
   console.table(
     idle.flatMap((r, i) => [

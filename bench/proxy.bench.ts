@@ -9,9 +9,9 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { availableParallelism, tmpdir } from "node:os";
 import path from "node:path";
-import autocannon from "autocannon";
 import { freePort } from "../scripts/free-port.js";
 import { CLI, configWithBackend, startBackendServer, startChild, stopChildren, track } from "./children.js";
+import { LOAD_GENERATOR, type LoadResult, measureLoad, WRK, which } from "./load.js";
 
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
@@ -21,12 +21,8 @@ interface Target {
   name: string;
   url: string;
 }
-interface Result {
+interface Result extends LoadResult {
   name: string;
-  rps: number;
-  p50: number;
-  p99: number;
-  errors: number;
 }
 
 const scratch = mkdtempSync(path.join(tmpdir(), "doproxy-bench-"));
@@ -48,61 +44,8 @@ async function startDoproxy(
   return { name, url: `http://127.0.0.1:${port}/` };
 }
 
-/**
- * wrk (C, one thread) costs the machine far less per request than autocannon (Node), so on a
- * small machine it leaves more of the cores to the proxy being measured; autocannon otherwise.
- */
-const WRK = which("wrk");
-
 async function measure(target: Target, seconds: number): Promise<Result> {
-  if (WRK) return measureWithWrk(WRK, target, seconds);
-  const result = await autocannon({ url: target.url, connections: CONNECTIONS, duration: seconds });
-  return {
-    name: target.name,
-    rps: result.requests.average,
-    p50: result.latency.p50,
-    p99: result.latency.p99,
-    errors: result.errors + result.non2xx + result.timeouts,
-  };
-}
-
-/** Runs wrk with --latency and reads requests/s, p50, p99 and errors from its report. */
-async function measureWithWrk(wrk: string, target: Target, seconds: number): Promise<Result> {
-  const output = await new Promise<string>((resolve, reject) => {
-    const child = spawn(wrk, ["-t1", `-c${CONNECTIONS}`, `-d${seconds}s`, "--latency", target.url], {
-      stdio: ["ignore", "pipe", "inherit"],
-    });
-    let text = "";
-    child.stdout.on("data", (chunk) => {
-      text += chunk;
-    });
-    child.once("error", reject);
-    child.once("exit", () => resolve(text));
-  });
-  const ms = (label: string): number => {
-    const match = new RegExp(`^\\s*${label}%\\s+([\\d.]+)(us|ms|s)`, "m").exec(output);
-    if (!match) return Number.NaN;
-    const value = Number(match[1]);
-    return match[2] === "us" ? value / 1000 : match[2] === "s" ? value * 1000 : value;
-  };
-  const errors =
-    Number(/Non-2xx or 3xx responses: (\d+)/.exec(output)?.[1] ?? 0) +
-    [...output.matchAll(/(connect|read|write|timeout) (\d+)/g)].reduce((n, m) => n + Number(m[2]), 0);
-  return {
-    name: target.name,
-    rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(output)?.[1] ?? 0),
-    p50: Math.round(ms("50") * 100) / 100,
-    p99: Math.round(ms("99") * 100) / 100,
-    errors,
-  };
-}
-
-function which(command: string): string | undefined {
-  try {
-    return execFileSync("which", [command], { encoding: "utf8" }).trim() || undefined;
-  } catch {
-    return undefined;
-  }
+  return { name: target.name, ...(await measureLoad(target.url, CONNECTIONS, seconds)) };
 }
 
 async function startNginx(backendPort: number): Promise<Target | undefined> {
@@ -158,7 +101,7 @@ async function main(): Promise<void> {
   if (nginx) targets.push(nginx);
 
   console.log(
-    `load: ${WRK ? "wrk (1 thread)" : "autocannon"}, ${CONNECTIONS} connections, ${SECONDS}s per target, best of ${ROUNDS} rounds, one 64-byte backend, ${availableParallelism()} cores\n`,
+    `load: ${LOAD_GENERATOR}, ${CONNECTIONS} connections, ${SECONDS}s per target, best of ${ROUNDS} rounds, one 64-byte backend, ${availableParallelism()} cores\n`,
   );
   const best = new Map<string, Result>();
   for (let round = 0; round < ROUNDS; round++) {
