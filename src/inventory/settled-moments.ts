@@ -2,6 +2,9 @@ import { decodeInto, newCounts } from "../model/histogram.js";
 import { TIER_TABLE } from "./rollups.js";
 import type { Sql } from "./sql.js";
 
+/** Two weeks of minutes; 288 bytes of histogram each. */
+const MAX_MOMENTS = 20_160;
+
 /** One rolled-up moment of the whole pool: every backend's row at that timestamp, merged. */
 export interface PoolMoment {
   ts: number;
@@ -15,8 +18,9 @@ export interface PoolMoment {
  * watermark never change (the rollup writes them once, in the transaction that moves the
  * watermark), so a dashboard refreshing its 24 h view every few seconds reads and decodes only
  * the minutes rolled up since its last refresh, not the day's 28,800 rows (20 backends) again.
- * What retention deletes from the store is dropped here too, so this holds at most a tier's
- * retention of moments (2 days of minutes: about 0.8 MB).
+ * What retention deletes from the store is dropped here too, and never more than MAX_MOMENTS are
+ * kept from before the window asked for (the oldest go first), so this holds two weeks of
+ * minutes (about 6 MB), or one window if that is longer, however long the tier's retention.
  */
 export class SettledMoments {
   /** The moments cover every row of the tier in (from, to], merged by timestamp, in ts order. */
@@ -57,6 +61,12 @@ export class SettledMoments {
         if (ts >= oldest) break;
         this.moments.delete(ts);
       }
+    for (const ts of this.moments.keys()) {
+      // Dropped from the front, never inside this window: what is kept covers every row after it.
+      if (this.moments.size <= MAX_MOMENTS || ts > from) break;
+      this.moments.delete(ts);
+      this.from = ts;
+    }
     const inWindow: PoolMoment[] = [];
     for (const moment of this.moments.values())
       if (moment.ts > from && moment.ts <= to) inWindow.push(moment);

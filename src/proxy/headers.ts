@@ -88,7 +88,8 @@ export function prepareResponseHeaders(headers: IncomingHttpHeaders, closeClient
  * repeated field joined with ", " (RFC 9110 §5.3).
  */
 export function headersFromRaw(raw: readonly Buffer[]): IncomingHttpHeaders {
-  const headers: IncomingHttpHeaders = {};
+  // No prototype: a field named "constructor" or "__proto__" is a field like any other.
+  const headers: IncomingHttpHeaders = Object.create(null);
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = (raw[i] as Buffer).toString("latin1").toLowerCase();
     const value = (raw[i + 1] as Buffer).toString("latin1");
@@ -102,4 +103,24 @@ export function headersFromRaw(raw: readonly Buffer[]): IncomingHttpHeaders {
     headers[name] = prior === undefined ? value : `${prior}, ${value}`;
   }
   return headers;
+}
+
+/**
+ * Whether a backend's response may be paused while its client reads slower than it sends: only
+ * one framed by length or chunks on a connection the backend keeps open. undici 7 cannot pause a
+ * response the backend ends by closing its connection (nodejs/undici#5360, fixed in undici 8,
+ * which needs Node 22: a close while paused throws from a socket handler and takes the process
+ * down), so those are relayed unpaused, buffered for the client as they come. An HTTP/1.0 backend
+ * that closes without saying so in a Connection header cannot be told apart here.
+ */
+export function responseMayPause(headers: IncomingHttpHeaders): boolean {
+  const closes = headers.connection?.split(",").some((token) => token.trim().toLowerCase() === "close");
+  if (closes) return false;
+  const coding = headers["transfer-encoding"];
+  return headers["content-length"] !== undefined || /(^|,)\s*chunked\s*$/i.test(coding ?? "");
+}
+
+/** A reason phrase the client can be given as is: visible ASCII, spaces and tabs, else Node's own. */
+export function relayableReason(statusText: string): string | undefined {
+  return /^[\t\x20-\x7e]*$/.test(statusText) ? statusText : undefined;
 }

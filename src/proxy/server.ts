@@ -24,6 +24,8 @@ import {
   headersFromRaw,
   prepareRequestHeaders,
   prepareResponseHeaders,
+  relayableReason,
+  responseMayPause,
 } from "./headers.js";
 import { createListener } from "./listener.js";
 import { LogSampler } from "./log-sampler.js";
@@ -97,6 +99,8 @@ class Exchange {
   abortAttempt: ((error?: Error) => void) | undefined = undefined;
   /** Resumes a backend response paused because the client reads slower than the backend sends. */
   resumeResponse: (() => void) | undefined = undefined;
+  /** The response may be paused (headers.ts responseMayPause); else it is relayed unpaused. */
+  responsePausable = false;
   dispatchedAt = 0;
   connectingSince = 0;
   waitingSince = 0;
@@ -588,7 +592,8 @@ export class ProxyServer {
     resume: () => void,
   ): boolean {
     const backend = exchange.backend;
-    if (attempt !== exchange.attempt || !backend) return false;
+    // Abandoned: aborted already. Not paused either (see onResponseData).
+    if (attempt !== exchange.attempt || !backend) return true;
     const res = exchange.res;
     exchange.answered = true;
     exchange.connectingSince = 0;
@@ -608,10 +613,11 @@ export class ProxyServer {
       return false;
     }
     const headers = headersFromRaw(rawHeaders);
+    exchange.responsePausable = responseMayPause(headers);
     prepareResponseHeaders(headers, exchange.closeClient || !exchange.bodyComplete);
     this.addPolicyHeaders(exchange, headers, backend);
     try {
-      res.writeHead(status, statusText, headers);
+      res.writeHead(status, relayableReason(statusText), headers);
     } catch (error) {
       // Ended before it is aborted, so the abort's own error is not taken for a failed attempt.
       const abort = exchange.abortAttempt;
@@ -629,10 +635,12 @@ export class ProxyServer {
 
   /** A piece of the response body: on to the client, pausing the backend while the client is behind. */
   private onResponseData(exchange: Exchange, attempt: number, chunk: Buffer): boolean {
-    if (attempt !== exchange.attempt) return false;
+    // An abandoned attempt has been aborted already: let undici run on to its end, never pause it.
+    if (attempt !== exchange.attempt) return true;
     const res = exchange.res;
     if (res.write(chunk) || res.writableLength < RESPONSE_BUFFER_BYTES) return true;
-    if (!res.destroyed && exchange.resumeResponse) res.once("drain", exchange.resumeResponse);
+    if (!exchange.responsePausable || res.destroyed || !exchange.resumeResponse) return true;
+    res.once("drain", exchange.resumeResponse);
     return false;
   }
 
@@ -678,6 +686,11 @@ export class ProxyServer {
       exchange.bodyLastAt = 0;
       this.endAttempt(exchange);
       abortAttempt?.();
+      if (exchange.answered || exchange.res.headersSent) {
+        // The backend had started answering: the client can only learn of the cut from the close.
+        exchange.res.destroy();
+        return;
+      }
       exchange.closeClient = true;
       this.answerError(exchange, 408, `request body stalled for ${this.settings.bodyIdleTimeoutMs}ms`);
       return;
