@@ -19,7 +19,8 @@ export type HistorySource = (sinceMs: number, stepMs: number, now: number) => Pr
  * `doproxy replay` learns them. The windows are small (one lead of each previous period: a few
  * milliseconds a tick); the model and boot time move slowly and their fit reads up to a day, so
  * they are refitted now and then, on a worker thread when `readHistory` is given (`serve`), with
- * the previous fit in use meanwhile. Until the first fit is in, there is no prediction.
+ * the previous fit in use meanwhile. Until the first fit is in — from a window with recorded
+ * load — there is no prediction.
  */
 export class PredictionReader {
   private learned: { at: number; model: CapacityModel; bootMs: number; key: string } | undefined;
@@ -75,6 +76,9 @@ export class PredictionReader {
     const windowMs = Math.min(MAX_FIT_WINDOW_MS, settings.predictivePeriodMs * settings.predictivePeriods);
     const stepMs = Math.max(1_000, config.inventory.flushIntervalMs, Math.round(windowMs / 1_440));
     const fit = async (steps: readonly HistoryStep[]) => {
+      // A window without recorded load teaches nothing about capacity: no model, so no
+      // prediction, and the next tick tries again (rather than predicting from a made-up model).
+      if (!steps.some((step) => step.requests > 0 && step.backends > 0)) return undefined;
       const model = fitCapacityToHistory(steps, stepMs);
       const bootMs = learnedBootMs(await this.events.list(now - windowMs, 10_000)) ?? DEFAULT_BOOT_MS;
       this.learned = { at: now, model, bootMs, key };

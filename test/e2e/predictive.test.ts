@@ -18,8 +18,8 @@ interface EventRow {
 
 /**
  * Writes "yesterday" into a real inventory file: over the last period (one minute here), three
- * backends served a quiet stretch at 10 req/s each with p95 near 40 ms, then a busy stretch at
- * 45 req/s each with p95 near 300 ms. The busy stretch is the peak a predictive floor prepares
+ * backends served a quiet stretch (30 s) at 10 req/s each with p95 near 40 ms, then a busy
+ * stretch (10 s) at 45 req/s each with p95 near 300 ms. The busy stretch is the peak a predictive floor prepares
  * for, and the slow-down tells the capacity model where one backend's knee is.
  */
 async function seedYesterday(dbFile: string, now: number): Promise<void> {
@@ -33,7 +33,9 @@ async function seedYesterday(dbFile: string, now: number): Promise<void> {
       // Gone since: only their samples remain, as with droplets the autoscaler destroyed.
       await backends.close(id, "removed", "seeded history", undefined, now - 5_000);
       for (let second = 1; second <= 40; second++) {
-        const busy = second > 20;
+        // Mostly quiet: the model's base is the quieter half of the points, and a busy machine
+        // that looks a few seconds late must still see that half quiet.
+        const busy = second > 30;
         const requests = busy ? 45 : 10;
         const counts = newCounts();
         counts[bucketOf(busy ? 120 : 30)] = Math.round(requests * 0.9);
@@ -81,10 +83,13 @@ predictive-margin = "30s"
 `,
       }),
     );
-    await seedYesterday(ws.dbFile, Date.now());
     const serve = startDaemon(ws, ["serve"], env);
     try {
       await serve.waitForLog((l) => l.msg === "proxy listening", "serve to listen");
+      // Seeded once serve runs, so the seed's timeline starts where serve's first look at it does:
+      // on a busy machine serve can take seconds to start, and the quiet stretch would slide out
+      // of the one-minute period before the model saw it.
+      await seedYesterday(ws.dbFile, Date.now());
       // The model learned from the seed: p95 ~40 ms with headroom, ~52 req/s per backend at the
       // knee, so ~38 req/s each under 150 ms; the seeded peak of 135 req/s needs 4 droplets.
       const predicted = await waitFor(
