@@ -163,12 +163,21 @@ export class Metrics implements RequestObserver {
           this.set({ backend: row.address ?? row.name ?? String(row.id), state: row.state }, 1);
       },
     });
+    // Both proxy gauges below are collected together at each scrape (prom-client collects
+    // concurrently): they share one read of the inventory.
+    let proxiesRead: { at: number; proxies: ReturnType<NonNullable<MetricSources["proxies"]>> } | undefined;
+    const sharingProxies = () => {
+      const now = Date.now();
+      if (!proxiesRead || now - proxiesRead.at > 1_000)
+        proxiesRead = { at: now, proxies: sources.proxies?.() ?? Promise.resolve([]) };
+      return proxiesRead.proxies;
+    };
     new Gauge({
       name: "doproxy_leader",
       help: "1 when this proxy leads the pool (runs the autoscaler, boot watcher, reconciliation and reserved IP).",
       registers,
       async collect() {
-        const proxies = (await sources.proxies?.()) ?? [];
+        const proxies = await sharingProxies();
         this.set(proxies.some((p) => p.self && p.leader) ? 1 : 0);
       },
     });
@@ -178,7 +187,7 @@ export class Metrics implements RequestObserver {
       labelNames: ["instance", "leader"],
       registers,
       async collect() {
-        const proxies = (await sources.proxies?.()) ?? [];
+        const proxies = await sharingProxies();
         this.reset();
         for (const p of proxies) this.set({ instance: p.id, leader: String(p.leader) }, p.requestsPerSecond);
       },

@@ -1,5 +1,5 @@
 import { addInto, decodeInto, newCounts, quantile } from "../model/histogram.js";
-import { chooseTier, RollupStore, TIER_TABLE, type Tier } from "./rollups.js";
+import { chooseTier, RollupStore, TIER_COLUMNS, TIER_TABLE, type Tier } from "./rollups.js";
 import { SettledMoments } from "./settled-moments.js";
 import type { Sql } from "./sql.js";
 
@@ -64,23 +64,8 @@ export interface BackendSummary {
   lastTs: number;
 }
 
-const SAMPLE_COLUMNS = [
-  "backend_id",
-  "ts",
-  "interval_ms",
-  "requests",
-  "errors",
-  "status_1xx",
-  "status_2xx",
-  "status_3xx",
-  "status_4xx",
-  "status_5xx",
-  "rtt_sum_ms",
-  "rtt_max_ms",
-  "in_flight",
-  "histogram",
-  "instance_id",
-];
+/** A raw row has the columns of a rolled-up one, and the `serve` that wrote it. */
+const SAMPLE_COLUMNS = [...TIER_COLUMNS, "instance_id"];
 
 export class SampleStore {
   /** Prepared on the first write: readers (replay, on a read-only inventory) never need it. */

@@ -103,12 +103,13 @@ export function createLiveBackend(row: {
   const hostPort = parseHostPort(row.address);
   if (!hostPort) throw new Error(`backend ${row.id} has an invalid address ${row.address}`);
   const host = hostPort.host.includes(":") ? `[${hostPort.host}]` : hostPort.host;
+  const target = new URL(`http://${host}:${hostPort.port}`);
   return {
     id: row.id,
     address: row.address,
     name: row.name,
-    target: new URL(`http://${host}:${hostPort.port}`),
-    connections: backendConnections(`http://${host}:${hostPort.port}`),
+    target,
+    connections: backendConnections(target),
     state: row.state,
     inFlight: 0,
     loaded: 0,
@@ -136,7 +137,7 @@ export function createLiveBackend(row: {
  * its own clock. Its connect timeout stays as a backstop for connections the proxy abandoned at
  * its connect deadline; the client has had its answer (a retry or a 502) by then.
  */
-function backendConnections(origin: string): ConnectionPool {
+function backendConnections(origin: URL): ConnectionPool {
   return new ConnectionPool(origin, {
     pipelining: 1,
     headersTimeout: 0,

@@ -1,14 +1,10 @@
 import assert from "node:assert/strict";
 import net, { type AddressInfo, type Server, type Socket } from "node:net";
 import { after, before, describe, it } from "node:test";
-import pino from "pino";
-import { Balancer } from "../../../src/proxy/balancer.js";
-import { Pool } from "../../../src/proxy/pool.js";
-import { Recorder } from "../../../src/proxy/recorder.js";
-import { ProxyServer, type ProxySettings } from "../../../src/proxy/server.js";
+import type { ProxyServer, ProxySettings } from "../../../src/proxy/server.js";
 import { proxySettings } from "../../../src/proxy/service.js";
 import { defaultConfig } from "../../helpers/defaults.js";
-import { activeRow } from "../../helpers/pool.js";
+import { startInProcessProxy } from "../../helpers/proxy.js";
 import { rawExchange, statuses } from "../../helpers/raw.js";
 import { waitFor } from "../../helpers/wait.js";
 
@@ -76,29 +72,12 @@ describe("the proxy in front of backends that answer oddly", () => {
     });
     await new Promise<void>((resolve) => backend.listen(0, "127.0.0.1", resolve));
     const backendPort = (backend.address() as AddressInfo).port;
-    const pool = new Pool(
-      { ...defaultConfig().health, healthyAfter: 1, unhealthyAfter: 3 },
-      { onHealthTransition: () => true, onDrained: () => {} },
-    );
-    pool.sync([activeRow(1, `127.0.0.1:${backendPort}`, Date.now())]);
     const settings: ProxySettings = {
       ...proxySettings(defaultConfig()),
       retries: 0,
       maxInFlightPerClient: 0,
     };
-    proxy = new ProxyServer(
-      pool,
-      new Balancer("round-robin"),
-      new Recorder(),
-      pino({ level: "silent" }),
-      settings,
-      undefined,
-      {
-        now: () => clock,
-        autoSweep: false,
-      },
-    );
-    proxyPort = (await proxy.listen({ host: "127.0.0.1", port: 0 })).port;
+    ({ proxy, port: proxyPort } = await startInProcessProxy(backendPort, settings, () => clock));
   });
   after(async () => {
     proxy.destroyConnections();

@@ -2,14 +2,10 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import net, { type AddressInfo, type Socket } from "node:net";
 import { after, before, describe, it } from "node:test";
-import pino from "pino";
-import { Balancer } from "../../../src/proxy/balancer.js";
-import { Pool } from "../../../src/proxy/pool.js";
-import { Recorder } from "../../../src/proxy/recorder.js";
-import { ProxyServer, type ProxySettings } from "../../../src/proxy/server.js";
+import type { ProxyServer, ProxySettings } from "../../../src/proxy/server.js";
 import { proxySettings } from "../../../src/proxy/service.js";
 import { defaultConfig } from "../../helpers/defaults.js";
-import { activeRow } from "../../helpers/pool.js";
+import { startInProcessProxy } from "../../helpers/proxy.js";
 import { rawExchange, statuses } from "../../helpers/raw.js";
 import { waitFor } from "../../helpers/wait.js";
 
@@ -57,22 +53,7 @@ describe("proxy deadlines on a fake clock", () => {
     });
     await new Promise<void>((resolve) => backend.listen(0, "127.0.0.1", resolve));
     backendPort = (backend.address() as AddressInfo).port;
-    const pool = new Pool(
-      { ...defaultConfig().health, healthyAfter: 1, unhealthyAfter: 3 },
-      { onHealthTransition: () => true, onDrained: () => {} },
-    );
-    const now = Date.now();
-    pool.sync([activeRow(1, `127.0.0.1:${backendPort}`, now)]);
-    proxy = new ProxyServer(
-      pool,
-      new Balancer("round-robin"),
-      new Recorder(),
-      pino({ level: "silent" }),
-      settings,
-      undefined,
-      { now: () => clock, autoSweep: false },
-    );
-    proxyPort = (await proxy.listen({ host: "127.0.0.1", port: 0 })).port;
+    ({ proxy, port: proxyPort } = await startInProcessProxy(backendPort, settings, () => clock));
   });
   after(async () => {
     for (const res of held) res.destroy();
