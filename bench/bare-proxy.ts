@@ -1,17 +1,56 @@
-// The baseline: a bare http-proxy-3 reverse proxy in a few lines, as people write for themselves.
-// argv: listen port, target URL, "keepalive" to give it a keep-alive agent.
+// The baselines: a bare reverse proxy in a few lines, as people write for themselves.
+// argv: listen port, target URL, and a mode:
+//   (none)      http-proxy-3 as its README shows it (a new backend connection per request)
+//   keepalive   http-proxy-3 with a keep-alive agent
+//   undici      an undici Pool, the client doproxy forwards with: what doproxy's own work costs
+//               is the difference between this and doproxy
 import http from "node:http";
 import { createProxyServer } from "http-proxy-3";
+import { Pool } from "undici";
 
 const [port, target, mode] = process.argv.slice(2);
-const agent =
-  mode === "keepalive"
-    ? new http.Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY })
-    : undefined;
-const proxy = createProxyServer({ target, agent });
-proxy.on("error", (_error, _req, res) => {
-  if ("writeHead" in res && !res.headersSent) res.writeHead(502).end();
-});
+
+function httpProxy3(): http.RequestListener {
+  const agent =
+    mode === "keepalive"
+      ? new http.Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY })
+      : undefined;
+  const proxy = createProxyServer({ target, agent });
+  proxy.on("error", (_error, _req, res) => {
+    if ("writeHead" in res && !res.headersSent) res.writeHead(502).end();
+  });
+  return (req, res) => proxy.web(req, res);
+}
+
+function undiciPool(): http.RequestListener {
+  const pool = new Pool(target as string, { pipelining: 1, headersTimeout: 0, bodyTimeout: 0 });
+  return (req, res) => {
+    pool.dispatch(
+      { method: req.method ?? "GET", path: req.url ?? "/", headers: req.headers, body: null },
+      {
+        onConnect() {},
+        onError() {
+          if (!res.headersSent) res.writeHead(502);
+          res.end();
+        },
+        onHeaders(status, raw) {
+          const headers: string[] = [];
+          for (const field of raw) headers.push(field.toString("latin1"));
+          res.writeHead(status, headers);
+          return true;
+        },
+        onData(chunk) {
+          res.write(chunk);
+          return true;
+        },
+        onComplete() {
+          res.end();
+        },
+      },
+    );
+  };
+}
+
 http
-  .createServer((req, res) => proxy.web(req, res))
+  .createServer(mode === "undici" ? undiciPool() : httpProxy3())
   .listen(Number(port), "127.0.0.1", () => process.stdout.write("{}\n"));

@@ -4,7 +4,7 @@
  * together when the benchmark ends.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -32,8 +32,20 @@ export function stopChildren(): void {
 export function startChild(
   command: string,
   args: string[],
-  options: { cwd?: string; env?: NodeJS.ProcessEnv; ready?: (line: string) => boolean } = {},
+  options: {
+    cwd?: string;
+    env?: NodeJS.ProcessEnv;
+    ready?: (line: string) => boolean;
+    /**
+     * Write the child's stdout to this file instead of a pipe this process reads: a proxy's access
+     * log then costs what it costs in production (a file or journald), and this process does not
+     * compete for the cores reading it. Readiness is then found by reading the file.
+     */
+    stdoutFile?: string;
+  } = {},
 ): Promise<ChildProcess> {
+  if (options.stdoutFile)
+    return startChildLoggingToFile(command, args, { ...options, stdoutFile: options.stdoutFile });
   return new Promise((resolve, reject) => {
     const child = track(
       spawn(command, args, {
@@ -55,6 +67,42 @@ export function startChild(
       }
     });
     child.once("exit", (code) => reject(new Error(`${command} ${args.join(" ")} exited with ${code}`)));
+  });
+}
+
+function startChildLoggingToFile(
+  command: string,
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; ready?: (line: string) => boolean; stdoutFile: string },
+): Promise<ChildProcess> {
+  const out = openSync(options.stdoutFile, "a");
+  const child = track(
+    spawn(command, args, {
+      cwd: options.cwd ?? ROOT,
+      env: { ...process.env, ...options.env },
+      stdio: ["ignore", out, "inherit"],
+    }),
+  );
+  closeSync(out);
+  const ready = options.ready;
+  if (!ready) return Promise.resolve(child);
+  return new Promise((resolve, reject) => {
+    const deadline = Date.now() + 60_000;
+    const onExit = (code: number | null) => {
+      clearInterval(poll);
+      reject(new Error(`${command} ${args.join(" ")} exited with ${code}`));
+    };
+    child.once("exit", onExit);
+    const poll = setInterval(() => {
+      if (readFileSync(options.stdoutFile, "utf8").split("\n").some(ready)) {
+        clearInterval(poll);
+        child.off("exit", onExit);
+        resolve(child);
+      } else if (Date.now() > deadline) {
+        clearInterval(poll);
+        reject(new Error(`${command} ${args.join(" ")} was not ready within 60 s`));
+      }
+    }, 50);
   });
 }
 

@@ -158,6 +158,8 @@ export class ProxyServer {
   /** Rejections are logged a few a second at most, however many a flood brings. */
   private readonly rejectionLog = new LogSampler(10);
   private readonly accessLog: AccessLog;
+  /** The last Host header found valid: nearly every request carries the same one, checked once. */
+  private lastValidHost = "";
   /** Client requests not yet finished, across all backends (shutdown waits for these). */
   activeRequests = 0;
   /** Where every backend attempt's events go: made once, so an attempt costs one small object. */
@@ -355,9 +357,12 @@ export class ProxyServer {
     }
     // RFC 9112 §3.2.2: an absolute-form target's authority wins over Host.
     if (target.authority !== undefined) req.headers.host = target.authority;
-    else if (req.headers.host !== undefined && !isValidAuthority(req.headers.host)) {
-      this.refuse(req, res, 400, "invalid Host header", startedAt);
-      return;
+    else if (req.headers.host !== undefined && req.headers.host !== this.lastValidHost) {
+      if (!isValidAuthority(req.headers.host)) {
+        this.refuse(req, res, 400, "invalid Host header", startedAt);
+        return;
+      }
+      this.lastValidHost = req.headers.host;
     }
     if (target.path === "*") {
       // OPTIONS * asks about the server in general (RFC 9110 §9.3.7): doproxy is that server.
