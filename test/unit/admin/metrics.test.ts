@@ -16,7 +16,7 @@ function metricsWith(backends: LiveBackend[], workers: unknown[][] = []): Metric
 }
 
 /** The value of the one exposition line `name{labels}`, or undefined when there is none. */
-function valueOf(text: string, series: string): number | undefined {
+function seriesValue(text: string, series: string): number | undefined {
   const line = text.split("\n").find((l) => l.startsWith(`${series} `));
   return line === undefined ? undefined : Number(line.slice(series.length + 1));
 }
@@ -36,17 +36,17 @@ describe("request metrics (per-backend tallies read at scrape time)", () => {
       metrics.failure(a, 502, "connect");
       const text = await metrics.render();
       const b = 'backend="10.0.0.1:80"';
-      assert.equal(valueOf(text, `doproxy_requests_total{${b},code_class="2xx"}`), 2);
-      assert.equal(valueOf(text, `doproxy_requests_total{${b},code_class="4xx"}`), 1);
-      assert.equal(valueOf(text, `doproxy_requests_total{${b},code_class="5xx"}`), 2);
-      assert.equal(valueOf(text, `doproxy_requests_total{${b},code_class="3xx"}`), undefined);
-      assert.equal(valueOf(text, `doproxy_round_trip_seconds_bucket{le="0.001",${b}}`), 1);
-      assert.equal(valueOf(text, `doproxy_round_trip_seconds_bucket{le="0.0025",${b}}`), 2);
-      assert.equal(valueOf(text, `doproxy_round_trip_seconds_bucket{le="0.05",${b}}`), 3);
-      assert.equal(valueOf(text, `doproxy_round_trip_seconds_bucket{le="60",${b}}`), 3);
-      assert.equal(valueOf(text, `doproxy_round_trip_seconds_bucket{le="+Inf",${b}}`), 4);
-      assert.equal(valueOf(text, `doproxy_round_trip_seconds_count{${b}}`), 4);
-      assert.ok(Math.abs((valueOf(text, `doproxy_round_trip_seconds_sum{${b}}`) ?? 0) - 120.0425) < 1e-9);
+      assert.equal(seriesValue(text, `doproxy_requests_total{${b},code_class="2xx"}`), 2);
+      assert.equal(seriesValue(text, `doproxy_requests_total{${b},code_class="4xx"}`), 1);
+      assert.equal(seriesValue(text, `doproxy_requests_total{${b},code_class="5xx"}`), 2);
+      assert.equal(seriesValue(text, `doproxy_requests_total{${b},code_class="3xx"}`), undefined);
+      assert.equal(seriesValue(text, `doproxy_round_trip_seconds_bucket{le="0.001",${b}}`), 1);
+      assert.equal(seriesValue(text, `doproxy_round_trip_seconds_bucket{le="0.0025",${b}}`), 2);
+      assert.equal(seriesValue(text, `doproxy_round_trip_seconds_bucket{le="0.05",${b}}`), 3);
+      assert.equal(seriesValue(text, `doproxy_round_trip_seconds_bucket{le="60",${b}}`), 3);
+      assert.equal(seriesValue(text, `doproxy_round_trip_seconds_bucket{le="+Inf",${b}}`), 4);
+      assert.equal(seriesValue(text, `doproxy_round_trip_seconds_count{${b}}`), 4);
+      assert.ok(Math.abs((seriesValue(text, `doproxy_round_trip_seconds_sum{${b}}`) ?? 0) - 120.0425) < 1e-9);
       assert.match(text, /# TYPE doproxy_round_trip_seconds histogram/);
       assert.match(text, /# TYPE doproxy_requests_total counter/);
     } finally {
@@ -65,11 +65,11 @@ describe("request metrics (per-backend tallies read at scrape time)", () => {
       primary.response(a, 700, 500);
       const text = await primary.render();
       const b = 'backend="10.0.0.1:80"';
-      assert.equal(valueOf(text, `doproxy_requests_total{${b},code_class="2xx"}`), 3);
-      assert.equal(valueOf(text, `doproxy_requests_total{${b},code_class="5xx"}`), 1);
-      assert.equal(valueOf(text, `doproxy_round_trip_seconds_bucket{le="0.005",${b}}`), 3);
-      assert.equal(valueOf(text, `doproxy_round_trip_seconds_bucket{le="1",${b}}`), 4);
-      assert.equal(valueOf(text, `doproxy_round_trip_seconds_count{${b}}`), 4);
+      assert.equal(seriesValue(text, `doproxy_requests_total{${b},code_class="2xx"}`), 3);
+      assert.equal(seriesValue(text, `doproxy_requests_total{${b},code_class="5xx"}`), 1);
+      assert.equal(seriesValue(text, `doproxy_round_trip_seconds_bucket{le="0.005",${b}}`), 3);
+      assert.equal(seriesValue(text, `doproxy_round_trip_seconds_bucket{le="1",${b}}`), 4);
+      assert.equal(seriesValue(text, `doproxy_round_trip_seconds_count{${b}}`), 4);
     } finally {
       closeConnections(a);
     }
