@@ -57,7 +57,7 @@ async function measure(target: Target, seconds: number): Promise<Result> {
   return { name: target.name, ...saturated, paced };
 }
 
-/** Resolves once something accepts connections on 127.0.0.1:`port` (bounded: 5 s). */
+/** Whether 127.0.0.1:`port` is taken (a server started listening there), polled for at most 5 s. */
 async function waitForPort(port: number): Promise<boolean> {
   for (let i = 0; i < 100; i++) {
     const taken = await new Promise<boolean>((resolve) => {
@@ -71,7 +71,7 @@ async function waitForPort(port: number): Promise<boolean> {
   return false;
 }
 
-/** nginx (one worker) in `dir` with the given `http { }` body; undefined when not installed. */
+/** Starts nginx (one worker) in `dir` with the given `http { }` body; false when not installed or not listening. */
 async function startNginxWith(dir: string, port: number, http: string): Promise<boolean> {
   const nginx = which("nginx");
   if (!nginx) return false;
