@@ -24,10 +24,14 @@ export function stopChildren(): void {
   for (const child of children) child.kill("SIGTERM");
 }
 
+/** How long a child may take to print its ready line. */
+const READY_WITHIN_MS = 60_000;
+
 /**
  * Starts `command args` and resolves once a line of its stdout satisfies `ready` (at once without
- * one). Its stdout is drained for its whole life, so a chatty child never blocks on a full pipe;
- * its stderr goes to ours. An exit before it is ready rejects.
+ * one). Its stdout is drained for its whole life, so a chatty child never blocks on a full pipe,
+ * or goes to `stdoutFile`; its stderr goes to ours. An exit before it is ready rejects, and so
+ * does a minute without the ready line.
  */
 export function startChild(
   command: string,
@@ -44,64 +48,40 @@ export function startChild(
     stdoutFile?: string;
   } = {},
 ): Promise<ChildProcess> {
-  if (options.stdoutFile)
-    return startChildLoggingToFile(command, args, { ...options, stdoutFile: options.stdoutFile });
-  return new Promise((resolve, reject) => {
-    const child = track(
-      spawn(command, args, {
-        cwd: options.cwd ?? ROOT,
-        env: { ...process.env, ...options.env },
-        stdio: ["ignore", "pipe", "inherit"],
-      }),
-    );
-    const ready = options.ready;
-    let buffered = "";
-    let resolved = ready === undefined;
-    if (resolved) resolve(child);
-    child.stdout?.on("data", (chunk) => {
-      if (resolved) return;
-      buffered += chunk;
-      if (ready && buffered.split("\n").some(ready)) {
-        resolved = true;
-        resolve(child);
-      }
-    });
-    child.once("exit", (code) => reject(new Error(`${command} ${args.join(" ")} exited with ${code}`)));
-  });
-}
-
-function startChildLoggingToFile(
-  command: string,
-  args: string[],
-  options: { cwd?: string; env?: NodeJS.ProcessEnv; ready?: (line: string) => boolean; stdoutFile: string },
-): Promise<ChildProcess> {
-  const out = openSync(options.stdoutFile, "a");
+  const stdout = options.stdoutFile ? openSync(options.stdoutFile, "a") : "pipe";
   const child = track(
     spawn(command, args, {
       cwd: options.cwd ?? ROOT,
       env: { ...process.env, ...options.env },
-      stdio: ["ignore", out, "inherit"],
+      stdio: ["ignore", stdout, "inherit"],
     }),
   );
-  closeSync(out);
+  if (typeof stdout === "number") closeSync(stdout);
   const ready = options.ready;
+  // What the child piped before it was ready; after that its output is read and dropped.
+  let piped = "";
+  let waiting = ready !== undefined;
+  child.stdout?.on("data", (chunk) => {
+    if (waiting) piped += chunk;
+  });
   if (!ready) return Promise.resolve(child);
+  const written = () => (options.stdoutFile ? readFileSync(options.stdoutFile, "utf8") : piped);
   return new Promise((resolve, reject) => {
-    const deadline = Date.now() + 60_000;
-    const onExit = (code: number | null) => {
+    const deadline = Date.now() + READY_WITHIN_MS;
+    const settle = (error?: Error) => {
+      waiting = false;
       clearInterval(poll);
-      reject(new Error(`${command} ${args.join(" ")} exited with ${code}`));
+      child.off("exit", onExit);
+      if (error) reject(error);
+      else resolve(child);
     };
+    const onExit = (code: number | null) =>
+      settle(new Error(`${command} ${args.join(" ")} exited with ${code}`));
     child.once("exit", onExit);
     const poll = setInterval(() => {
-      if (readFileSync(options.stdoutFile, "utf8").split("\n").some(ready)) {
-        clearInterval(poll);
-        child.off("exit", onExit);
-        resolve(child);
-      } else if (Date.now() > deadline) {
-        clearInterval(poll);
-        reject(new Error(`${command} ${args.join(" ")} was not ready within 60 s`));
-      }
+      if (written().split("\n").some(ready)) settle();
+      else if (Date.now() > deadline)
+        settle(new Error(`${command} ${args.join(" ")} was not ready within ${READY_WITHIN_MS / 1000} s`));
     }, 50);
   });
 }

@@ -46,6 +46,30 @@ interface MetricValue {
   metricName?: string;
 }
 
+/** doproxy_requests_total's series for one backend: a count per status class seen. */
+function requestCountValues(tally: BackendTally): MetricValue[] {
+  return tally.byClass.flatMap((value, i) =>
+    value > 0 ? [{ labels: { ...tally.labels, code_class: CLASSES[i] as string }, value }] : [],
+  );
+}
+
+/** A round-trip histogram's series for one backend, as prom-client's Histogram writes them. */
+function roundTripValues(tally: BackendTally, name: string): MetricValue[] {
+  if (tally.count === 0) return [];
+  const bucket = `${name}_bucket`;
+  let cumulative = 0;
+  const values: MetricValue[] = RTT_BUCKETS.map((le, i) => {
+    cumulative += tally.buckets[i] as number;
+    return { labels: { le, ...tally.labels }, value: cumulative, metricName: bucket };
+  });
+  values.push(
+    { labels: { le: "+Inf", ...tally.labels }, value: tally.count, metricName: bucket },
+    { labels: tally.labels, value: tally.sum, metricName: `${name}_sum` },
+    { labels: tally.labels, value: tally.count, metricName: `${name}_count` },
+  );
+  return values;
+}
+
 /**
  * A metric computed from the tallies when scraped, in the shape prom-client's own counters and
  * histograms give the registry, so it renders and sums across workers exactly like them.
@@ -56,16 +80,12 @@ class TallyMetric {
     readonly name: string,
     readonly help: string,
     readonly type: "counter" | "histogram",
-    private readonly values: () => MetricValue[],
+    private readonly tallies: ReadonlyMap<number, BackendTally>,
+    private readonly valuesOf: (tally: BackendTally, name: string) => MetricValue[],
   ) {}
   async get() {
-    return {
-      name: this.name,
-      help: this.help,
-      type: this.type,
-      aggregator: this.aggregator,
-      values: this.values(),
-    };
+    const values = [...this.tallies.values()].flatMap((tally) => this.valuesOf(tally, this.name));
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
   }
   reset(): void {}
 }
@@ -112,13 +132,8 @@ export class Metrics implements RequestObserver {
         "doproxy_requests_total",
         "Proxied requests by backend and response status class (including 502/504 answered for the backend).",
         "counter",
-        () =>
-          this.tallyValues((tally, values) => {
-            tally.byClass.forEach((value, i) => {
-              if (value > 0)
-                values.push({ labels: { ...tally.labels, code_class: CLASSES[i] as string }, value });
-            });
-          }),
+        this.tallies,
+        requestCountValues,
       ) as unknown as Metric,
     );
     this.failures = new Counter({
@@ -132,27 +147,8 @@ export class Metrics implements RequestObserver {
         "doproxy_round_trip_seconds",
         "Time from dispatching a request to a backend until its response headers arrive.",
         "histogram",
-        () =>
-          this.tallyValues((tally, values) => {
-            if (tally.count === 0) return;
-            const metricName = "doproxy_round_trip_seconds_bucket";
-            let cumulative = 0;
-            RTT_BUCKETS.forEach((le, i) => {
-              cumulative += tally.buckets[i] as number;
-              values.push({ labels: { le, ...tally.labels }, value: cumulative, metricName });
-            });
-            values.push({ labels: { le: "+Inf", ...tally.labels }, value: tally.count, metricName });
-            values.push({
-              labels: tally.labels,
-              value: tally.sum,
-              metricName: "doproxy_round_trip_seconds_sum",
-            });
-            values.push({
-              labels: tally.labels,
-              value: tally.count,
-              metricName: "doproxy_round_trip_seconds_count",
-            });
-          }),
+        this.tallies,
+        roundTripValues,
       ) as unknown as Metric,
     );
     this.healthChecks = new Counter({
@@ -363,11 +359,5 @@ export class Metrics implements RequestObserver {
       this.tallies.set(backend.id, tally);
     }
     return tally;
-  }
-
-  private tallyValues(add: (tally: BackendTally, values: MetricValue[]) => void): MetricValue[] {
-    const values: MetricValue[] = [];
-    for (const tally of this.tallies.values()) add(tally, values);
-    return values;
   }
 }

@@ -41,11 +41,16 @@ function connectionListed(headers: IncomingHttpHeaders): string[] {
     .filter((token) => token && !NEVER_HOP_BY_HOP.has(token));
 }
 
+/** Does a Connection header list the "close" option (in any case, among other tokens)? */
+function listsClose(connection: string | undefined): boolean {
+  return (connection ?? "").split(",").some((token) => token.trim().toLowerCase() === "close");
+}
+
 /** Does the client want this connection closed after the response? */
 export function clientWantsClose(req: IncomingMessage): boolean {
-  const connection = (req.headers.connection ?? "").toLowerCase();
-  if (req.httpVersionMajor === 1 && req.httpVersionMinor === 0) return !connection.includes("keep-alive");
-  return connection.split(",").some((token) => token.trim() === "close");
+  if (req.httpVersionMajor === 1 && req.httpVersionMinor === 0)
+    return !(req.headers.connection ?? "").toLowerCase().includes("keep-alive");
+  return listsClose(req.headers.connection);
 }
 
 /**
@@ -114,8 +119,7 @@ export function headersFromRaw(raw: readonly Buffer[]): IncomingHttpHeaders {
  * that closes without saying so in a Connection header cannot be told apart here.
  */
 export function responseMayPause(headers: IncomingHttpHeaders): boolean {
-  const closes = headers.connection?.split(",").some((token) => token.trim().toLowerCase() === "close");
-  if (closes) return false;
+  if (listsClose(headers.connection)) return false;
   const coding = headers["transfer-encoding"];
   return headers["content-length"] !== undefined || /(^|,)\s*chunked\s*$/i.test(coding ?? "");
 }
