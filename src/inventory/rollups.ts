@@ -220,7 +220,8 @@ async function setDone(db: SqlRunner, tier: "minute" | "hour", until: number): P
 /**
  * The tier a series over (since, now] in steps of `stepMs` reads: the coarsest one whose rows are
  * no coarser than a step and that still holds data from `since`; failing that, the finest one
- * that reaches back to `since` (a week asked of a day of minutes); failing that, raw.
+ * that reaches back to `since` with data older than any fitting tier's (a week asked of a day of
+ * minutes); failing that, the fitting tier with the oldest data.
  */
 export function chooseTier(sinceMs: number, stepMs: number, oldest: Record<Tier, number | undefined>): Tier {
   const order: Tier[] = ["raw", "minute", "hour"];
@@ -231,7 +232,11 @@ export function chooseTier(sinceMs: number, stepMs: number, oldest: Record<Tier,
   const fitting = order.filter((tier) => TIER_BUCKET_MS[tier] <= stepMs && oldest[tier] !== undefined);
   const fittingAndCovering = fitting.filter(covers);
   if (fittingAndCovering.length > 0) return fittingAndCovering[fittingAndCovering.length - 1] as Tier;
-  const reaching = order.filter(covers);
+  // A coarser tier reaches further only when it holds data the fitting tiers no longer do (they
+  // were pruned). A young inventory's first rolled-up minute ends after its oldest raw row and
+  // says nothing older; reading it would smear a minute's histogram over every 1 s step.
+  const fittingOldest = Math.min(...fitting.map((tier) => oldest[tier] as number));
+  const reaching = order.filter((tier) => covers(tier) && (oldest[tier] as number) < fittingOldest);
   if (reaching.length > 0) return reaching[0] as Tier;
   // Nothing reaches back that far (a young inventory): the fitting tier with the oldest data,
   // the coarser one on a tie.

@@ -180,6 +180,15 @@ describe("choosing the tier a series reads", () => {
       oldest: { raw: now - 3 * HOUR, minute: now - 3 * HOUR, hour: undefined },
     },
     {
+      // A young inventory whose first minute is rolled up: that minute row ends after the oldest
+      // raw row, so it holds nothing older, and 1 s steps must not read a whole minute each.
+      name: "a young inventory in 1 s steps: raw, though its first minute reaches back",
+      since: now - 60_000,
+      step: 1_000,
+      expected: "raw",
+      oldest: { raw: now - 57_000, minute: now - 30_000, hour: undefined },
+    },
+    {
       name: "an empty inventory: raw",
       since: now - HOUR,
       step: 20_000,
