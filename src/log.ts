@@ -18,10 +18,21 @@ export interface LogOptions {
   level?: string;
   /** "stdout" for serve and sim (JSON lines), "stderr" for one-shot commands whose stdout is for people. */
   destination?: "stdout" | "stderr";
+  /** Other processes write to the same stdout (a proxy worker): see `atomicWrites`. */
+  sharedDestination?: boolean;
 }
 
 /** Log lines held in memory while stdout is not being read; past this, lines are dropped. */
 const MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
+/**
+ * POSIX makes a pipe write of at most PIPE_BUF (4096 on Linux) bytes atomic. With proxy workers,
+ * several processes write to the same stdout, and on a full pipe a larger write can be split
+ * around another process's line, corrupting both; so in a process group every write is whole
+ * lines of at most this many bytes (see `atomicWrites`).
+ */
+export const ATOMIC_WRITE_BYTES = 4096;
+/** One process alone on stdout writes in larger pieces: fewer writes for the same lines. */
+const SOLE_WRITER_BYTES = 64 * 1024;
 /** How long the last lines may take to leave at shutdown before they are given up. */
 const EXIT_FLUSH_MS = 2_000;
 
@@ -46,6 +57,7 @@ export function createLogger(options: LogOptions = {}): Logger {
     fd,
     sync: false,
     maxLength: MAX_BUFFERED_BYTES,
+    maxWrite: options.sharedDestination ? ATOMIC_WRITE_BYTES : SOLE_WRITER_BYTES,
     retryEAGAIN: () => Date.now() < giveUpAt,
   });
   const logger = pino(
@@ -69,6 +81,18 @@ export function createLogger(options: LogOptions = {}): Logger {
 }
 
 /**
+ * From now on the logger's destination writes at most ATOMIC_WRITE_BYTES at a time, whole lines
+ * each (a longer line alone), so no other process writing to the same pipe can split one: the
+ * `serve` primary calls this when it starts proxy workers. The destination groups the lines it is
+ * given and never splits one, as long as each chunk it is handed is whole lines of at most that
+ * size (pino's lines are one each; the access log hands its batches over in such pieces).
+ */
+export function atomicWrites(logger: Logger): void {
+  const destination = destinationOf(logger);
+  if (destination) (destination as unknown as { maxWrite: number }).maxWrite = ATOMIC_WRITE_BYTES;
+}
+
+/**
  * Writes pre-built JSON lines straight to a logger's destination (the access log builds its own),
  * so they share its buffering and its bound when stdout is not read.
  */
@@ -82,15 +106,20 @@ export function lineWriter(logger: Logger): (chunk: string) => void {
   };
 }
 
-/** Writes the last lines (for at most two seconds) and closes the destination; call before exit. */
-export function flushLog(logger: Logger): void {
-  // A child logger (a proxy worker's) writes to its root's destination.
+/** The destination a logger writes to: its own, or its root's for a child (a proxy worker's). */
+function destinationOf(logger: Logger): SonicBoom | undefined {
   const destination =
     destinations.get(logger) ??
     ((logger as unknown as Record<symbol, SonicBoom | undefined>)[pino.symbols.streamSym] as
       | SonicBoom
       | undefined);
-  if (!destination || typeof destination.flushSync !== "function") return;
+  return destination && typeof destination.flushSync === "function" ? destination : undefined;
+}
+
+/** Writes the last lines (for at most two seconds) and closes the destination; call before exit. */
+export function flushLog(logger: Logger): void {
+  const destination = destinationOf(logger);
+  if (!destination) return;
   giveUpAt = Math.min(giveUpAt, Date.now() + EXIT_FLUSH_MS);
   try {
     destination.flushSync();

@@ -11,7 +11,10 @@ import { logBugs } from "./run.js";
  * checks, the autoscaler, the admin listener, configuration reload — stays in the primary.
  */
 export function serveWorker(): void {
-  const log = createLogger({ destination: "stdout" }).child({ worker: cluster.worker?.id });
+  // Its access lines go to the primary to write; its own few lines share stdout with the group.
+  const log = createLogger({ destination: "stdout", sharedDestination: true }).child({
+    worker: cluster.worker?.id,
+  });
   logBugs(log);
   // Request metrics only: the pool gauges are the primary's, summed with these at each scrape.
   const metrics = new Metrics({ liveBackends: () => [], inventoryRows: async () => [] });

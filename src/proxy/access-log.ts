@@ -1,5 +1,8 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { type Logger, lineWriter } from "../log.js";
+import { ATOMIC_WRITE_BYTES, type Logger, lineWriter } from "../log.js";
+
+/** Takes a batch of access lines: pieces of whole lines, each at most ATOMIC_WRITE_BYTES unless one line is longer. */
+export type AccessLogSink = (pieces: string[]) => void;
 
 /** What the access log needs from one finished request. */
 export interface AccessRecord {
@@ -12,9 +15,9 @@ export interface AccessRecord {
   suppressed?: number;
 }
 
-/** Lines wait at most this long before they are written, in one write with the others. */
+/** Lines wait at most this long before they are written, together. */
 const FLUSH_MS = 50;
-/** ... or until this much has gathered. */
+/** ... or until this many bytes have gathered. */
 const FLUSH_BYTES = 64 * 1024;
 
 const round2 = (value: number) => Math.round(value * 100) / 100;
@@ -25,17 +28,34 @@ const round2 = (value: number) => Math.round(value * 100) / 100;
  * hand from known fields rather than through pino: the access line has no nested objects and no
  * field that can hold a secret, so pino's generic serialisation and redaction (a fifth of the
  * proxy's throughput, measured) buy nothing here; and lines are written in batches (every 50 ms
- * or 64 KiB) instead of one write each.
+ * or 64 KiB) instead of one write each. A batch is handed over in pieces of whole lines, each
+ * small enough for one atomic write (ATOMIC_WRITE_BYTES), so no other process writing to the same
+ * stdout can split a line (`atomicWrites` in log.ts). A proxy worker hands its batches to the
+ * primary instead (`sink`), which writes every process's access lines: one writer, whole lines.
  */
 export class AccessLog {
-  private buffer = "";
+  /** Full pieces waiting for the flush, then the piece being filled and its size in bytes. */
+  private pieces: string[] = [];
+  private piece = "";
+  private pieceBytes = 0;
+  private batchBytes = 0;
   private timer: NodeJS.Timeout | undefined;
-  private readonly write: (chunk: string) => void;
+  private readonly sink: AccessLogSink;
   /** `"pid":123,"worker":1,` — the logger's bindings, serialised once. */
   private readonly bindings: string;
 
-  constructor(private readonly log: Logger) {
-    this.write = lineWriter(log);
+  /** `sink`: where a batch goes; the logger's destination unless given. */
+  constructor(
+    private readonly log: Logger,
+    sink?: AccessLogSink,
+  ) {
+    if (sink) this.sink = sink;
+    else {
+      const write = lineWriter(log);
+      this.sink = (pieces) => {
+        for (const piece of pieces) write(piece);
+      };
+    }
     const bindings = { pid: process.pid, ...log.bindings() };
     this.bindings = JSON.stringify(bindings).slice(1, -1);
   }
@@ -45,8 +65,17 @@ export class AccessLog {
     let line = `{"level":"info","time":${Date.now()},${this.bindings},"method":${JSON.stringify(req.method ?? "")},"path":${JSON.stringify(req.url ?? "")},"status":${res.headersSent ? res.statusCode : 0},"backend":${record.servedBy === undefined ? "null" : JSON.stringify(record.servedBy)},"rtt_ms":${record.rttMs === undefined ? "null" : round2(record.rttMs)},"total_ms":${round2(now - record.startedAt)},"attempts":${record.attempts}`;
     if (record.error) line += `,"error":${JSON.stringify(record.error)}`;
     if (record.suppressed) line += `,"suppressed":${record.suppressed}`;
-    this.buffer += `${line},"msg":"request"}\n`;
-    if (this.buffer.length >= FLUSH_BYTES) this.flush();
+    line += `,"msg":"request"}\n`;
+    const bytes = Buffer.byteLength(line);
+    if (this.pieceBytes > 0 && this.pieceBytes + bytes > ATOMIC_WRITE_BYTES) {
+      this.pieces.push(this.piece);
+      this.piece = "";
+      this.pieceBytes = 0;
+    }
+    this.piece += line;
+    this.pieceBytes += bytes;
+    this.batchBytes += bytes;
+    if (this.batchBytes >= FLUSH_BYTES) this.flush();
     else if (!this.timer) {
       this.timer = setTimeout(() => this.flush(), FLUSH_MS);
       this.timer.unref();
@@ -57,9 +86,13 @@ export class AccessLog {
   flush(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.buffer === "") return;
-    const chunk = this.buffer;
-    this.buffer = "";
-    this.write(chunk);
+    if (this.pieceBytes > 0) this.pieces.push(this.piece);
+    if (this.pieces.length === 0) return;
+    const pieces = this.pieces;
+    this.pieces = [];
+    this.piece = "";
+    this.pieceBytes = 0;
+    this.batchBytes = 0;
+    this.sink(pieces);
   }
 }

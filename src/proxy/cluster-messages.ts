@@ -44,6 +44,8 @@ export type WorkerMessage =
   | { type: "ready" }
   | { type: "listening"; host: string; port: number; url: string }
   | { type: "samples"; rows: SampleRow[] }
+  /** A batch of access lines, for the primary to write: one writer keeps every line whole. */
+  | { type: "access-log"; pieces: string[] }
   /** This worker's own figures per backend: [id, inFlight, loaded, websockets]. */
   | { type: "load"; counts: Array<[number, number, number, number]> }
   /** A passive health observation: a connect failure, or an answer's status. */

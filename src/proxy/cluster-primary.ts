@@ -1,6 +1,6 @@
 import cluster, { type Worker } from "node:cluster";
 import type { Config } from "../config/config.js";
-import type { Logger } from "../log.js";
+import { atomicWrites, type Logger, lineWriter } from "../log.js";
 import { formatHostPort, type HostPort } from "../util/address.js";
 import {
   type BackendSnapshot,
@@ -48,16 +48,23 @@ export class ProxyCluster {
     { left: number; results: unknown[][]; done: () => void }
   >();
 
+  private readonly writeLines: (chunk: string) => void;
+
   constructor(
     private readonly pool: Pool,
     private readonly recorder: Recorder,
     private readonly log: Logger,
     private config: Config,
     private readonly stickySecret: string,
-  ) {}
+  ) {
+    this.writeLines = lineWriter(log);
+  }
 
   /** Forks the workers and resolves once one of them listens. */
   async start(): Promise<HostPort> {
+    // The workers write their own few lifecycle lines to the same stdout: from now on every write
+    // here is whole lines small enough to be atomic, so theirs can never split one of these.
+    atomicWrites(this.log);
     const listening = new Promise<HostPort>((resolve, reject) => {
       const onMessage = (_worker: Worker, message: unknown) => {
         if (!isProtocolMessage(message) || message.type !== "listening") return;
@@ -191,6 +198,10 @@ export class ProxyCluster {
     switch (m.type) {
       case "samples":
         this.recorder.absorb(m.rows);
+        break;
+      case "access-log":
+        // Every worker's access lines leave through this one destination, so they stay whole.
+        for (const piece of m.pieces) this.writeLines(piece);
         break;
       case "load":
         this.loads.set(worker.id, new Map(m.counts.map((entry) => [entry[0], entry])));

@@ -107,6 +107,7 @@ export class ProxyWorker {
       this.deps.observer,
       {
         stickySecret,
+        accessLogSink: (pieces) => this.deps.send({ type: "access-log", pieces }),
       },
     );
     const bound = await this.server.listen(config.proxy.listen);

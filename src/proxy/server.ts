@@ -9,7 +9,7 @@ import type { CorsSettings, RateLimitSettings, StickySettings } from "../config/
 import type { Logger } from "../log.js";
 import { formatHostPort, type HostPort } from "../util/address.js";
 import { listenOn } from "../util/listen.js";
-import { AccessLog } from "./access-log.js";
+import { AccessLog, type AccessLogSink } from "./access-log.js";
 import { type LiveBackend, observeRoundTrip } from "./backend.js";
 import { type AttemptReceiver, BackendAttempt } from "./backend-attempt.js";
 import type { Balancer } from "./balancer.js";
@@ -81,6 +81,8 @@ export interface ProxyServerOptions {
   autoSweep?: boolean;
   /** Keys the sticky cookie's backend tokens (the pool's identity), so they are opaque and stable. */
   stickySecret?: string;
+  /** Where access-log batches go (a proxy worker's go to the primary); the logger's destination by default. */
+  accessLogSink?: AccessLogSink;
 }
 
 /**
@@ -192,7 +194,7 @@ export class ProxyServer {
       options.autoSweep ?? true,
     );
     this.perClient = new ClientInFlight(settings.maxInFlightPerClient);
-    this.accessLog = new AccessLog(log);
+    this.accessLog = new AccessLog(log, options.accessLogSink);
     this.identity = new ClientIdentity(settings.trustedProxies);
     this.rateLimiter = new RateLimiter(settings.rateLimit);
     this.cors = new CorsPolicy(settings.cors);
