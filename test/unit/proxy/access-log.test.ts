@@ -12,7 +12,7 @@ function capture() {
     log.record(
       { method: "GET", url: path } as IncomingMessage,
       { headersSent: true, statusCode: 200 } as ServerResponse,
-      { startedAt: 0, attempts: 1, rttMs: 1, servedBy: "127.0.0.1:8080" },
+      { startedAt: 0, attempts: 1, rttMs: 1, servedBy: "127.0.0.1:8080", error: undefined },
       2,
     );
   return { log, batches, record };
