@@ -4,6 +4,14 @@ import { ATOMIC_WRITE_BYTES, type Logger, lineWriter } from "../log.js";
 /** Takes a batch of access lines: pieces of whole lines, each at most ATOMIC_WRITE_BYTES unless one line is longer. */
 export type AccessLogSink = (pieces: string[]) => void;
 
+/** The sink that writes each piece to a logger's destination, in order. */
+export function destinationSink(log: Logger): AccessLogSink {
+  const write = lineWriter(log);
+  return (pieces) => {
+    for (const piece of pieces) write(piece);
+  };
+}
+
 /** What the access log needs from one finished request. */
 export interface AccessRecord {
   startedAt: number;
@@ -49,13 +57,7 @@ export class AccessLog {
     private readonly log: Logger,
     sink?: AccessLogSink,
   ) {
-    if (sink) this.sink = sink;
-    else {
-      const write = lineWriter(log);
-      this.sink = (pieces) => {
-        for (const piece of pieces) write(piece);
-      };
-    }
+    this.sink = sink ?? destinationSink(log);
     const bindings = { pid: process.pid, ...log.bindings() };
     this.bindings = JSON.stringify(bindings).slice(1, -1);
   }

@@ -1,7 +1,8 @@
 import cluster, { type Worker } from "node:cluster";
 import type { Config } from "../config/config.js";
-import { atomicWrites, type Logger, lineWriter } from "../log.js";
+import { atomicWrites, type Logger } from "../log.js";
 import { formatHostPort, type HostPort } from "../util/address.js";
+import { type AccessLogSink, destinationSink } from "./access-log.js";
 import {
   type BackendSnapshot,
   isProtocolMessage,
@@ -48,7 +49,8 @@ export class ProxyCluster {
     { left: number; results: unknown[][]; done: () => void }
   >();
 
-  private readonly writeLines: (chunk: string) => void;
+  /** Every worker's access lines leave through this one destination, so they stay whole. */
+  private readonly writeAccessLines: AccessLogSink;
 
   constructor(
     private readonly pool: Pool,
@@ -57,7 +59,7 @@ export class ProxyCluster {
     private config: Config,
     private readonly stickySecret: string,
   ) {
-    this.writeLines = lineWriter(log);
+    this.writeAccessLines = destinationSink(log);
   }
 
   /** Forks the workers and resolves once one of them listens. */
@@ -200,8 +202,7 @@ export class ProxyCluster {
         this.recorder.absorb(m.rows);
         break;
       case "access-log":
-        // Every worker's access lines leave through this one destination, so they stay whole.
-        for (const piece of m.pieces) this.writeLines(piece);
+        this.writeAccessLines(m.pieces);
         break;
       case "load":
         this.loads.set(worker.id, new Map(m.counts.map((entry) => [entry[0], entry])));
