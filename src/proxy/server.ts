@@ -18,6 +18,7 @@ import { ClientInFlight } from "./client-cap.js";
 import { CorsPolicy } from "./cors.js";
 import { DeadlineSweeper, type ExpiredDeadline } from "./deadlines.js";
 import { type ProxyStatus, sendErrorPage, sendRawError } from "./error-pages.js";
+import { FlushBatch } from "./flush-batch.js";
 import { checkFraming } from "./framing.js";
 import {
   clientWantsClose,
@@ -160,6 +161,8 @@ export class ProxyServer {
   /** Rejections are logged a few a second at most, however many a flood brings. */
   private readonly rejectionLog = new LogSampler(10);
   private readonly accessLog: AccessLog;
+  /** Responses started in one turn of the event loop are written together at its end. */
+  private readonly flushBatch = new FlushBatch();
   /** The last Host header found valid: nearly every request carries the same one, checked once. */
   private lastValidHost = "";
   /** Client requests not yet finished, across all backends (shutdown waits for these). */
@@ -171,7 +174,7 @@ export class ProxyServer {
       this.onResponse(exchange, attempt, status, rawHeaders, statusText, resume),
     attemptData: (exchange, attempt, chunk) => this.onResponseData(exchange, attempt, chunk),
     attemptComplete: (exchange, attempt) => {
-      if (attempt === exchange.attempt) exchange.res.end();
+      if (attempt === exchange.attempt) this.flushBatch.end(exchange.res);
     },
     attemptError: (exchange, attempt, error) => this.onAttemptError(exchange, error, attempt),
     bug: (error, where) => this.reportBug(error, where),
@@ -637,6 +640,7 @@ export class ProxyServer {
       return false;
     }
     exchange.resumeResponse = resume;
+    this.flushBatch.hold(res);
     return true;
   }
 
