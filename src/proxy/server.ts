@@ -30,6 +30,7 @@ import {
 } from "./headers.js";
 import { createListener } from "./listener.js";
 import { LogSampler } from "./log-sampler.js";
+import { LoopSaturation } from "./loop-saturation.js";
 import type { Pool } from "./pool.js";
 import { type RateDecision, RateLimiter } from "./rate-limit.js";
 import type { Recorder } from "./recorder.js";
@@ -161,8 +162,9 @@ export class ProxyServer {
   /** Rejections are logged a few a second at most, however many a flood brings. */
   private readonly rejectionLog = new LogSampler(10);
   private readonly accessLog: AccessLog;
-  /** Responses started in one turn of the event loop are written together at its end. */
-  private readonly flushBatch = new FlushBatch();
+  private readonly loop = new LoopSaturation();
+  /** Under saturation, responses started in one turn of the event loop are written together at its end. */
+  private readonly flushBatch = new FlushBatch(() => this.loop.saturated);
   /** The last Host header found valid: nearly every request carries the same one, checked once. */
   private lastValidHost = "";
   /** Client requests not yet finished, across all backends (shutdown waits for these). */
@@ -267,6 +269,7 @@ export class ProxyServer {
   destroyConnections(): void {
     for (const socket of this.sockets) socket.destroy();
     this.deadlines.stop();
+    this.loop.stop();
     this.accessLog.flush();
   }
 

@@ -3,6 +3,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, test } from "node:test";
 import { FlushBatch } from "../../../src/proxy/flush-batch.js";
+import { nextSaturated } from "../../../src/proxy/loop-saturation.js";
 
 // A real server and real client connections: what the batch holds is bytes on real sockets.
 let server: http.Server;
@@ -50,7 +51,7 @@ function requests(count: number): { responses: Promise<http.ServerResponse[]>; b
 const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
 
 test("responses ended in one turn are held until its end, then all reach their clients", async () => {
-  const batch = new FlushBatch();
+  const batch = new FlushBatch(() => true);
   const { responses, bodies } = requests(3);
   const held = await responses;
   for (const [i, res] of held.entries()) {
@@ -70,7 +71,7 @@ test("responses ended in one turn are held until its end, then all reach their c
 });
 
 test("a response still streaming is sent at the end of the turn and streams on unheld", async () => {
-  const batch = new FlushBatch();
+  const batch = new FlushBatch(() => true);
   const { responses, bodies } = requests(1);
   const [res] = (await responses) as [http.ServerResponse];
   res.writeHead(200, { "content-type": "text/plain" });
@@ -87,7 +88,7 @@ test("a response still streaming is sent at the end of the turn and streams on u
 });
 
 test("a response whose client left before the batch flushed is skipped", async () => {
-  const batch = new FlushBatch();
+  const batch = new FlushBatch(() => true);
   const { responses, bodies } = requests(2);
   const [gone, stays] = (await responses) as [http.ServerResponse, http.ServerResponse];
   for (const res of [gone, stays]) {
@@ -101,4 +102,32 @@ test("a response whose client left before the batch flushed is skipped", async (
   assert.equal(goneBody?.status, "rejected");
   assert.deepEqual(staysBody, { status: "fulfilled", value: "ok" });
   assert.equal(gone.writableEnded, false);
+});
+
+test("below saturation nothing is held: each response is written when it ends", async () => {
+  const batch = new FlushBatch(() => false);
+  const { responses, bodies } = requests(1);
+  const [res] = (await responses) as [http.ServerResponse];
+  res.writeHead(200, { "content-length": "2" });
+  assert.equal(batch.hold(res), false);
+  res.write("ok");
+  batch.end(res);
+  assert.equal(res.writableEnded, true);
+  assert.equal(await bodies[0], "ok");
+});
+
+test("the loop counts as saturated from 90 % busy until it falls below 70 %", () => {
+  const rows: [saturated: boolean, utilization: number, expected: boolean][] = [
+    [false, 0.5, false],
+    [false, 0.89, false],
+    [false, 0.9, true],
+    [false, 1, true],
+    [true, 0.95, true],
+    [true, 0.8, true],
+    [true, 0.7, true],
+    [true, 0.69, false],
+    [true, 0, false],
+  ];
+  for (const [saturated, utilization, expected] of rows)
+    assert.equal(nextSaturated(saturated, utilization), expected, `${saturated} at ${utilization}`);
 });
