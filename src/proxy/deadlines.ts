@@ -40,12 +40,23 @@ export function sweepIntervalMs(settings: DeadlineSettings): number {
   return Math.max(5, Math.min(250, Math.floor(shortest / 4)));
 }
 
+/** A request the sweeper can track: its deadline clock and its place in the sweeper's list. */
+export interface Sweepable extends DeadlineClock {
+  /** The item's index in the sweeper's list; -1 while it is not tracked. */
+  sweepSlot: number;
+}
+
 /**
- * The set of requests in flight and the one interval that sweeps them; the interval runs only
- * while there is something to sweep.
+ * The requests in flight and the one interval that sweeps them; the interval runs only while
+ * there is something to sweep.
+ *
+ * The requests are kept in an array, each knowing its index (removal moves the last one into the
+ * gap), not in a Set: a Set with an add and a delete per request keeps every request's objects
+ * alive into the old generation once a full collection has run under load
+ * (docs/architecture.md, "Garbage the young generation cannot drop").
  */
-export class DeadlineSweeper<T extends DeadlineClock> {
-  private readonly tracked = new Set<T>();
+export class DeadlineSweeper<T extends Sweepable> {
+  private readonly tracked: T[] = [];
   private timer: NodeJS.Timeout | undefined;
   private intervalMs: number;
 
@@ -60,7 +71,7 @@ export class DeadlineSweeper<T extends DeadlineClock> {
   }
 
   get size(): number {
-    return this.tracked.size;
+    return this.tracked.length;
   }
 
   update(settings: DeadlineSettings): void {
@@ -69,22 +80,33 @@ export class DeadlineSweeper<T extends DeadlineClock> {
     if (interval !== this.intervalMs) {
       this.intervalMs = interval;
       this.stopTimer();
-      if (this.tracked.size > 0) this.startTimer();
+      if (this.tracked.length > 0) this.startTimer();
     }
   }
 
   track(item: T): void {
-    this.tracked.add(item);
+    if (item.sweepSlot >= 0) return;
+    item.sweepSlot = this.tracked.length;
+    this.tracked.push(item);
     if (!this.timer && this.automatic) this.startTimer();
   }
 
   untrack(item: T): void {
-    this.tracked.delete(item);
-    if (this.tracked.size === 0) this.stopTimer();
+    const slot = item.sweepSlot;
+    if (slot < 0) return;
+    item.sweepSlot = -1;
+    const last = this.tracked.pop() as T;
+    if (last !== item) {
+      this.tracked[slot] = last;
+      last.sweepSlot = slot;
+    }
+    if (this.tracked.length === 0) this.stopTimer();
   }
 
   sweep(now = this.now()): void {
-    for (const item of this.tracked) {
+    // A copy: onExpired may untrack (or track) requests, which moves them within the list.
+    for (const item of this.tracked.slice()) {
+      if (item.sweepSlot < 0) continue; // untracked by an earlier item's expiry
       const which = expiredDeadline(item, this.settings, now);
       if (which) this.onExpired(item, which);
     }

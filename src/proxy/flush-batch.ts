@@ -21,10 +21,15 @@ import type { ServerResponse } from "node:http";
  * small response. A long body streams on as it arrives, paced by the client as before.
  */
 export class FlushBatch {
-  /** Responses whose socket this batch corked, in the order they were held. */
-  private held = new Set<ServerResponse>();
-  /** Of those, the ones whose backend response is complete: they end when the batch flushes. */
-  private readonly ending = new Set<ServerResponse>();
+  /**
+   * Responses whose socket this batch corked, in the order they were held, and whether each one's
+   * backend response is complete (it ends when the batch flushes). Plain arrays replaced every
+   * turn, not a long-lived Set with an add and a delete per response: such a Set keeps every
+   * response's objects alive into the old generation once a full collection has run under load
+   * (docs/architecture.md, "Garbage the young generation cannot drop").
+   */
+  private held: ServerResponse[] = [];
+  private ending: boolean[] = [];
   private scheduled = false;
   private readonly flushNow = () => this.flush();
 
@@ -39,7 +44,8 @@ export class FlushBatch {
     const socket = res.socket;
     if (!socket || socket.destroyed || !this.busy()) return false;
     socket.cork();
-    this.held.add(res);
+    this.held.push(res);
+    this.ending.push(false);
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(this.flushNow);
@@ -49,7 +55,9 @@ export class FlushBatch {
 
   /** Ends `res` now, or with the batch if its writes are held. */
   end(res: ServerResponse): void {
-    if (this.held.has(res)) this.ending.add(res);
+    // A linear search: a batch holds at most the responses of one turn (tens).
+    const index = this.held.lastIndexOf(res);
+    if (index >= 0) this.ending[index] = true;
     else res.end();
   }
 
@@ -57,9 +65,12 @@ export class FlushBatch {
   flush(): void {
     this.scheduled = false;
     const held = this.held;
-    this.held = new Set();
-    for (const res of held) {
-      if (this.ending.delete(res)) {
+    const ending = this.ending;
+    this.held = [];
+    this.ending = [];
+    for (let i = 0; i < held.length; i++) {
+      const res = held[i] as ServerResponse;
+      if (ending[i]) {
         // end() uncorks the socket fully: the headers, the body and its end go in one write.
         if (!res.destroyed && !res.writableEnded) res.end();
       } else res.socket?.uncork();

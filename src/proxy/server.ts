@@ -109,6 +109,8 @@ class Exchange {
   connectingSince = 0;
   waitingSince = 0;
   bodyLastAt = 0;
+  /** Where the deadline sweeper keeps this exchange (deadlines.ts); -1 while not tracked. */
+  sweepSlot = -1;
   /** The whole request body has arrived (or there was none). */
   bodyComplete: boolean;
   answered = false;

@@ -4,6 +4,7 @@ import {
   type DeadlineClock,
   DeadlineSweeper,
   expiredDeadline,
+  type Sweepable,
   sweepIntervalMs,
 } from "../../../src/proxy/deadlines.js";
 
@@ -37,7 +38,7 @@ describe("request deadlines", () => {
     mock.timers.enable({ apis: ["setInterval", "Date"], now: 1_000_000 });
     try {
       const expired: string[] = [];
-      const sweeper = new DeadlineSweeper<DeadlineClock & { name: string }>(
+      const sweeper = new DeadlineSweeper<Sweepable & { name: string }>(
         settings,
         (item, which) => {
           expired.push(`${item.name}:${which}`);
@@ -46,7 +47,7 @@ describe("request deadlines", () => {
         () => Date.now(),
       );
       const start = Date.now();
-      const a = { name: "a", connectingSince: 0, waitingSince: start, bodyLastAt: 0 };
+      const a = { name: "a", connectingSince: 0, waitingSince: start, bodyLastAt: 0, sweepSlot: -1 };
       sweeper.track(a);
       mock.timers.tick(975);
       assert.deepEqual(expired, []);
@@ -54,7 +55,7 @@ describe("request deadlines", () => {
       assert.deepEqual(expired, ["a:response"]);
       sweeper.untrack(a);
       assert.equal(sweeper.size, 0);
-      const b = { name: "b", connectingSince: 0, waitingSince: Date.now(), bodyLastAt: 0 };
+      const b = { name: "b", connectingSince: 0, waitingSince: Date.now(), bodyLastAt: 0, sweepSlot: -1 };
       mock.timers.tick(5000);
       assert.deepEqual(expired, ["a:response"], "an untracked request never fires");
       sweeper.track(b);
@@ -64,5 +65,41 @@ describe("request deadlines", () => {
     } finally {
       mock.timers.reset();
     }
+  });
+  it("keeps every tracked request in the sweep when others leave, even during a sweep", () => {
+    const expired: string[] = [];
+    const request = (name: string) => ({
+      name,
+      connectingSince: 0,
+      waitingSince: 0,
+      bodyLastAt: 0,
+      sweepSlot: -1,
+    });
+    const [a, b, d, e] = [request("a"), request("b"), request("d"), request("e")];
+    const items = [a, b, request("c"), d, e];
+    const sweeper = new DeadlineSweeper<Sweepable & { name: string }>(
+      settings,
+      (item, which) => {
+        expired.push(`${item.name}:${which}`);
+        sweeper.untrack(item);
+        // a's expiry also ends d (as a retry that gives up ends its exchange): d must not fire.
+        if (item === a) sweeper.untrack(d);
+      },
+      () => 0,
+      false,
+    );
+    for (const item of items) sweeper.track(item);
+    sweeper.track(b); // tracking twice is harmless
+    assert.equal(sweeper.size, 5);
+    sweeper.untrack(b); // from the middle: the others stay tracked
+    sweeper.untrack(b);
+    assert.equal(sweeper.size, 4);
+    for (const item of items) item.waitingSince = 1;
+    sweeper.sweep(2000);
+    assert.deepEqual(expired.sort(), ["a:response", "c:response", "e:response"]);
+    assert.equal(sweeper.size, 0);
+    assert.ok(items.every((item) => item.sweepSlot === -1));
+    sweeper.track(e);
+    assert.equal(sweeper.size, 1, "a request untracked by a sweep can be tracked again");
   });
 });
