@@ -1,10 +1,11 @@
 /**
  * `npm run bench`, memory cases: the proxy's RSS while it holds 10,000 idle keep-alive client
- * connections (per connection), and its RSS over a 3-minute run at 64 connections (the growth).
- * Loopback only; every phase is bounded in count and time.
+ * connections (per connection), and its RSS over a 3-minute run at 64 connections (the growth),
+ * with what V8's young-generation collections promoted during that run (from the proxy's own
+ * `--trace-gc-nvp` lines). Loopback only; every phase is bounded in count and time.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -15,6 +16,14 @@ import { CLI, configWithBackend, ROOT, startBackendServer, stopChildren, track }
 const IDLE_CONNECTIONS = Number(process.env.BENCH_IDLE_CONNECTIONS ?? 10_000);
 const RSS_SECONDS = Number(process.env.BENCH_RSS_SECONDS ?? 180);
 const scratch = mkdtempSync(path.join(tmpdir(), "doproxy-bench-memory-"));
+/** The proxy's stdout: with the log at warn, only V8's `--trace-gc-nvp` lines. */
+const gcTrace = path.join(scratch, "gc-trace.log");
+/**
+ * Mean bytes promoted per scavenge above which something dead is keeping request objects alive
+ * (docs/architecture.md, "Garbage the young generation cannot drop"): 25-30 KB when healthy,
+ * 1.4-1.5 MB when a Set with per-request churn did it.
+ */
+const PROMOTED_LIMIT_KB = 200;
 
 function rssMb(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
@@ -49,20 +58,52 @@ async function openIdle(port: number, count: number): Promise<net.Socket[]> {
   return sockets;
 }
 
+interface Scavenges {
+  count: number;
+  promotedKb: number;
+  pauseMs: number;
+  fullCollections: number;
+}
+
+/** The scavenges (`gc=s`) and full collections (`gc=mc`) in `--trace-gc-nvp` lines. */
+function summariseGcTrace(lines: string[]): Scavenges {
+  let count = 0;
+  let promoted = 0;
+  let pause = 0;
+  let fullCollections = 0;
+  for (const line of lines) {
+    if (line.includes(" gc=mc ")) fullCollections++;
+    if (!line.includes(" gc=s ")) continue;
+    count++;
+    promoted += Number(/ promoted=(\d+)/.exec(line)?.[1] ?? 0);
+    pause += Number(/ pause=([\d.]+)/.exec(line)?.[1] ?? 0);
+  }
+  return {
+    count,
+    promotedKb: count ? promoted / count / 1024 : 0,
+    pauseMs: count ? pause / count : 0,
+    fullCollections,
+  };
+}
+
+const traceLines = () => readFileSync(gcTrace, "utf8").split("\n");
+
 async function main(): Promise<void> {
   const backendPort = await freePort();
   await startBackendServer(backendPort);
   const port = await freePort();
   const config = configWithBackend(scratch, port, backendPort);
   // The access log of 10,000 requests and three minutes of load is not what is measured here.
+  const traceFile = openSync(gcTrace, "a");
   const proxy = await new Promise<ChildProcess>((resolve, reject) => {
     const child = track(
-      spawn(process.execPath, [CLI, "serve", "--config", config], {
+      spawn(process.execPath, ["--trace-gc-nvp", CLI, "serve", "--config", config], {
         cwd: ROOT,
         env: { ...process.env, DOPROXY_LOG_LEVEL: "warn" },
-        stdio: ["ignore", "ignore", "inherit"],
+        stdio: ["ignore", traceFile, "inherit"],
       }),
     );
+    closeSync(traceFile);
     child.once("exit", (code) => reject(new Error(`serve exited with ${code}`)));
     const poll = async () => {
       for (let i = 0; i < 100; i++) {
@@ -93,6 +134,7 @@ async function main(): Promise<void> {
   // RSS over a long run at 64 connections.
   const samples: Array<{ at: number; rss: number }> = [];
   const began = Date.now();
+  const traceBefore = traceLines().length;
   const sampler = setInterval(
     () => samples.push({ at: (Date.now() - began) / 1000, rss: rssMb(pid) }),
     10_000,
@@ -108,6 +150,16 @@ async function main(): Promise<void> {
   console.log(
     `RSS over ${RSS_SECONDS} s at 64 connections (${Math.round(result.requests.average)} req/s, ${result.errors + result.non2xx} errors): ${samples.map((s) => s.rss.toFixed(0)).join(" ")} MB every 10 s; from ${first?.at.toFixed(0)} s to the end: ${first && last ? (last.rss - first.rss).toFixed(1) : "?"} MB`,
   );
+  // V8 writes its trace through stdio buffers: stop the proxy so every line is in the file.
+  await new Promise((resolve) => {
+    proxy.once("exit", resolve);
+    proxy.kill("SIGTERM");
+  });
+  const gc = summariseGcTrace(traceLines().slice(traceBefore));
+  console.log(
+    `young-generation collections over that run: ${gc.count}, ${gc.promotedKb.toFixed(0)} KB promoted and ${gc.pauseMs.toFixed(2)} ms each on average (target < ${PROMOTED_LIMIT_KB} KB: more means dead objects keep requests alive); full collections: ${gc.fullCollections}`,
+  );
+  if (gc.count === 0 || gc.promotedKb >= PROMOTED_LIMIT_KB) process.exitCode = 1;
 }
 
 main()
