@@ -60,6 +60,31 @@ export class RefusedError extends DoproxyError {
 }
 
 /**
+ * A create the spend gate refused (cloud/spend-gate.ts): it would bill more droplets than
+ * `[autoscale] max` or `max-hourly-cost` allow. `cut` says which.
+ */
+export class SpendRefusedError extends DoproxyError {
+  constructor(
+    message: string,
+    readonly cut: "at-max" | "budget",
+    hint?: string,
+  ) {
+    super("DOPROXY_SPEND_REFUSED", message, { exitCode: 1, hint });
+  }
+}
+
+/**
+ * A destroy refused while a droplet carrying this pool's ownership tag exists that this
+ * inventory never created: another inventory may be using the same pool identity (a copied
+ * inventory), and destroying on its behalf could take its site down.
+ */
+export class IdentityConflictError extends DoproxyError {
+  constructor(message: string, hint?: string) {
+    super("DOPROXY_IDENTITY_CONFLICT", message, { exitCode: 1, hint });
+  }
+}
+
+/**
  * Why an API call failed, as a code the program acts on (the adapter reads the API's answer once;
  * nothing downstream parses message text).
  */

@@ -178,6 +178,13 @@
       const held = status.autoscale.backoff
         ? ` · creates held: ${status.autoscale.backoff.reason === "droplet-limit" ? "droplet limit reached" : status.autoscale.backoff.reason} (retry ${new Date(status.autoscale.backoff.retryAt).toLocaleTimeString()})`
         : "";
+      // A safety hold an operator must act on (README, "Money invariants").
+      const hold = status.autoscale.hold;
+      const safety = !hold
+        ? ""
+        : hold.code === "replacements-failing"
+          ? ` · HELD: replacements-failing (${hold.streak} replacements never became healthy; unhealthy droplets kept for inspection; run doproxy autoscale resume)`
+          : ` · HELD: identity-conflict (droplets ${hold.droplets.map((d) => d.id).join(", ")} carry this pool's tag but this inventory never created them)`;
       // Cost: what the pool costs per hour now and cost over the last 24 h (absent without a price).
       const cost =
         status.cost && status.cost.perHour !== null
@@ -200,7 +207,7 @@
               )
               .join(", ")}`
           : "";
-      $("#summary").textContent = `v${status.version} · pool ${status.pool.id} · up ${fmtAge(status.uptimeSeconds * 1000)} · ${s.active} active, ${s.joining + s.provisioning} booting, ${s.unhealthy} unhealthy, ${s.draining} draining · ${auto}${proxies}${cost}${held}${reload}`;
+      $("#summary").textContent = `v${status.version} · pool ${status.pool.id} · up ${fmtAge(status.uptimeSeconds * 1000)} · ${s.active} active, ${s.joining + s.provisioning} booting, ${s.unhealthy} unhealthy, ${s.draining} draining · ${auto}${proxies}${cost}${held}${safety}${reload}`;
       renderBackends(backends);
       renderEvents(events);
       renderCharts(samples.points);

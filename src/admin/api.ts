@@ -78,6 +78,10 @@ export async function status(src: AdminSources) {
       max: config.autoscale.max,
       floor: src.autoscaler?.lastInputs?.floor ?? config.autoscale.min,
       lastDecision: decision ? { kind: decision.kind, code: decision.code, reason: decision.reason } : null,
+      // A safety hold an operator must see: replacements that never became healthy
+      // (replacements-failing, lifted by doproxy autoscale resume or a reload), or droplets of
+      // this pool's identity that this inventory never created (identity-conflict).
+      hold: src.autoscaler?.safetyHold ?? null,
       // Set while creates are held after a failure: the droplet limit, a refused size, an outage.
       backoff:
         src.autoscaler && src.autoscaler.backoff.failures > 0

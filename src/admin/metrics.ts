@@ -6,6 +6,7 @@ import {
   type Metric,
   Registry,
 } from "prom-client";
+import type { BudgetStatus } from "../cloud/api-budget.js";
 import type { BackendRow } from "../inventory/backends.js";
 import { inFlightOf, type LiveBackend } from "../proxy/backend.js";
 import { isEjected } from "../proxy/outliers.js";
@@ -105,6 +106,10 @@ export interface MetricSources {
    * last minute from its samples, and whether it leads; this one marked `self`.
    */
   proxies?(): Promise<Array<{ id: string; self: boolean; leader: boolean; requestsPerSecond: number }>>;
+  /** The autoscaler's safety hold in force (replacements-failing, identity-conflict), or null. */
+  autoscaleHold?(): string | null;
+  /** This process's DigitalOcean API budget (absent without a token). */
+  apiBudget?(): BudgetStatus | undefined;
 }
 
 /**
@@ -251,6 +256,43 @@ export class Metrics implements RequestObserver {
         proxiesRead = { at: now, proxies: sources.proxies?.() ?? Promise.resolve([]) };
       return proxiesRead.proxies;
     };
+    new Gauge({
+      name: "doproxy_autoscale_hold",
+      help: "1 while the autoscaler is held for an operator, by reason code: replacements-failing (resume with doproxy autoscale resume), identity-conflict.",
+      labelNames: ["code"],
+      registers,
+      collect() {
+        const held = sources.autoscaleHold?.() ?? null;
+        for (const code of ["replacements-failing", "identity-conflict"])
+          this.set({ code }, held === code ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: "doproxy_digitalocean_api_requests_last_hour",
+      help: "DigitalOcean API requests this process made in the last hour (its budget is doproxy_digitalocean_api_budget_per_hour).",
+      registers,
+      collect() {
+        this.set(sources.apiBudget?.()?.usedLastHour ?? 0);
+      },
+    });
+    new Gauge({
+      name: "doproxy_digitalocean_api_budget_per_hour",
+      help: "[digitalocean] api-budget: requests an hour this process allows itself; polling stretches as it nears it.",
+      registers,
+      collect() {
+        const budget = sources.apiBudget?.();
+        if (budget) this.set(budget.perHour);
+      },
+    });
+    new Gauge({
+      name: "doproxy_digitalocean_ratelimit_remaining",
+      help: "ratelimit-remaining of the last DigitalOcean answer: requests the account has left this hour (shared with every tool using it).",
+      registers,
+      collect() {
+        const remaining = sources.apiBudget?.()?.accountRemaining;
+        if (remaining !== null && remaining !== undefined) this.set(remaining);
+      },
+    });
     new Gauge({
       name: "doproxy_leader",
       help: "1 when this proxy leads the pool (runs the autoscaler, boot watcher, reconciliation and reserved IP).",

@@ -1,6 +1,6 @@
 import type { DropletLifecycle } from "../cloud/lifecycle.js";
 import type { Config } from "../config/load.js";
-import { ApiError, FencedError } from "../errors.js";
+import { ApiError, FencedError, IdentityConflictError, SpendRefusedError } from "../errors.js";
 import type { BackendRow, BackendStore } from "../inventory/backends.js";
 import type { Leadership } from "../inventory/leadership.js";
 import type { SampleStore } from "../inventory/samples.js";
@@ -9,9 +9,20 @@ import { loadOf } from "../proxy/backend.js";
 import type { Pool } from "../proxy/pool.js";
 import { type ActionBackoff, afterFailure, inBackoff, NO_BACKOFF } from "./backoff.js";
 import { dropletViews } from "./droplet-views.js";
-import { type Decision, decide, EMPTY_MEMORY, type PolicyMemory, type ScaleInputs } from "./policy.js";
+import {
+  type Decision,
+  decide,
+  EMPTY_MEMORY,
+  type PolicyMemory,
+  replacementsHeld,
+  resumeReplacements,
+  type ScaleInputs,
+} from "./policy.js";
 import { type HistorySource, PredictionReader } from "./prediction-reader.js";
 import { scheduleFloor, startTicker } from "./schedule.js";
+
+/** The event `doproxy autoscale resume` writes; the leader's next tick reads it. */
+export const RESUME_EVENT = "autoscale.resume";
 
 export interface ControllerDeps {
   config: () => Config;
@@ -50,6 +61,8 @@ export class AutoscaleController {
   /** The leadership term this tick runs in, checked before every action (see stillLeads). */
   private term: number | undefined;
   lastInputs: ScaleInputs | undefined;
+  /** The last destroy error said per backend (events say each once). */
+  private readonly destroyErrors = new Map<number, string>();
   lastDecision: Decision | undefined;
 
   private readonly predictions: PredictionReader;
@@ -111,6 +124,7 @@ export class AutoscaleController {
     if (!settings.dryRun) await this.finishDrains(now);
     // Destroys may have taken long: decide only while the lease is still this process's.
     if (!(await this.stillLeads("deciding"))) return undefined;
+    await this.resumeIfAsked();
     const inputs = await this.gather(config, now);
     const previous = this.memory;
     let decision = decide(inputs, settings, this.memory);
@@ -137,6 +151,8 @@ export class AutoscaleController {
           lastScaleUp: previous.lastScaleUp,
           lastScaleDown: previous.lastScaleDown,
           replacing: previous.replacing,
+          replacementStreak: previous.replacementStreak,
+          replacementsSince: previous.replacementsSince,
         },
       };
     }
@@ -164,6 +180,13 @@ export class AutoscaleController {
         this.lastErrorReason = undefined;
       }
     } catch (error) {
+      if (error instanceof SpendRefusedError) {
+        // Another creator (droplets add, a proxy that led a moment ago) filled the room between
+        // the decision and the gate's transaction: nothing was created, nothing to back off from.
+        this.memory = previous;
+        log.info({ decision: decision.kind, err: error.message }, "the spend gate held the create back");
+        return decision;
+      }
       if (error instanceof FencedError) {
         // The inventory refused the write: another proxy leads now. Not a failure to back off from.
         this.memory = previous;
@@ -179,6 +202,8 @@ export class AutoscaleController {
         lastScaleUp: previous.lastScaleUp,
         lastScaleDown: previous.lastScaleDown,
         replacing: previous.replacing,
+        replacementStreak: previous.replacementStreak,
+        replacementsSince: previous.replacementsSince,
       };
       const message = (error as Error).message;
       const reason = error instanceof ApiError ? error.reason : "error";
@@ -204,6 +229,58 @@ export class AutoscaleController {
     return decision;
   }
 
+  /** What an operator must look at, if anything: an identity conflict first, then stopped replacing. */
+  get safetyHold():
+    | { code: "identity-conflict"; droplets: Array<{ id: number; name: string }>; since: number }
+    | { code: "replacements-failing"; streak: number; since: number | null }
+    | null {
+    const conflict = this.deps.lifecycle.identityConflict;
+    if (conflict)
+      return {
+        code: "identity-conflict",
+        droplets: conflict.droplets.map((d) => ({ id: d.id, name: d.name })),
+        since: conflict.since,
+      };
+    return this.replacementHold;
+  }
+
+  /** Replacing is stopped (`replacements-failing`), with why; null while it goes on. */
+  get replacementHold(): { code: "replacements-failing"; streak: number; since: number | null } | null {
+    if (!replacementsHeld(this.memory, this.deps.config().autoscale)) return null;
+    return {
+      code: "replacements-failing",
+      streak: this.memory.replacementStreak,
+      since: this.memory.replacementsSince ?? null,
+    };
+  }
+
+  /**
+   * Starts replacing again after `replacements-failing`: on a configuration reload (serve calls
+   * this) or when an operator ran `doproxy autoscale resume` (an `autoscale.resume` event, read
+   * by the leader's next tick).
+   */
+  async resume(why: string): Promise<void> {
+    if (!replacementsHeld(this.memory, this.deps.config().autoscale)) return;
+    this.memory = resumeReplacements(this.memory);
+    this.lastHold = undefined;
+    this.deps.log.info({ why }, "replacing unhealthy droplets resumed");
+    await this.deps.backends.events.add(
+      "scale.resume",
+      `replacing unhealthy droplets resumed: ${why}`,
+      null,
+      undefined,
+      Date.now(),
+      "replacements-resumed",
+    );
+  }
+
+  private async resumeIfAsked(): Promise<void> {
+    const since = this.memory.replacementsSince;
+    if (!replacementsHeld(this.memory, this.deps.config().autoscale) || since === undefined) return;
+    const asked = await this.deps.backends.events.latest(RESUME_EVENT);
+    if (asked && asked.ts >= since) await this.resume("an operator ran doproxy autoscale resume");
+  }
+
   /** Gathers the policy's inputs from the live pool and the recent samples. */
   async gather(config: Config, now: number): Promise<ScaleInputs> {
     const settings = config.autoscale;
@@ -222,7 +299,10 @@ export class AutoscaleController {
       now,
     );
     const inFlight = active.reduce((sum, b) => sum + loadOf(b), 0) + elsewhere;
-    const droplets = dropletViews(await this.deps.backends.live(), (id) => this.deps.pool.get(id));
+    const droplets = dropletViews(await this.deps.backends.live(), (id) => this.deps.pool.get(id), {
+      timeoutMs: config.digitalocean.bootTimeoutMs,
+      now,
+    });
     const staticActive = active.length - droplets.filter((d) => d.state === "active").length;
     return {
       now,
@@ -235,6 +315,7 @@ export class AutoscaleController {
       floor: scheduleFloor(settings.schedule, settings.min, new Date(now)).floor,
       hourlyPrice: this.deps.hourlyPrice?.(),
       prediction: await this.predictions.predict(config, now, Math.max(0, staticActive)),
+      identityConflict: this.deps.lifecycle.identityConflict !== undefined,
     };
   }
 
@@ -281,7 +362,9 @@ export class AutoscaleController {
       // an action the check let through is always on record).
       if (!(await this.stillLeads(`${action.kind} (${decision.kind})`))) return false;
       if (action.kind === "create") {
-        const rows = await this.deps.lifecycle.provision(action.count, `autoscale: ${decision.kind}`);
+        const rows = await this.deps.lifecycle.provision(action.count, `autoscale: ${decision.kind}`, {
+          partial: true,
+        });
         this.deps.onProvisioned?.();
         this.deps.log.info(
           { created: rows.map((r) => ({ id: r.id, name: r.name, dropletId: r.dropletId })) },
@@ -339,10 +422,21 @@ export class AutoscaleController {
           reason: row.drainedAt !== null ? "autoscale: drained" : "autoscale: drain timeout reached",
         });
       } catch (error) {
+        // Tried again next tick; said once per backend and cause, not every tick.
+        const message = (error as Error).message;
+        if (this.destroyErrors.get(row.id) === message) continue;
+        this.destroyErrors.set(row.id, message);
         await this.deps.backends.events.add(
           "scale.error",
-          `destroying backend ${row.id} failed: ${(error as Error).message}`,
+          `destroying backend ${row.id} failed: ${message}`,
           row.id,
+          undefined,
+          Date.now(),
+          error instanceof IdentityConflictError
+            ? "identity-conflict"
+            : error instanceof ApiError
+              ? error.reason
+              : "error",
         );
       }
     }

@@ -1,40 +1,8 @@
 /**
- * The budget cap of `[autoscale] max-hourly-cost`, as a pure step the policy applies to a
- * scale-up: how many of the wanted droplets fit under the cap at the size's hourly price.
- * Kept apart from decide() so the policy's own rules stay readable.
+ * What the pool costs, for /api/status and replay. The cap of `[autoscale] max-hourly-cost` is
+ * applied by the spend gate (cloud/spend-gate.ts), the one place that decides whether the pool
+ * may grow.
  */
-
-export interface BudgetCheck {
-  /** Droplets that may be created (0..wanted). */
-  allowed: number;
-  /** Set when the cap cut the count: the words the hold or scale-up reason carries. */
-  capNote: string | undefined;
-}
-
-const dollars = (value: number): string => `$${value.toFixed(3)}/h`;
-
-/**
- * @param counted droplets already paid for (everything not draining)
- * @param hourlyPrice price of one droplet of the configured size; undefined when unknown
- * @param maxHourlyCost the cap; undefined when none is configured
- */
-export function capByBudget(
-  wanted: number,
-  counted: number,
-  hourlyPrice: number | undefined,
-  maxHourlyCost: number | undefined,
-): BudgetCheck {
-  if (maxHourlyCost === undefined || hourlyPrice === undefined || hourlyPrice <= 0)
-    return { allowed: wanted, capNote: undefined };
-  // A tiny epsilon so that a cap equal to an exact multiple of the price admits that droplet.
-  const affordable = Math.max(0, Math.floor(maxHourlyCost / hourlyPrice + 1e-9) - counted);
-  if (affordable >= wanted) return { allowed: wanted, capNote: undefined };
-  const current = counted * hourlyPrice;
-  return {
-    allowed: affordable,
-    capNote: `budget cap max-hourly-cost ${dollars(maxHourlyCost)}: ${counted} droplets cost ${dollars(current)}, one more costs ${dollars(hourlyPrice)}`,
-  };
-}
 
 /** When a droplet was in the pool (paid for): created, and removed or still there (null). */
 export interface DropletSpan {

@@ -11,6 +11,8 @@ import type { DropletView } from "./policy.js";
 export function dropletViews(
   rows: readonly BackendRow[],
   live: (id: number) => LiveBackend | undefined,
+  /** Booting longer than this (`[digitalocean] boot-timeout`) is no capacity on its way. */
+  boot: { timeoutMs: number; now: number } = { timeoutMs: Number.POSITIVE_INFINITY, now: 0 },
 ): DropletView[] {
   return rows
     .filter((row) => row.kind === "droplet")
@@ -24,6 +26,7 @@ export function dropletViews(
         createdAt: row.createdAt,
         stateChangedAt: ejectedSince ?? row.stateChangedAt,
         scalable: row.autoscale,
+        overdue: row.state === "provisioning" && boot.now - row.createdAt >= boot.timeoutMs,
       };
     });
 }

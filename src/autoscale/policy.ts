@@ -1,6 +1,6 @@
+import { mayGrow, type SpendLimits } from "../cloud/spend-gate.js";
 import type { Config } from "../config/load.js";
 import type { BackendState } from "../model/backend-state.js";
-import { capByBudget } from "./cost.js";
 import { describePrediction, type Prediction } from "./predict.js";
 
 /**
@@ -20,6 +20,11 @@ export interface DropletView {
   stateChangedAt: number;
   /** false: adopted by hand without --autoscale; capacity, but never drained or replaced by the autoscaler. */
   scalable?: boolean;
+  /**
+   * Still booting past `[digitalocean] boot-timeout` (a destroy that keeps failing, a create whose
+   * outcome stays unknown): it bills, but it is no capacity on its way.
+   */
+  overdue?: boolean;
 }
 
 export interface ScaleInputs {
@@ -39,6 +44,11 @@ export interface ScaleInputs {
   hourlyPrice?: number | undefined;
   /** With [autoscale] predictive: what the recorded history says is coming (raises the floor). */
   prediction?: Prediction | undefined;
+  /**
+   * Droplets with this pool's ownership tag exist that this inventory never created (another
+   * inventory may use this pool's identity): nothing is created or destroyed until resolved.
+   */
+  identityConflict?: boolean;
 }
 
 /** What the policy remembers between ticks. */
@@ -49,6 +59,12 @@ export interface PolicyMemory {
   lastScaleDown: number | undefined;
   /** Unhealthy droplet id -> when its replacement was ordered. */
   replacing: Record<number, number>;
+  /**
+   * Replacements ordered in a row with none becoming healthy since `replacementsSince` (the first
+   * of them): at `[autoscale] replacement-attempts` replacing stops (`replacements-failing`).
+   */
+  replacementStreak: number;
+  replacementsSince: number | undefined;
 }
 
 export const EMPTY_MEMORY: PolicyMemory = {
@@ -57,7 +73,19 @@ export const EMPTY_MEMORY: PolicyMemory = {
   lastScaleUp: undefined,
   lastScaleDown: undefined,
   replacing: {},
+  replacementStreak: 0,
+  replacementsSince: undefined,
 };
+
+/** An operator's resume (or a reload): the streak starts again, and replacing with it. */
+export function resumeReplacements(memory: PolicyMemory): PolicyMemory {
+  return { ...memory, replacementStreak: 0, replacementsSince: undefined };
+}
+
+/** True while replacing is stopped: the last replacements never became healthy. */
+export function replacementsHeld(memory: PolicyMemory, settings: AutoscaleSettings): boolean {
+  return memory.replacementStreak >= settings.replacementAttempts;
+}
 
 export type ScaleAction =
   | { kind: "create"; count: number }
@@ -74,6 +102,9 @@ export type ReasonCode =
   | "replace-done"
   | "below-floor"
   | "replace-unhealthy"
+  | "replace-make-room"
+  | "replacements-failing"
+  | "identity-conflict"
   | "load-back"
   | "breach-window"
   | "booting"
@@ -116,20 +147,25 @@ function effectiveFloor(
 ): { floor: number; predictedNote?: string; capNote?: string; budgetCapped?: boolean } {
   const prediction = inputs.prediction;
   if (!prediction) return { floor: inputs.floor };
-  const underMax = Math.min(prediction.droplets, settings.max);
-  const budget = capByBudget(underMax, 0, inputs.hourlyPrice, settings.maxHourlyCost);
+  const budget = mayGrow(prediction.droplets, 0, spendLimits(inputs, settings));
   if (budget.allowed <= inputs.floor) return { floor: inputs.floor };
-  const capNote = budget.capNote
-    ? `; held to ${budget.allowed} by the ${budget.capNote}`
-    : underMax < prediction.droplets
-      ? `; held to max (${settings.max})`
-      : undefined;
+  const capNote =
+    budget.cut === "budget"
+      ? `; held to ${budget.allowed} by the ${budget.note}`
+      : budget.cut === "at-max"
+        ? `; held to max (${settings.max})`
+        : undefined;
   return {
     floor: budget.allowed,
     predictedNote: describePrediction(prediction),
     ...(capNote ? { capNote } : {}),
-    ...(budget.capNote ? { budgetCapped: true } : {}),
+    ...(budget.cut === "budget" ? { budgetCapped: true } : {}),
   };
+}
+
+/** The limits of the spend gate (cloud/spend-gate.ts) as this decision sees them. */
+function spendLimits(inputs: ScaleInputs, settings: AutoscaleSettings): SpendLimits {
+  return { max: settings.max, hourlyPrice: inputs.hourlyPrice, maxHourlyCost: settings.maxHourlyCost };
 }
 
 export function decide(inputs: ScaleInputs, settings: AutoscaleSettings, previous: PolicyMemory): Decision {
@@ -138,11 +174,18 @@ export function decide(inputs: ScaleInputs, settings: AutoscaleSettings, previou
   const memory: PolicyMemory = { ...previous, replacing: { ...previous.replacing } };
   const byState = (state: BackendState) => droplets.filter((d) => d.state === state);
   const active = byState("active");
-  const booting = byState("provisioning").length + byState("joining").length;
+  // Capacity on its way: booting droplets not yet past boot-timeout.
+  const booting = droplets.filter(
+    (d) => (d.state === "provisioning" || d.state === "joining") && d.overdue !== true,
+  ).length;
+  const changing = byState("provisioning").length + byState("joining").length;
   const unhealthy = byState("unhealthy");
   const draining = byState("draining");
-  // Droplets that count towards min and max: everything not on its way out.
+  // Droplets that count towards the floor: everything not on its way out.
   const counted = droplets.length - draining.length;
+  // Droplets that bill or may bill, whatever their state: what max and the budget cap count.
+  const billing = droplets.length;
+  const limits = spendLimits(inputs, settings);
 
   // The breach and calm windows advance on every tick, whatever else is decided.
   const latencyRatio = inputs.p95Ms === undefined ? 0 : inputs.p95Ms / settings.scaleUpLatencyMs;
@@ -160,6 +203,21 @@ export function decide(inputs: ScaleInputs, settings: AutoscaleSettings, previou
     actions: [],
     memory,
   });
+
+  // 0. Another inventory may be using this pool's identity: acting could destroy its droplets or
+  // double its spending. Nothing happens until an operator resolves it.
+  if (inputs.identityConflict)
+    return hold(
+      "identity-conflict",
+      "droplets carrying this pool's ownership tag exist that this inventory never created: another inventory may be using this pool's identity; not scaling (see doproxy droplets sync)",
+    );
+
+  // A droplet created since the replacements began serves: the image works, the streak ends.
+  const since = memory.replacementsSince;
+  if (since !== undefined && active.some((d) => d.createdAt >= since)) {
+    memory.replacementStreak = 0;
+    memory.replacementsSince = undefined;
+  }
 
   // 1. A replacement that is now serving lets its unhealthy droplet go.
   for (const [idText, orderedAt] of Object.entries(memory.replacing)) {
@@ -181,7 +239,8 @@ export function decide(inputs: ScaleInputs, settings: AutoscaleSettings, previou
     }
   }
 
-  // 2. Below the floor (min, a schedule or a prediction): grow without waiting for a breach.
+  // 2. Below the floor (min, a schedule or a prediction): grow without waiting for a breach,
+  // within max and the budget (the spend gate).
   if (counted < floor) {
     const floorCode: ReasonCode = predictedNote ? "predicted-floor" : "below-floor";
     const below = `${counted} droplets, below the floor of ${floor}${predictedNote ? ` (${predictedNote}${capNote ?? ""})` : ""}`;
@@ -197,35 +256,59 @@ export function decide(inputs: ScaleInputs, settings: AutoscaleSettings, previou
         ...capped,
       };
     }
-    const count = Math.min(floor, settings.max) - counted;
-    if (count > 0) {
+    const gate = mayGrow(Math.min(floor, settings.max) - counted, billing, limits);
+    if (gate.allowed > 0) {
       memory.lastScaleUp = now;
       return {
         kind: "floor",
         code: floorCode,
-        reason: `${below}: creating ${count}`,
-        actions: [{ kind: "create", count }],
+        reason: `${below}: creating ${gate.allowed}${gate.cut ? ` (limited by the ${gate.note})` : ""}`,
+        actions: [{ kind: "create", count: gate.allowed }],
         memory,
         ...capped,
+        ...(gate.cut === "budget" ? { budgetCapped: true } : {}),
       };
     }
   }
 
   // 3. A droplet unhealthy for too long gets a replacement first; it is destroyed once that serves.
-  const overdue = unhealthy.filter(
-    (d) =>
-      d.scalable !== false &&
-      now - d.stateChangedAt >= settings.replaceUnhealthyAfterMs &&
-      memory.replacing[d.id] === undefined,
+  // Replacements fit inside max and the budget: with no room, the unhealthy droplet is drained
+  // first and the floor (or the load) orders its successor. Replacements that keep failing (a bad
+  // image, a dead dependency) stop after `replacement-attempts`, keeping the droplets to inspect.
+  const replaceable = unhealthy.filter((d) => d.scalable !== false);
+  if (replacementsHeld(memory, settings) && replaceable.length > 0)
+    return hold(
+      "replacements-failing",
+      `${memory.replacementStreak} replacements in a row never became healthy: replacing stopped, unhealthy droplets kept for inspection (${replaceable.map((d) => d.id).join(", ")}); resume with "doproxy autoscale resume" or a configuration reload`,
+    );
+  const overdue = replaceable.filter(
+    (d) => now - d.stateChangedAt >= settings.replaceUnhealthyAfterMs && memory.replacing[d.id] === undefined,
   );
   if (overdue.length > 0) {
-    for (const d of overdue) memory.replacing[d.id] = now;
+    const gate = mayGrow(overdue.length, billing, limits);
+    const room = Math.min(gate.allowed, settings.replacementAttempts - memory.replacementStreak);
+    memory.replacementsSince = memory.replacementsSince ?? now;
+    if (room > 0) {
+      const replaced = overdue.slice(0, room);
+      for (const d of replaced) memory.replacing[d.id] = now;
+      memory.replacementStreak += replaced.length;
+      return {
+        kind: "replace",
+        code: "replace-unhealthy",
+        reason: `unhealthy for at least ${seconds(settings.replaceUnhealthyAfterMs)}: ${replaced.map((d) => d.id).join(", ")}; creating ${replaced.length} replacement${replaced.length > 1 ? "s" : ""}`,
+        actions: [{ kind: "create", count: replaced.length }],
+        memory,
+      };
+    }
+    const victim = overdue[0] as DropletView;
+    memory.replacementStreak += 1;
     return {
       kind: "replace",
-      code: "replace-unhealthy",
-      reason: `unhealthy for at least ${seconds(settings.replaceUnhealthyAfterMs)}: ${overdue.map((d) => d.id).join(", ")}; creating ${overdue.length} replacement${overdue.length > 1 ? "s" : ""}`,
-      actions: [{ kind: "create", count: overdue.length }],
+      code: "replace-make-room",
+      reason: `unhealthy for at least ${seconds(settings.replaceUnhealthyAfterMs)}: ${victim.id}; no room for a replacement (${gate.cut ? `the ${gate.note}` : `max ${settings.max}`}): draining and destroying ${victim.id} first`,
+      actions: [{ kind: "drain", backendId: victim.id }],
       memory,
+      ...(gate.cut === "budget" ? { budgetCapped: true } : {}),
     };
   }
 
@@ -249,12 +332,18 @@ export function decide(inputs: ScaleInputs, settings: AutoscaleSettings, previou
         "breach-window",
         `above scale-up thresholds for ${seconds(heldFor)} of ${seconds(settings.scaleUpAfterMs)} (${observed})`,
       );
-    if (booting > 0)
+    // Target tracking: enough capacity to bring the worst breaching metric back to its threshold,
+    // counting what is booting as capacity on its way (not as a reason to wait).
+    const ratio = Math.max(latencyRatio, connectionRatio);
+    const current = Math.max(1, inputs.activeBackends);
+    const needed = Math.max(1, Math.ceil(current * ratio) - current);
+    const wanted = needed - booting;
+    if (wanted <= 0)
       return hold(
         "booting",
-        `above scale-up thresholds (${observed}) but ${booting} droplet${booting > 1 ? "s are" : " is"} still booting`,
+        `above scale-up thresholds (${observed}) but the ${booting} droplet${booting > 1 ? "s" : ""} booting cover what the load needs (${needed} more)`,
       );
-    if (counted >= settings.max)
+    if (billing >= settings.max)
       return hold("at-max", `above scale-up thresholds (${observed}) but already at max (${settings.max})`);
     if (memory.lastScaleUp !== undefined && now - memory.lastScaleUp < settings.scaleUpCooldownMs) {
       return hold(
@@ -262,30 +351,25 @@ export function decide(inputs: ScaleInputs, settings: AutoscaleSettings, previou
         `above scale-up thresholds (${observed}) but in cooldown for ${seconds(settings.scaleUpCooldownMs - (now - memory.lastScaleUp))} more`,
       );
     }
-    // Target tracking: enough capacity to bring the worst breaching metric back to its threshold.
-    const ratio = Math.max(latencyRatio, connectionRatio);
-    const current = Math.max(1, inputs.activeBackends);
-    const wanted = Math.max(1, Math.ceil(current * ratio) - current);
-    const budget = capByBudget(
-      Math.min(wanted, settings.max - counted),
-      counted,
-      inputs.hourlyPrice,
-      settings.maxHourlyCost,
-    );
+    const budget = mayGrow(wanted, billing, limits);
     if (budget.allowed === 0)
       return {
-        ...hold("budget", `above scale-up thresholds (${observed}) but held by the ${budget.capNote}`),
+        ...hold(
+          "budget",
+          `above scale-up thresholds (${observed}) but held by the ${budget.cut ? budget.note : "budget"}`,
+        ),
         budgetCapped: true,
       };
     const count = budget.allowed;
     memory.lastScaleUp = now;
+    const onTheWay = booting > 0 ? `, ${booting} booting` : "";
     return {
       kind: "scale-up",
       code: "scale-up",
-      reason: `${observed} above thresholds (${settings.scaleUpLatencyMs}ms, ${settings.scaleUpConnections}) for ${seconds(heldFor)}: ${current} x ${ratio.toFixed(2)} -> creating ${count}${budget.capNote ? ` (limited by the ${budget.capNote})` : ""}`,
+      reason: `${observed} above thresholds (${settings.scaleUpLatencyMs}ms, ${settings.scaleUpConnections}) for ${seconds(heldFor)}: ${current} x ${ratio.toFixed(2)}${onTheWay} -> creating ${count}${budget.cut === "budget" ? ` (limited by the ${budget.note})` : budget.cut === "at-max" ? ` (limited by max ${settings.max})` : ""}`,
       actions: [{ kind: "create", count }],
       memory,
-      ...(budget.capNote ? { budgetCapped: true } : {}),
+      ...(budget.cut === "budget" ? { budgetCapped: true } : {}),
     };
   }
 
@@ -296,7 +380,7 @@ export function decide(inputs: ScaleInputs, settings: AutoscaleSettings, previou
         "calm-window",
         `below scale-down thresholds for ${seconds(heldFor)} of ${seconds(settings.scaleDownAfterMs)} (${observed})`,
       );
-    if (draining.length > 0 || booting > 0)
+    if (draining.length > 0 || changing > 0)
       return hold(
         "change-in-progress",
         `below scale-down thresholds (${observed}) but a change is still in progress`,

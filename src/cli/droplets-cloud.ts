@@ -21,6 +21,8 @@ export interface CloudAddOptions extends CommonOptions {
   autoscale?: boolean;
   /** Parsed --weight; undefined: [digitalocean] weight. */
   weight?: number;
+  /** Create past [autoscale] max or max-hourly-cost on purpose. */
+  force?: boolean;
 }
 
 export interface SyncOptions extends CommonOptions {
@@ -58,7 +60,10 @@ export async function addDroplets(options: CloudAddOptions): Promise<void> {
     say(
       `creating ${count} droplet${count > 1 ? "s" : ""} (${size}, ${image}, ${region}) through the ${provider.description}`,
     );
-    const rows = await lifecycle.provision(count, "added by hand", options.weight);
+    const rows = await lifecycle.provision(count, "added by hand", {
+      weight: options.weight,
+      force: options.force,
+    });
     for (const row of rows) say(`backend ${row.id}: droplet ${row.dropletId} ${row.name} created`);
     if (!options.wait) {
       say("not waiting: a running doproxy serve adds the droplets when they boot and pass health checks");

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from "commander";
 import { VERSION } from "../version.js";
+import { resumeAutoscale } from "./autoscale.js";
 import { configCheck } from "./config-check.js";
 import { addStatic, list, parseWeight, remove, set } from "./droplets.js";
 import { addDroplets, sync } from "./droplets-cloud.js";
@@ -36,6 +37,7 @@ withConfig(
     .option("--count <n>", "how many droplets to create", "1")
     .option("--id <droplet-id-or-name>", "adopt an existing droplet, by its id or its name")
     .option("--autoscale", "with --id: let the autoscaler drain and destroy the adopted droplet")
+    .option("--force", "create past [autoscale] max or max-hourly-cost on purpose")
     .option("--address <host:port>", "register a server that is not a droplet")
     .option("--name <name>", "a name to show for an --address backend")
     .option(
@@ -119,6 +121,13 @@ withConfig(
     .option("--since <duration>", "how much history to replay", "24h")
     .option("--json", 'machine-readable output: {"actual": {...}, "candidate": {...}}'),
 ).action(action((options) => replay(options)));
+
+const autoscale = program.command("autoscale").description("the autoscaler's holds");
+withConfig(
+  autoscale
+    .command("resume")
+    .description("start replacing unhealthy droplets again after replacements-failing"),
+).action(action((options) => resumeAutoscale(options)));
 
 const config = program.command("config").description("configuration tools");
 withConfig(

@@ -3,6 +3,7 @@ import { Metrics } from "../admin/metrics.js";
 import { SeriesReader } from "../admin/series-reader.js";
 import { AdminServer } from "../admin/server.js";
 import { AutoscaleController } from "../autoscale/controller.js";
+import type { BudgetStatus } from "../cloud/api-budget.js";
 import { DigitalOceanProvider } from "../cloud/digitalocean.js";
 import { ownershipTag } from "../cloud/provider.js";
 import { ReservedIpKeeper, selfDropletId } from "../cloud/reserved-ip.js";
@@ -48,11 +49,16 @@ export async function serve(options: CommonOptions): Promise<void> {
   // The metrics read the live pool and the inventory at scrape time; the service they observe is
   // built right after (the proxy layer knows only the observer interface, not the admin's metrics).
   let service: ProxyService | undefined;
+  // The autoscaler's safety hold and the API budget are read at scrape time too (set below).
+  let autoscaleHold: () => string | null = () => null;
+  let apiBudget: () => BudgetStatus | undefined = () => undefined;
   const metrics = new Metrics({
     liveBackends: () => service?.pool.all() ?? [],
     inventoryRows: () => service?.backends.live() ?? Promise.resolve([]),
     workerMetrics: () => service?.workerMetrics() ?? Promise.resolve([]),
     proxies: () => proxies(),
+    autoscaleHold: () => autoscaleHold(),
+    apiBudget: () => apiBudget(),
   });
   // The configuration in force: replaced by each good reload.
   let current = config;
@@ -89,18 +95,27 @@ export async function serve(options: CommonOptions): Promise<void> {
   // What the leader writes (creates, boots, drains, destroys, reconciliation) is fenced by its term:
   // refused by the inventory itself once another proxy leads.
   const leaderBackends = service.backends.fencedBy(() => leadership.fence());
-  const cloud = config.digitalocean.token
+  // The size's price, for the spend gate's budget cap: asked once the API client exists (below).
+  let hourlyPrice: number | undefined;
+  const provider = config.digitalocean.token
+    ? new DigitalOceanProvider(config.digitalocean, ownerTag, {
+        observe: observeApi,
+        // Fencing: no mutating API call once this proxy's term has run out (or was never held).
+        mayMutate: () => leadership.current() !== undefined,
+      })
+    : undefined;
+  const cloud = provider
     ? new CloudWatcher(
-        new DigitalOceanProvider(config.digitalocean, ownerTag, observeApi),
+        provider,
         leaderBackends,
         () => current,
         leadership,
         log,
+        () => hourlyPrice,
       )
     : undefined;
   if (cloud) await cloud.start();
   // The size's price changes rarely: ask once at start and cache it for the budget cap.
-  let hourlyPrice: number | undefined;
   if (cloud) {
     try {
       hourlyPrice = await cloud.provider.hourlyPrice();
@@ -133,6 +148,8 @@ export async function serve(options: CommonOptions): Promise<void> {
       })
     : undefined;
   autoscaler?.reconfigure();
+  autoscaleHold = () => autoscaler?.safetyHold?.code ?? null;
+  if (provider) apiBudget = () => provider.budget.status();
   if (config.autoscale.enabled && !autoscaler)
     log.warn({}, "[autoscale] enabled needs a DigitalOcean token; autoscaling is off");
   const reservedIp = await keepReservedIp(config, cloud, leadership, service, log);
@@ -185,6 +202,8 @@ export async function serve(options: CommonOptions): Promise<void> {
       current = next;
       void service.applyConfig(next);
       autoscaler?.reconfigure();
+      // A reload is an operator's edit: replacing unhealthy droplets starts again if it had stopped.
+      void autoscaler?.resume("the configuration was reloaded").catch(() => {});
     },
     (error) => {
       lastReload = { ok: false, at: Date.now(), error: error.message };

@@ -3,8 +3,9 @@ import type { AxiosError, AxiosInstance } from "axios";
 import { DigitalOcean } from "digitalocean-js";
 import { instance as sharedAxios } from "digitalocean-js/src/lib/axios-instance.js";
 import type { Config } from "../config/load.js";
-import { ApiError, type ApiFailureReason, ConfigError } from "../errors.js";
+import { ApiError, type ApiFailureReason, ConfigError, FencedError } from "../errors.js";
 import { scrubSecrets } from "../util/secrets.js";
+import { ApiBudget } from "./api-budget.js";
 import type { CloudDroplet, CloudProvider, CloudReservedIp, CreateResult } from "./provider.js";
 import { DEFAULT_RETRY, decideRetry, type RetryPolicy } from "./retry.js";
 
@@ -21,6 +22,41 @@ interface ApiDroplet {
 
 /** Sees every API call's outcome, for metrics and logs: "ok", "retry", "error". */
 export type CallObserver = (operation: string, outcome: "ok" | "retry" | "error", detail?: string) => void;
+
+export interface ProviderOptions {
+  observe?: CallObserver;
+  policy?: RetryPolicy;
+  sleep?: (ms: number) => Promise<void>;
+  /**
+   * Fencing (README, "Money invariants"): asked immediately before every request that changes
+   * something (each batch of a create, each retry, each destroy, each reserved-IP action); false
+   * and the request is not sent (FencedError). serve passes its leadership's local check (the
+   * renewal loop's last confirmed term and deadline), so a deposed leader makes no such call.
+   */
+  mayMutate?: () => boolean;
+}
+
+/**
+ * Every answer's rate-limit headers reach the budgets of the providers in this process
+ * (digitalocean-js keeps one module-wide axios instance, so the hook is installed once).
+ */
+const headerListeners = new Set<(headers: Record<string, unknown> | undefined) => void>();
+let headersHooked = false;
+function hookHeaders(http: AxiosInstance): void {
+  if (headersHooked) return;
+  headersHooked = true;
+  http.interceptors.response.use(
+    (response) => {
+      for (const listener of headerListeners) listener(response.headers as Record<string, unknown>);
+      return response;
+    },
+    (error: AxiosError) => {
+      for (const listener of headerListeners)
+        listener(error.response?.headers as Record<string, unknown> | undefined);
+      return Promise.reject(error);
+    },
+  );
+}
 
 const PAGE_SIZE = 200; // the API's maximum: the fewest requests for a complete list
 /** DigitalOcean refuses user data larger than this. */
@@ -51,15 +87,23 @@ export class DigitalOceanProvider implements CloudProvider {
   readonly description: string;
   private readonly client: DigitalOcean;
   private readonly http: AxiosInstance;
+  private readonly observe: CallObserver;
+  private readonly policy: RetryPolicy;
+  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly mayMutate: () => boolean;
+  /** This token's request budget and the account's remaining requests (README, "The API budget"). */
+  readonly budget: ApiBudget;
 
   constructor(
     private readonly config: Config["digitalocean"],
     readonly ownerTag: string,
-    private readonly observe: CallObserver = () => undefined,
-    private readonly policy: RetryPolicy = DEFAULT_RETRY,
-    private readonly sleep: (ms: number) => Promise<void> = (ms) =>
-      new Promise((resolve) => setTimeout(resolve, ms)),
+    options: ProviderOptions = {},
   ) {
+    this.observe = options.observe ?? (() => undefined);
+    this.policy = options.policy ?? DEFAULT_RETRY;
+    this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+    this.mayMutate = options.mayMutate ?? (() => true);
+    this.budget = new ApiBudget(config.apiBudgetPerHour);
     if (!config.token) {
       throw new ConfigError(
         `no DigitalOcean API token: it comes from ${config.tokenSource}, which is empty`,
@@ -70,6 +114,12 @@ export class DigitalOceanProvider implements CloudProvider {
     this.client = new DigitalOcean(config.token, `${config.apiUrl}/v2`);
     this.http = sharedAxios as unknown as AxiosInstance;
     this.http.defaults.timeout = 30_000;
+    hookHeaders(this.http);
+    headerListeners.add((headers) => this.budget.observe(headers));
+  }
+
+  pollStretch(): number {
+    return this.budget.stretch();
   }
 
   async verify(): Promise<void> {
@@ -107,11 +157,12 @@ export class DigitalOceanProvider implements CloudProvider {
                 : await this.client.droplets.createMultipleDroplets({ ...request, names: batch } as never);
             return (result as unknown as ApiDroplet[]).map(toCloud);
           },
-          { idempotent: false },
+          { idempotent: false, mutating: true },
         );
         created.push(...droplets);
       } catch (error) {
-        if (!(error instanceof ApiError)) throw error;
+        // Fenced before it left: not sent, like the batches after it; the created ones still count.
+        if (!(error instanceof ApiError) && !(error instanceof FencedError)) throw error;
         return { created, failed: { names: batch, error }, notSent: names.slice(i + batch.length) };
       }
     }
@@ -159,13 +210,17 @@ export class DigitalOceanProvider implements CloudProvider {
 
   async assignReservedIp(ip: string, dropletId: number): Promise<number> {
     // Assigning twice to the same droplet is harmless, so a retried assign is safe.
-    const data = await this.call("reserved-ip-assign", async () => {
-      const response = await this.http.post(`/reserved_ips/${encodeURIComponent(ip)}/actions`, {
-        type: "assign",
-        droplet_id: dropletId,
-      });
-      return response.data as { action: { id: number } };
-    });
+    const data = await this.call(
+      "reserved-ip-assign",
+      async () => {
+        const response = await this.http.post(`/reserved_ips/${encodeURIComponent(ip)}/actions`, {
+          type: "assign",
+          droplet_id: dropletId,
+        });
+        return response.data as { action: { id: number } };
+      },
+      { mutating: true },
+    );
     return data.action.id;
   }
 
@@ -232,11 +287,12 @@ export class DigitalOceanProvider implements CloudProvider {
     return problems;
   }
 
-  async destroyDroplet(id: number): Promise<void> {
+  async destroyDroplet(id: number): Promise<"destroyed" | "not-found"> {
     try {
-      await this.call("destroy", () => this.client.droplets.deleteDroplet(id));
+      await this.call("destroy", () => this.client.droplets.deleteDroplet(id), { mutating: true });
+      return "destroyed";
     } catch (error) {
-      if (error instanceof ApiError && error.status === 404) return; // already gone: the goal is met
+      if (error instanceof ApiError && error.status === 404) return "not-found";
       throw error;
     }
   }
@@ -250,10 +306,15 @@ export class DigitalOceanProvider implements CloudProvider {
   private async call<T>(
     operation: string,
     fn: () => Promise<T>,
-    options: { idempotent?: boolean } = {},
+    options: { idempotent?: boolean; mutating?: boolean } = {},
   ): Promise<T> {
     const idempotent = options.idempotent ?? true;
     for (let attempt = 1; ; attempt++) {
+      // Fenced right before the request leaves, on every attempt: a retry after a long 429 wait
+      // may find that this process no longer leads.
+      if (options.mutating && !this.mayMutate())
+        throw new FencedError(`not sent (${operation}): this proxy does not lead the pool (any more)`);
+      this.budget.spend();
       try {
         const result = await fn();
         this.observe(operation, "ok");

@@ -1,17 +1,22 @@
 import { randomBytes } from "node:crypto";
 import type { Config } from "../config/load.js";
+import { FencedError, IdentityConflictError, SpendRefusedError } from "../errors.js";
 import type { BackendRow, BackendStore } from "../inventory/backends.js";
 import { probe } from "../util/http-probe.js";
 import { type CloudDroplet, type CloudProvider, dropletAddress } from "./provider.js";
+import { type GrowthVerdict, mayGrow } from "./spend-gate.js";
 
-/** A provisioning row younger than this may belong to a `droplets add` still running. */
-export const PROVISIONING_GRACE_MS = 60_000;
 /**
- * A row whose create had an unknown outcome is looked for (by ownership tag and name) for
- * `[digitalocean] boot-timeout` (5 minutes by default) before it is closed as never created: a new
- * droplet can be missing from lists for a while, and one that has not shown up by the time it
- * should have booted is treated like one that never booted.
+ * DigitalOcean's eventual consistency, as doproxy allows for it: a droplet created less than
+ * LIST_LAG_MS ago may still be missing from lists and 404 by id (so a 404 to its DELETE is
+ * retried, not taken as gone); one deleted less than DELETE_LAG_MS ago may still be listed.
+ * A row without a droplet id (a create whose answer has not been stored) is looked for by name
+ * for `[digitalocean] boot-timeout` before it is closed as never created.
  */
+export const LIST_LAG_MS = 120_000;
+export const DELETE_LAG_MS = 120_000;
+/** Droplets adopted with `--id` are not in the tagged list: their existence is confirmed this rarely. */
+const ADOPTED_CONFIRM_EVERY_MS = 600_000;
 export interface ReconcileReport {
   /** Droplets with the ownership tag that the inventory does not know: adopted. */
   unknown: CloudDroplet[];
@@ -21,13 +26,22 @@ export interface ReconcileReport {
   lagging: BackendRow[];
   /** Most of the pool looked gone at once: nothing was marked gone, and this says so. */
   heldGone: boolean;
-  /** Droplets still listed that this inventory destroyed (the list lags): never adopted again. */
+  /** Droplets still listed within the delete lag after this pool's DELETE: never adopted again. */
   destroyedStillListed: CloudDroplet[];
+  /** Droplets this pool deleted that still exist past the delete lag (confirmed by id): deleted again. */
+  redeleted: CloudDroplet[];
+  /** Droplets an operator released (`remove --keep-droplet`) that still carry the tag: left alone. */
+  released: CloudDroplet[];
+  /**
+   * Droplets with the ownership tag whose names this inventory never generated: another inventory
+   * may be using this pool's identity. Never adopted; while any is listed, nothing is destroyed.
+   */
+  conflicts: CloudDroplet[];
   /** Provisioning rows without a droplet id, matched to a droplet by name. */
   recovered: Array<{ row: BackendRow; droplet: CloudDroplet }>;
-  /** Provisioning rows past their grace period with no droplet of their name: the create never happened. */
+  /** Provisioning rows past boot-timeout with no droplet of their name: the create never happened. */
   abandoned: BackendRow[];
-  /** Provisioning rows still within the grace period. */
+  /** Provisioning rows still within boot-timeout. */
   pending: BackendRow[];
 }
 
@@ -37,11 +51,26 @@ export interface ReconcileReport {
  * has an address and passes health checks; it is destroyed only after it was drained.
  */
 export class DropletLifecycle {
+  private readonly currentConfig: () => Config;
+  private readonly hourlyPrice: () => number | undefined;
+  /** Set by reconciliation while droplets of an identity conflict are listed (see ReconcileReport). */
+  identityConflict: { droplets: CloudDroplet[]; since: number } | undefined;
+  private lastAdoptedConfirm = 0;
+
   constructor(
     private readonly provider: CloudProvider,
     private readonly backends: BackendStore,
-    private readonly config: Config,
-  ) {}
+    config: Config | (() => Config),
+    options: { hourlyPrice?: () => number | undefined } = {},
+  ) {
+    this.currentConfig = typeof config === "function" ? config : () => config;
+    this.hourlyPrice = options.hourlyPrice ?? (() => undefined);
+  }
+
+  /** The configuration in force (serve's follows reloads: max, budget and boot-timeout apply at once). */
+  private get config(): Config {
+    return this.currentConfig();
+  }
 
   /**
    * The weight a droplet of this pool gets: `[digitalocean] weight`, or with "vcpus" its size's
@@ -62,28 +91,67 @@ export class DropletLifecycle {
   }
 
   /**
-   * Writes provisioning rows, then asks DigitalOcean for the droplets once. Rows of droplets that
-   * were created get their ids (every successful batch, even when a later one fails); rows of a
-   * refused batch, or never sent, are closed; rows of a batch that failed ambiguously stay
-   * `provisioning` with create_outcome 'unknown' and are settled by reconciliation — a create is
-   * never sent twice. Throws the API error after recording all of that.
+   * Writes provisioning rows through the spend gate, then asks DigitalOcean for the droplets once.
+   * The gate (`mayGrow`, inside the rows' transaction) lets through what `[autoscale] max` and
+   * `max-hourly-cost` leave room for: the autoscaler takes what fits (`partial`), `droplets add`
+   * all or nothing, and `force` (an operator's `--force`) passes both limits. Nothing fits:
+   * SpendRefusedError, and no call is made.
+   *
+   * Rows of droplets that were created get their ids (every successful batch, even when a later
+   * one fails); rows of a refused batch, or never sent, are closed; rows of a batch that failed
+   * ambiguously stay `provisioning` with create_outcome 'unknown' and are settled by
+   * reconciliation — a create is never sent twice. A droplet whose answer arrives after its row
+   * was closed is adopted again, never left billing unseen. Throws the API error after recording
+   * all of that.
    */
-  async provision(count: number, reason: string, weight?: number): Promise<BackendRow[]> {
-    const rows: BackendRow[] = [];
-    for (let i = 0; i < count; i++)
-      rows.push(
-        await this.backends.addProvisioning(this.newName(), reason, weight ?? this.weightFor(undefined)),
+  async provision(
+    count: number,
+    reason: string,
+    options: { weight?: number; partial?: boolean; force?: boolean } = {},
+  ): Promise<BackendRow[]> {
+    const { weight, partial = false, force = false } = options;
+    const names = Array.from({ length: count }, () => this.newName());
+    let verdict: GrowthVerdict = { allowed: count, cut: undefined };
+    const limits = {
+      max: this.config.autoscale.max,
+      hourlyPrice: this.hourlyPrice(),
+      maxHourlyCost: this.config.autoscale.maxHourlyCost,
+    };
+    const rows = await this.backends.addProvisioningWithin(
+      names,
+      reason,
+      weight ?? this.weightFor(undefined),
+      (billing) => {
+        verdict = force ? { allowed: count, cut: undefined } : mayGrow(count, billing, limits);
+        return partial || verdict.allowed === count ? verdict.allowed : 0;
+      },
+    );
+    const refused = verdict as GrowthVerdict;
+    if (rows.length === 0 && count > 0 && refused.cut !== undefined)
+      throw new SpendRefusedError(
+        `not created: ${count} more droplet${count > 1 ? "s" : ""} would pass the ${refused.note}`,
+        refused.cut,
+        refused.cut === "at-max"
+          ? "raise [autoscale] max, remove droplets first, or pass --force to go past it on purpose"
+          : "raise [autoscale] max-hourly-cost, remove droplets first, or pass --force to go past it on purpose",
       );
     const byName = new Map(rows.map((row) => [row.name as string, row]));
     const result = await this.provider.createDroplets(rows.map((r) => r.name as string));
     for (const droplet of result.created) {
       const row = byName.get(droplet.name);
-      if (row) await this.backends.setDropletId(row.id, droplet.id, weight ?? this.weightFor(droplet));
+      if (row) await this.recordCreated(row, droplet, weight);
     }
     const failure = result.failed;
     if (failure) {
       const failedRows = failure.names.map((name) => byName.get(name) as BackendRow);
-      if (failure.error.ambiguous) {
+      if (failure.error instanceof FencedError) {
+        // Never sent. The fenced inventory may refuse these writes too: then the next leader's
+        // reconciliation closes the rows (no droplet of their names) after boot-timeout.
+        for (const row of failedRows)
+          await this.backends.close(row.id, "never-created", `not sent: ${failure.error.message}`, [
+            "provisioning",
+          ]);
+      } else if (failure.error.ambiguous) {
         await this.backends.markCreateUnknown(
           failedRows.map((r) => r.id),
           `create outcome unknown: ${failure.error.message}`,
@@ -111,6 +179,26 @@ export class DropletLifecycle {
   }
 
   /**
+   * A create's answer for `row`: its droplet id goes on the row while the row is live; when the
+   * row was closed meanwhile (the answer came after boot-timeout, or reconciliation gave up on
+   * it), the droplet is adopted again as a row of its own: it bills, so the pool must see it.
+   */
+  private async recordCreated(
+    row: BackendRow,
+    droplet: CloudDroplet,
+    weight: number | undefined,
+  ): Promise<void> {
+    if (await this.backends.setDropletId(row.id, droplet.id, weight ?? this.weightFor(droplet))) return;
+    await this.backends.addDroplet(
+      droplet.id,
+      droplet.name,
+      null,
+      `adopted again: its create answered after backend ${row.id} was closed`,
+      { origin: "reconciled", autoscale: true, weight: weight ?? this.weightFor(droplet) },
+    );
+  }
+
+  /**
    * Provisioning rows without a droplet id: a create whose outcome is unknown, or one whose answer
    * was never stored (a crash). Reconciliation should look for them soon, not in a minute.
    */
@@ -130,7 +218,11 @@ export class DropletLifecycle {
     const droplets = known ?? (await this.provider.listOwned());
     const moved: BackendRow[] = [];
     for (const row of waiting) {
-      const droplet = droplets.find((d) => d.id === row.dropletId);
+      // A droplet adopted with --id need not carry the ownership tag: it is looked up by id.
+      const listed = droplets.find((d) => d.id === row.dropletId);
+      const droplet =
+        listed ??
+        (row.origin === "manual" ? await this.provider.getDroplet(row.dropletId as number) : undefined);
       const address = droplet && droplet.status === "active" ? this.addressOf(droplet) : undefined;
       if (address && (await this.backends.setAddressJoining(row.id, address)))
         moved.push((await this.backends.get(row.id)) as BackendRow);
@@ -167,55 +259,113 @@ export class DropletLifecycle {
     return false;
   }
 
-  /** Destroys the droplet behind a row (unless kept) and marks the row removed. */
-  async destroy(row: BackendRow, options: { keepDroplet?: boolean; reason: string }): Promise<void> {
-    if (row.kind === "droplet" && row.dropletId !== null && !options.keepDroplet)
-      await this.provider.destroyDroplet(row.dropletId);
+  /**
+   * Destroys the droplet behind a row (unless kept) and marks the row removed. Refused while an
+   * identity conflict is listed. A 404 for a droplet younger than the list lag is not taken as
+   * gone (DigitalOcean may not show it yet): the row stays, and the destroy is tried again later.
+   */
+  async destroy(
+    row: BackendRow,
+    options: { keepDroplet?: boolean; reason: string },
+    now = Date.now(),
+  ): Promise<void> {
+    if (row.kind === "droplet" && row.dropletId !== null && !options.keepDroplet) {
+      this.refuseWhileConflicted(`destroy droplet ${row.dropletId}`);
+      await this.destroyDroplet(row, now);
+    }
     const closeReason = row.kind !== "droplet" ? "removed" : options.keepDroplet ? "released" : "destroyed";
     const how =
       row.kind === "droplet" ? (options.keepDroplet ? "released (droplet kept)" : "destroyed") : "removed";
     await this.backends.close(row.id, closeReason, `${how}: ${options.reason}`);
   }
 
+  private refuseWhileConflicted(what: string): void {
+    if (this.identityConflict)
+      throw new IdentityConflictError(
+        `not done (${what}): droplets carrying this pool's ownership tag exist that this inventory never created (${this.identityConflict.droplets.map((d) => `${d.id} ${d.name}`).join(", ")}); another inventory may be using this pool's identity`,
+        "find the other doproxy using a copy of this inventory and stop it (or give it its own with a new inventory and doproxy pool recover); destroys resume once those droplets are gone or adopted",
+      );
+  }
+
+  /** DELETE, where a 404 for a droplet younger than the list lag is an error to retry, not "gone". */
+  private async destroyDroplet(row: BackendRow, now: number): Promise<void> {
+    const outcome = await this.provider.destroyDroplet(row.dropletId as number);
+    if (outcome === "not-found" && now - row.createdAt < LIST_LAG_MS)
+      throw new Error(
+        `droplet ${row.dropletId} answered 404 moments after its create (DigitalOcean may not show it yet); destroy retried later`,
+      );
+  }
+
   /**
    * Droplets that did not become active within `bootTimeoutMs` of their create: destroyed and
-   * closed ('boot-timeout'), so the autoscaler's floor or scale-up orders a replacement.
+   * closed ('boot-timeout'), so the autoscaler's floor or scale-up orders a replacement. A droplet
+   * adopted by hand without --autoscale is never destroyed here. A failed destroy does not stop
+   * the others: it is returned in `failed`, and the caller tries it again later (with backoff).
    */
-  async expireBoots(bootTimeoutMs: number, now = Date.now()): Promise<BackendRow[]> {
+  async expireBoots(
+    bootTimeoutMs: number,
+    now = Date.now(),
+    skip: (row: BackendRow) => boolean = () => false,
+  ): Promise<{ expired: BackendRow[]; failed: Array<{ row: BackendRow; error: Error }> }> {
     const stuck = (await this.backends.live()).filter(
-      (r) => r.state === "provisioning" && r.dropletId !== null && now - r.createdAt >= bootTimeoutMs,
+      (r) =>
+        r.state === "provisioning" &&
+        r.dropletId !== null &&
+        r.autoscale &&
+        now - r.createdAt >= bootTimeoutMs &&
+        !skip(r),
     );
+    const expired: BackendRow[] = [];
+    const failed: Array<{ row: BackendRow; error: Error }> = [];
     for (const row of stuck) {
-      await this.provider.destroyDroplet(row.dropletId as number);
-      await this.backends.close(
-        row.id,
-        "boot-timeout",
-        `not active within boot-timeout (${Math.round(bootTimeoutMs / 1000)}s): destroyed`,
-        ["provisioning"],
-        now,
-      );
+      try {
+        this.refuseWhileConflicted(`destroy droplet ${row.dropletId}`);
+        await this.destroyDroplet(row, now);
+        await this.backends.close(
+          row.id,
+          "boot-timeout",
+          `not active within boot-timeout (${Math.round(bootTimeoutMs / 1000)}s): destroyed`,
+          ["provisioning"],
+          now,
+        );
+        expired.push(row);
+      } catch (error) {
+        failed.push({ row, error: error as Error });
+      }
     }
-    return stuck;
+    return { expired, failed };
   }
 
   /**
    * Compares the inventory with every droplet carrying the ownership tag; applies the fixes when
-   * `apply`. DigitalOcean's lists are eventually consistent, so: a row missing from the list is
-   * confirmed gone by id before it is closed; if most of the pool looks gone at once, nothing is
-   * closed (a list that lies is likelier than a pool that vanished); droplets this inventory
-   * destroyed are never adopted again while the list still shows them.
+   * `apply`. Rows and droplets stay one-to-one, whatever DigitalOcean's lists say for a while:
+   * - a live row missing from the list is confirmed gone by id before it is closed, and if most of
+   *   the pool looks gone at once, nothing is closed (a list that lies is likelier);
+   * - a row without a droplet id (a create whose answer was lost) is matched by name, and closed
+   *   as never created only after boot-timeout;
+   * - a tagged droplet without a live row is never ignored: one this pool deleted is confirmed by
+   *   id once the delete lag has passed and deleted again while it exists; one an operator
+   *   released is left alone; any other whose name this inventory generated is adopted; one whose
+   *   name it never generated is an identity conflict (another inventory may use this identity):
+   *   not adopted, and no destroy happens while it is listed.
    */
   async reconcile(
     apply: boolean,
     now = Date.now(),
-    /** GET-by-id confirmations this pass may spend (the API budget); the rest count as lagging. */
+    /** GET-by-id confirmations this pass may spend (the API budget); the rest wait. */
     maxConfirmations = Number.POSITIVE_INFINITY,
   ): Promise<ReconcileReport> {
     let confirmations = 0;
+    const confirm = async (id: number): Promise<CloudDroplet | undefined | null> => {
+      if (confirmations >= maxConfirmations) return null; // not asked: no answer either way
+      confirmations++;
+      return this.provider.getDroplet(id).catch(() => null);
+    };
     const droplets = await this.provider.listOwned();
     const byId = new Map(droplets.map((d) => [d.id, d]));
     const live = (await this.backends.live()).filter((r) => r.kind === "droplet");
-    const closed = await this.backends.closedDropletIds();
+    const closed = await this.backends.closedDroplets();
+    const names = await this.backends.knownNames();
     const knownIds = new Set(live.filter((r) => r.dropletId !== null).map((r) => r.dropletId as number));
     const report: ReconcileReport = {
       unknown: [],
@@ -223,47 +373,67 @@ export class DropletLifecycle {
       lagging: [],
       heldGone: false,
       destroyedStillListed: [],
+      redeleted: [],
+      released: [],
+      conflicts: [],
       recovered: [],
       abandoned: [],
       pending: [],
     };
+    // Droplets adopted with --id need not carry the tag, so they are not in this list: each is
+    // confirmed by id only every ADOPTED_CONFIRM_EVERY_MS, not at every pass.
+    const confirmAdopted = now - this.lastAdoptedConfirm >= ADOPTED_CONFIRM_EVERY_MS;
+    if (confirmAdopted) this.lastAdoptedConfirm = now;
 
     for (const row of live) {
       if (row.dropletId === null) {
         const match = droplets.find((d) => d.name === row.name && !knownIds.has(d.id) && !closed.has(d.id));
-        const grace =
-          row.createOutcome === "unknown" ? this.config.digitalocean.bootTimeoutMs : PROVISIONING_GRACE_MS;
         if (match) {
           report.recovered.push({ row, droplet: match });
           knownIds.add(match.id);
-        } else if (now - row.stateChangedAt > grace) report.abandoned.push(row);
+        } else if (now - row.stateChangedAt > this.config.digitalocean.bootTimeoutMs)
+          report.abandoned.push(row);
         else report.pending.push(row);
       } else if (!byId.has(row.dropletId)) {
+        if (row.origin === "manual" && !confirmAdopted) continue;
         // Missing from the list: a list can lag or miss; only a 404 by id says it is gone.
         // A droplet created moments ago can be 404 by id too, until the API catches up.
         const young =
           row.state === "provisioning" && now - row.createdAt < this.config.digitalocean.bootTimeoutMs;
-        const budget = confirmations < maxConfirmations;
-        if (!young && budget) confirmations++;
-        const confirmed =
-          young || !budget ? null : await this.provider.getDroplet(row.dropletId).catch(() => null);
+        const confirmed = young ? null : await confirm(row.dropletId);
         if (confirmed === undefined) report.gone.push(row);
         else report.lagging.push(row);
       }
     }
     for (const droplet of droplets) {
       if (knownIds.has(droplet.id)) continue;
-      if (closed.has(droplet.id)) report.destroyedStillListed.push(droplet);
-      else report.unknown.push(droplet);
+      const wasClosed = closed.get(droplet.id);
+      if (wasClosed?.closeReason === "destroyed" || wasClosed?.closeReason === "boot-timeout") {
+        // This pool sent its DELETE. Within the delete lag a listing is expected; past it, ask.
+        if (now - wasClosed.removedAt < DELETE_LAG_MS) report.destroyedStillListed.push(droplet);
+        else {
+          const still = await confirm(droplet.id);
+          if (still) report.redeleted.push(droplet);
+          else report.destroyedStillListed.push(droplet);
+        }
+      } else if (wasClosed?.closeReason === "released") report.released.push(droplet);
+      else if (names.has(droplet.name)) report.unknown.push(droplet);
+      else report.conflicts.push(droplet);
     }
     const liveDroplets = live.filter((r) => r.dropletId !== null).length;
     if (report.gone.length > 1 && report.gone.length * 2 > liveDroplets) report.heldGone = true;
+    const seenConflicts = new Set(this.identityConflict?.droplets.map((d) => d.id));
+    const newConflicts = report.conflicts.filter((d) => !seenConflicts.has(d.id));
+    this.identityConflict =
+      report.conflicts.length > 0
+        ? { droplets: report.conflicts, since: this.identityConflict?.since ?? now }
+        : undefined;
 
     if (apply) {
       for (const { row, droplet } of report.recovered)
-        await this.backends.setDropletId(
-          row.id,
-          droplet.id,
+        await this.recordCreated(
+          row,
+          droplet,
           this.config.digitalocean.weight === "vcpus" ? this.weightFor(droplet) : undefined,
         );
       for (const row of report.abandoned)
@@ -285,10 +455,31 @@ export class DropletLifecycle {
           droplet.id,
           droplet.name,
           droplet.status === "active" ? (this.addressOf(droplet) ?? null) : null,
-          "adopted by reconciliation: it carries this pool's ownership tag",
+          "adopted by reconciliation: it carries this pool's ownership tag and a name this inventory generated",
           { origin: "reconciled", autoscale: true, weight: this.weightFor(droplet) },
         );
       }
+      for (const droplet of report.redeleted) {
+        if (this.identityConflict) break;
+        await this.provider.destroyDroplet(droplet.id);
+        await this.backends.events.add(
+          "droplet.redeleted",
+          `droplet ${droplet.id} ${droplet.name} still existed ${Math.round(DELETE_LAG_MS / 1000)}s after this pool deleted it: deleted again`,
+          null,
+          { dropletId: droplet.id, name: droplet.name },
+          now,
+          "deleted-again",
+        );
+      }
+      for (const droplet of newConflicts)
+        await this.backends.events.add(
+          "pool.identity-conflict",
+          `droplet ${droplet.id} ${droplet.name} carries this pool's ownership tag but this inventory never created it: another inventory may be using this pool's identity; destroying nothing until it is resolved`,
+          null,
+          { dropletId: droplet.id, name: droplet.name },
+          now,
+          "identity-conflict",
+        );
       await this.advanceBooted(droplets);
     }
     return report;

@@ -1,4 +1,4 @@
-import type { ApiError } from "../errors.js";
+import type { ApiError, FencedError } from "../errors.js";
 
 /**
  * Where droplets come from. Everything outside src/cloud/ talks to this interface, never to the
@@ -22,8 +22,11 @@ export interface CloudDroplet {
  */
 export interface CreateResult {
   created: CloudDroplet[];
-  /** The batch that failed (its droplets may exist when the failure is ambiguous), and why. */
-  failed: { names: string[]; error: ApiError } | undefined;
+  /**
+   * The batch that failed (its droplets may exist when the failure is ambiguous), and why; a
+   * FencedError means it was never sent (this process stopped leading before it left).
+   */
+  failed: { names: string[]; error: ApiError | FencedError } | undefined;
   /** Names in batches after the failure: never sent, so certainly not created. */
   notSent: string[];
 }
@@ -54,14 +57,22 @@ export interface CloudProvider {
   listTagged(tag: string): Promise<CloudDroplet[]>;
   /** Droplets with this exact name (names are not unique on DigitalOcean). */
   listNamed(name: string): Promise<CloudDroplet[]>;
-  /** Destroys a droplet; one that is already gone counts as destroyed. */
-  destroyDroplet(id: number): Promise<void>;
+  /**
+   * Destroys a droplet: "not-found" when the API answered 404, which means gone for an old
+   * droplet but maybe "not visible yet" for one created moments ago (the caller knows its age).
+   */
+  destroyDroplet(id: number): Promise<"destroyed" | "not-found">;
   /** Problems with the configured region, size and image, as DigitalOcean lists them (empty: all available). */
   checkCatalogue(): Promise<string[]>;
   /** US dollars per hour for one droplet of the configured size (GET /v2/sizes); undefined if not listed. */
   hourlyPrice(): Promise<number | undefined>;
   /** The reserved IP, or undefined when the account has no such address. */
   getReservedIp(ip: string): Promise<CloudReservedIp | undefined>;
+  /**
+   * How much longer than usual to wait between polls (1: normal), from the API budget; absent:
+   * always 1. See cloud/api-budget.ts.
+   */
+  pollStretch?(): number;
   /** Starts assigning the reserved IP to a droplet (moving it from any other); the action's id. */
   assignReservedIp(ip: string, dropletId: number): Promise<number>;
 }

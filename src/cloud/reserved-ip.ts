@@ -11,6 +11,10 @@ const TICK_MS = 1_000;
 const HELD_RECHECK_MS = 30_000;
 /** While an action runs or after an assign, sooner. */
 const BUSY_RECHECK_MS = 1_000;
+/** After a failure: 5 s, doubling with each failure in a row, up to 10 minutes (a 422 that stays). */
+export function reservedIpRetryMs(failures: number): number {
+  return Math.min(600_000, 5_000 * 2 ** Math.max(0, failures - 1));
+}
 const METADATA_ID_URL = "http://169.254.169.254/metadata/v1/id";
 
 export interface ReservedIpStatus {
@@ -38,6 +42,8 @@ export class ReservedIpKeeper {
   private lastError: string | null = null;
   private assignedTo: number | null = null;
   private checkedAt: number | null = null;
+  /** Failures in a row: each waits twice as long as the one before (reservedIpRetryMs). */
+  private failures = 0;
 
   constructor(
     private readonly deps: {
@@ -94,13 +100,15 @@ export class ReservedIpKeeper {
         this.deps.log.info({ ip: this.deps.ip }, "this process leads the pool: it keeps the reserved IP");
     }
     if (!holds || now < this.nextCheckAt) return;
+    const stretch = this.deps.provider.pollStretch?.() ?? 1;
     const reserved = await this.deps.provider.getReservedIp(this.deps.ip);
     this.checkedAt = Date.now();
     this.assignedTo = reserved?.dropletId ?? null;
     const step = reservedIpStep({ holdsLease: holds, reserved, selfDropletId: this.deps.selfDropletId });
     if (step.kind === "held") {
       this.lastError = null;
-      this.nextCheckAt = now + HELD_RECHECK_MS;
+      this.failures = 0;
+      this.nextCheckAt = now + HELD_RECHECK_MS * stretch;
     } else if (step.kind === "wait") {
       this.nextCheckAt = now + BUSY_RECHECK_MS;
     } else if (step.kind === "missing") {
@@ -110,12 +118,12 @@ export class ReservedIpKeeper {
         ),
         "missing",
       );
-      this.nextCheckAt = now + HELD_RECHECK_MS;
     } else if (step.kind === "assign") {
       // Fencing: the GET above may have been slow; assign only while the lease is still ours.
       if (!(await this.deps.leadership.stillLeads(token as number))) return;
       const actionId = await this.deps.provider.assignReservedIp(this.deps.ip, this.deps.selfDropletId);
       this.lastError = null;
+      this.failures = 0;
       this.nextCheckAt = now + BUSY_RECHECK_MS;
       const message =
         step.from === null
@@ -146,7 +154,9 @@ export class ReservedIpKeeper {
   private reportError(error: Error, code = "api"): void {
     const message =
       error instanceof ApiError || code === "missing" ? error.message : `unexpected: ${error.message}`;
-    this.nextCheckAt = Math.max(this.nextCheckAt, Date.now() + BUSY_RECHECK_MS * 5);
+    this.failures++;
+    const stretch = this.deps.provider.pollStretch?.() ?? 1;
+    this.nextCheckAt = Math.max(this.nextCheckAt, Date.now() + reservedIpRetryMs(this.failures) * stretch);
     if (message === this.lastError) return;
     this.lastError = message;
     this.deps.events

@@ -17,6 +17,11 @@ const CONFIRMATIONS_PER_RECONCILE = 2;
 /** The watcher wakes this often (reading the inventory); API calls follow the poll backoff. */
 const TICK_MS = 1_000;
 
+/** A destroy past boot-timeout that failed is tried again after 5 s, doubling up to 5 minutes. */
+export function destroyRetryMs(failures: number): number {
+  return Math.min(300_000, 5_000 * 2 ** Math.max(0, failures - 1));
+}
+
 /**
  * When to look at booting droplets next: 5 s after something changed, then twice as long each
  * time nothing did, up to 30 s. Pure, tested with a table.
@@ -44,6 +49,8 @@ export class CloudWatcher {
   private pollMs = BOOT_POLL_MIN_MS;
   private booting = 0;
   private nextPollAt = 0;
+  /** Rows whose destroy past boot-timeout failed: when to try again. */
+  private readonly destroyRetry = new Map<number, { failures: number; retryAt: number }>();
 
   constructor(
     readonly provider: CloudProvider,
@@ -51,8 +58,9 @@ export class CloudWatcher {
     private readonly config: () => Config,
     private readonly leadership: Leadership,
     private readonly log: Logger,
+    hourlyPrice: () => number | undefined = () => undefined,
   ) {
-    this.lifecycle = new DropletLifecycle(provider, backends, config());
+    this.lifecycle = new DropletLifecycle(provider, backends, config, { hourlyPrice });
   }
 
   async start(): Promise<void> {
@@ -124,7 +132,9 @@ export class CloudWatcher {
       if (this.leadership.current(now) === undefined) return;
       const settleEvery = Math.min(SETTLE_EVERY_MS, this.config().digitalocean.bootTimeoutMs / 3);
       const unsettled = (await this.lifecycle.hasUnsettled()) && now - this.lastSettle >= settleEvery;
-      if (now - this.lastReconcile >= RECONCILE_EVERY_MS) {
+      // Near the API budget (doproxy's own, or the account's), polling stretches out.
+      const stretch = this.provider.pollStretch?.() ?? 1;
+      if (now - this.lastReconcile >= RECONCILE_EVERY_MS * stretch) {
         this.lastSettle = now;
         await this.reconcile(true);
       } else if (unsettled) {
@@ -150,11 +160,27 @@ export class CloudWatcher {
             "droplet booted; health checks start",
           );
         }
-        for (const row of await this.lifecycle.expireBoots(config.digitalocean.bootTimeoutMs, now)) {
+        const boots = await this.lifecycle.expireBoots(
+          config.digitalocean.bootTimeoutMs,
+          now,
+          (row) => (this.destroyRetry.get(row.id)?.retryAt ?? 0) > now,
+        );
+        for (const row of boots.expired) {
           changed = true;
+          this.destroyRetry.delete(row.id);
           this.log.warn(
             { id: row.id, dropletId: row.dropletId },
             "droplet did not boot within boot-timeout; destroyed",
+          );
+        }
+        // A destroy that failed is tried again with backoff; the others went ahead regardless.
+        for (const { row, error } of boots.failed) {
+          const failures = (this.destroyRetry.get(row.id)?.failures ?? 0) + 1;
+          const delayMs = destroyRetryMs(failures);
+          this.destroyRetry.set(row.id, { failures, retryAt: now + delayMs });
+          this.log.warn(
+            { id: row.id, dropletId: row.dropletId, err: error.message, failures, retryInMs: delayMs },
+            "could not destroy a droplet past boot-timeout; trying again later",
           );
         }
       }
@@ -180,7 +206,7 @@ export class CloudWatcher {
       this.busy = false;
       if (polled) {
         this.pollMs = nextBootPollMs(this.pollMs, changed);
-        this.nextPollAt = now + this.pollMs;
+        this.nextPollAt = now + this.pollMs * (this.provider.pollStretch?.() ?? 1);
       }
       this.schedule();
     }

@@ -81,6 +81,8 @@ export interface Config {
     usePrivateIp: boolean;
     /** A droplet not active this long after its create is destroyed (and replaced). */
     bootTimeoutMs: number;
+    /** API requests an hour doproxy allows itself (polling slows down as it nears them). */
+    apiBudgetPerHour: number;
     /** Weight of droplets doproxy creates or adopts, or "vcpus" for their size's vCPU count. */
     weight: number | "vcpus";
     /** A reserved IP the serve holding the reserved-ip lease keeps on its own droplet. */
@@ -103,6 +105,8 @@ export interface Config {
     scaleDownAfterMs: number;
     scaleDownCooldownMs: number;
     replaceUnhealthyAfterMs: number;
+    /** Consecutive replacements that never became healthy before replacing stops. */
+    replacementAttempts: number;
     /** Budget cap in US dollars per hour for the pool's droplets; undefined = no cap. */
     maxHourlyCost: number | undefined;
     schedule: Array<{ cron: string; min: number }>;
@@ -251,6 +255,7 @@ export function normalizeConfig(raw: ConfigFile, file: string | undefined): Conf
       backendPort: dig["backend-port"],
       usePrivateIp: dig["use-private-ip"],
       bootTimeoutMs: ms(dig["boot-timeout"]),
+      apiBudgetPerHour: dig["api-budget"],
       weight: dig.weight,
       reservedIp: dig["reserved-ip"],
       dropletId: dig["droplet-id"],
@@ -270,6 +275,7 @@ export function normalizeConfig(raw: ConfigFile, file: string | undefined): Conf
       scaleDownAfterMs: ms(auto["scale-down-after"]),
       scaleDownCooldownMs: ms(auto["scale-down-cooldown"]),
       replaceUnhealthyAfterMs: ms(auto["replace-unhealthy-after"]),
+      replacementAttempts: auto["replacement-attempts"],
       maxHourlyCost: auto["max-hourly-cost"],
       schedule: auto.schedule,
       predictive: auto.predictive,

@@ -267,6 +267,9 @@ const digitaloceanSection = z.strictObject({
   "backend-port": count(1).max(65535).default(8080),
   "use-private-ip": z.boolean().default(false),
   "boot-timeout": durationIn(1000, MAX_TIMER_MS).default("5m"),
+  // API requests an hour doproxy allows itself with this token (DigitalOcean allows 5,000 an hour
+  // per account, shared with every other tool using it).
+  "api-budget": count(60).max(5000).default(1000),
   // Weight of each droplet doproxy creates or adopts: a number, or "vcpus" (its size's vCPUs).
   weight: z
     .union([z.number(), z.literal("vcpus")], {
@@ -316,6 +319,8 @@ const autoscaleSection = z
     "scale-down-after": windowDuration.default("10m"),
     "scale-down-cooldown": windowDuration.default("15m"),
     "replace-unhealthy-after": windowDuration.default("3m"),
+    // Replacements in a row that never became healthy before replacing stops (replacements-failing).
+    "replacement-attempts": count(1).max(100).default(3),
     // US dollars per hour for the whole pool; absent means no cap.
     "max-hourly-cost": z.number().positive().max(1_000_000).optional(),
     schedule: z.array(scheduleEntry).default([]),

@@ -199,14 +199,29 @@ export class BackendStore {
   }
 
   /**
-   * Droplet ids this inventory has closed (destroyed, released, gone): never adopted again, even
-   * while DigitalOcean still lists a destroyed droplet for a while after its delete.
+   * Droplets this inventory has closed (destroyed, released, gone ...), with why and when: a
+   * droplet this pool sent its DELETE for may still be listed for a while (the delete lag).
    */
-  async closedDropletIds(): Promise<Set<number>> {
-    const rows = await this.sql.all<{ dropletId: number }>(
-      `SELECT droplet_id AS "dropletId" FROM backends WHERE state = 'removed' AND droplet_id IS NOT NULL`,
+  async closedDroplets(): Promise<Map<number, { closeReason: CloseReason | null; removedAt: number }>> {
+    const rows = await this.sql.all<{
+      dropletId: number;
+      closeReason: CloseReason | null;
+      removedAt: number;
+    }>(
+      `SELECT droplet_id AS "dropletId", close_reason AS "closeReason", removed_at AS "removedAt"
+       FROM backends WHERE state = 'removed' AND droplet_id IS NOT NULL`,
     );
-    return new Set(rows.map((row) => row.dropletId));
+    return new Map(
+      rows.map((row) => [row.dropletId, { closeReason: row.closeReason, removedAt: row.removedAt }]),
+    );
+  }
+
+  /** Every droplet name this inventory ever generated or adopted (live and closed rows). */
+  async knownNames(): Promise<Set<string>> {
+    const rows = await this.sql.all<{ name: string }>(
+      "SELECT DISTINCT name FROM backends WHERE kind = 'droplet' AND name IS NOT NULL",
+    );
+    return new Set(rows.map((row) => row.name));
   }
 
   /** How many backends were in the pool (added, not yet removed) at each of `times`. */
@@ -258,16 +273,50 @@ export class BackendStore {
    * Writes the row of a droplet before its create call is sent, so that a crash between the call
    * and its answer leaves a trace that reconciliation resolves by name and tag.
    */
-  addProvisioning(name: string, reason: string, weight = 1, now = Date.now()): Promise<BackendRow> {
+  async addProvisioning(name: string, reason: string, weight = 1, now = Date.now()): Promise<BackendRow> {
+    return (await this.addProvisioningWithin([name], reason, weight, () => 1, now))[0] as BackendRow;
+  }
+
+  /**
+   * The spend gate's transaction: counts the droplets that bill or may bill (every live droplet
+   * row), asks `allow(billing)` how many of `names` may be added (cloud/spend-gate.ts), and writes
+   * that many provisioning rows, all in one transaction, so two creators (the autoscaler and
+   * `droplets add`, or two proxies) can never both pass the gate. PostgreSQL serialises on the
+   * pool row; SQLite's transactions are IMMEDIATE.
+   */
+  addProvisioningWithin(
+    names: readonly string[],
+    reason: string,
+    weight: number,
+    allow: (billing: number) => number,
+    now = Date.now(),
+  ): Promise<BackendRow[]> {
     return this.write(async (tx) => {
-      const id = await insertReturningId(
-        tx,
-        `INSERT INTO backends (kind, name, state, state_reason, created_at, state_changed_at, origin, weight)
-         VALUES ('droplet', ?, 'provisioning', ?, ?, ?, 'created', ?)`,
-        [name, reason, now, now, weight],
+      if (this.sql.dialect === "postgres")
+        await tx.get("SELECT singleton FROM pool WHERE singleton = 1 FOR UPDATE");
+      const counted = await tx.get<{ n: number | string }>(
+        "SELECT count(*) AS n FROM backends WHERE kind = 'droplet' AND state <> 'removed'",
       );
-      await insertEvent(tx, "backend.provisioning", `backend ${id} (${name}): ${reason}`, id, { name }, now);
-      return (await rowById(tx, id)) as BackendRow;
+      const allowed = Math.max(0, Math.min(names.length, allow(Number(counted?.n ?? 0))));
+      const rows: BackendRow[] = [];
+      for (const name of names.slice(0, allowed)) {
+        const id = await insertReturningId(
+          tx,
+          `INSERT INTO backends (kind, name, state, state_reason, created_at, state_changed_at, origin, weight)
+           VALUES ('droplet', ?, 'provisioning', ?, ?, ?, 'created', ?)`,
+          [name, reason, now, now, weight],
+        );
+        await insertEvent(
+          tx,
+          "backend.provisioning",
+          `backend ${id} (${name}): ${reason}`,
+          id,
+          { name },
+          now,
+        );
+        rows.push((await rowById(tx, id)) as BackendRow);
+      }
+      return rows;
     });
   }
 
@@ -374,14 +423,20 @@ export class BackendStore {
     });
   }
 
-  /** Records the droplet id the API gave (or a lookup found) for a row written before the create call. */
-  async setDropletId(id: number, dropletId: number, weight?: number): Promise<void> {
-    await this.write((tx) =>
+  /**
+   * Records the droplet id the API gave (or a lookup found) for a row written before the create
+   * call, only while the row is live: false when it was closed meanwhile (a create answered after
+   * its row was given up), and the caller must adopt the droplet or destroy it, never drop it.
+   */
+  async setDropletId(id: number, dropletId: number, weight?: number): Promise<boolean> {
+    const result = await this.write((tx) =>
       tx.run(
-        "UPDATE backends SET droplet_id = ?, create_outcome = NULL, weight = coalesce(?, weight) WHERE id = ?",
+        `UPDATE backends SET droplet_id = ?, create_outcome = NULL, weight = coalesce(?, weight)
+         WHERE id = ? AND state <> 'removed'`,
         [dropletId, weight ?? null, id],
       ),
     );
+    return result.changes > 0;
   }
 
   /** A provisioning droplet got its address: it starts joining (health checks, no traffic). */

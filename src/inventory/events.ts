@@ -56,6 +56,18 @@ export class EventStore {
     }));
   }
 
+  /** The newest event of `kind`, or undefined (e.g. the last `autoscale.resume` an operator asked for). */
+  async latest(kind: string): Promise<EventRow | undefined> {
+    const row = await this.sql.get<Omit<EventRow, "data"> & { data: string | null }>(
+      `SELECT id, ts, kind, backend_id AS "backendId", message, data, code FROM events
+       WHERE kind = ? ORDER BY id DESC LIMIT 1`,
+      [kind],
+    );
+    return row
+      ? { ...row, data: row.data ? (JSON.parse(row.data) as Record<string, unknown>) : null }
+      : undefined;
+  }
+
   async prune(olderThanMs: number): Promise<number> {
     return (await this.sql.run("DELETE FROM events WHERE ts < ?", [olderThanMs])).changes;
   }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { capByBudget, dropletHours, poolCost } from "../../../src/autoscale/cost.js";
+import { dropletHours, poolCost } from "../../../src/autoscale/cost.js";
+import { mayGrow } from "../../../src/cloud/spend-gate.js";
 
 const table: {
   name: string;
@@ -44,12 +45,16 @@ const table: {
   },
 ];
 
-describe("capByBudget(): the max-hourly-cost step", () => {
+describe("mayGrow(): the max-hourly-cost step of the spend gate", () => {
   for (const row of table) {
     it(row.name, () => {
-      const result = capByBudget(row.wanted, row.counted, row.price, row.cap);
+      const result = mayGrow(row.wanted, row.counted, {
+        max: 1000,
+        hourlyPrice: row.price,
+        maxHourlyCost: row.cap,
+      });
       assert.equal(result.allowed, row.allowed);
-      assert.equal(result.capNote !== undefined, row.capped, result.capNote);
+      assert.equal(result.cut === "budget", row.capped, result.cut && result.note);
     });
   }
 });

@@ -7,6 +7,7 @@ import {
   decide,
   EMPTY_MEMORY,
   type PolicyMemory,
+  type ReasonCode,
   type ScaleInputs,
 } from "../../../src/autoscale/policy.js";
 import { scheduleFloor } from "../../../src/autoscale/schedule.js";
@@ -27,6 +28,7 @@ const settings: AutoscaleSettings = {
   scaleDownAfterMs: 600_000,
   scaleDownCooldownMs: 900_000,
   replaceUnhealthyAfterMs: 180_000,
+  replacementAttempts: 3,
   maxHourlyCost: undefined,
   schedule: [],
   predictive: false,
@@ -79,6 +81,7 @@ interface Row {
   kind: DecisionKind;
   actions?: unknown[];
   reason?: RegExp;
+  code?: ReasonCode;
 }
 
 const table: Row[] = [
@@ -151,14 +154,54 @@ const table: Row[] = [
     in: { p95Ms: 900, droplets: [droplet(1, "active"), droplet(2, "provisioning")] },
     mem: { breachSince: NOW - 60_000 },
     kind: "hold",
-    reason: /still booting/,
+    code: "booting",
+    reason: /1 droplet booting cover/,
   },
   {
     name: "a joining droplet is capacity on the way too",
     in: { p95Ms: 900, droplets: [droplet(1, "active"), droplet(2, "joining")] },
     mem: { breachSince: NOW - 120_000 },
     kind: "hold",
-    reason: /still booting/,
+    code: "booting",
+  },
+  {
+    name: "load that needs more than the pool plus what boots orders the difference, not a hold",
+    in: { p95Ms: 2_000, droplets: [droplet(1, "active"), droplet(2, "provisioning")] },
+    mem: { breachSince: NOW - 60_000 },
+    kind: "scale-up",
+    code: "scale-up",
+    actions: [{ kind: "create", count: 2 }],
+    reason: /1 booting -> creating 2/,
+  },
+  {
+    name: "a droplet booting past boot-timeout (a failing destroy, an unknown create) is no capacity",
+    in: { p95Ms: 900, droplets: [droplet(1, "active"), droplet(2, "provisioning", { overdue: true })] },
+    mem: { breachSince: NOW - 60_000 },
+    kind: "scale-up",
+    actions: [{ kind: "create", count: 1 }],
+  },
+  {
+    name: "max counts every droplet that bills: unhealthy ones included",
+    in: {
+      p95Ms: 900,
+      droplets: [droplet(1, "active"), droplet(2, "unhealthy"), droplet(3, "unhealthy")],
+    },
+    set: { max: 3 },
+    mem: { breachSince: NOW - 60_000, replacing: { 2: NOW - 1_000, 3: NOW - 1_000 } },
+    kind: "hold",
+    code: "at-max",
+  },
+  {
+    name: "a scale-up is cut to what max leaves once booting droplets are counted",
+    in: {
+      p95Ms: 5_000,
+      droplets: [droplet(1, "active"), droplet(2, "active"), droplet(3, "provisioning")],
+    },
+    set: { max: 4 },
+    mem: { breachSince: NOW - 60_000 },
+    kind: "scale-up",
+    actions: [{ kind: "create", count: 1 }],
+    reason: /limited by max 4/,
   },
   {
     name: "a breach in cooldown holds, and says so",
@@ -399,6 +442,66 @@ const table: Row[] = [
   },
 ];
 
+const overdueUnhealthy = (id: number) => droplet(id, "unhealthy", { stateChangedAt: NOW - 180_000 });
+
+table.push(
+  {
+    name: "a replacement fits inside max: at max, the unhealthy droplet is drained first",
+    in: { droplets: [droplet(1, "active"), overdueUnhealthy(2)] },
+    set: { max: 2 },
+    kind: "replace",
+    code: "replace-make-room",
+    actions: [{ kind: "drain", backendId: 2 }],
+  },
+  {
+    name: "replacements are cut to the room under max",
+    in: { droplets: [droplet(1, "active"), overdueUnhealthy(2), overdueUnhealthy(3)] },
+    set: { max: 4 },
+    kind: "replace",
+    code: "replace-unhealthy",
+    actions: [{ kind: "create", count: 1 }],
+  },
+  {
+    name: "replacements are cut to the budget too",
+    in: { droplets: [droplet(1, "active"), overdueUnhealthy(2)], hourlyPrice: 0.01 },
+    set: { maxHourlyCost: 0.02 },
+    kind: "replace",
+    code: "replace-make-room",
+    actions: [{ kind: "drain", backendId: 2 }],
+  },
+  {
+    name: "after replacement-attempts replacements that never became healthy, replacing stops",
+    in: { droplets: [droplet(1, "unhealthy"), overdueUnhealthy(2)] },
+    mem: { replacementStreak: 3, replacementsSince: NOW - 600_000 },
+    kind: "hold",
+    code: "replacements-failing",
+    reason: /3 replacements in a row never became healthy.*doproxy autoscale resume/,
+  },
+  {
+    name: "held, it does not scale up either: more droplets of a bad image only bill",
+    in: { p95Ms: 900, droplets: [droplet(1, "unhealthy"), droplet(2, "active", { createdAt: 0 })] },
+    mem: { breachSince: NOW - 60_000, replacementStreak: 3, replacementsSince: NOW - 600_000 },
+    kind: "hold",
+    code: "replacements-failing",
+  },
+  {
+    name: "a droplet created since the replacements began that serves ends the streak",
+    in: {
+      droplets: [droplet(1, "active", { createdAt: NOW - 10_000 }), overdueUnhealthy(2)],
+    },
+    mem: { replacementStreak: 3, replacementsSince: NOW - 600_000 },
+    kind: "replace",
+    code: "replace-unhealthy",
+  },
+  {
+    name: "the streak's last attempt orders only what is left of replacement-attempts",
+    in: { droplets: [droplet(1, "active", { createdAt: 0 }), overdueUnhealthy(2), overdueUnhealthy(3)] },
+    mem: { replacementStreak: 2, replacementsSince: NOW - 600_000 },
+    kind: "replace",
+    actions: [{ kind: "create", count: 1 }],
+  },
+);
+
 describe("decide(): the scaling policy", () => {
   for (const row of table) {
     it(row.name, () => {
@@ -407,6 +510,7 @@ describe("decide(): the scaling policy", () => {
       if (row.actions) assert.deepEqual(decision.actions, row.actions);
       if (row.kind === "hold") assert.deepEqual(decision.actions, []);
       if (row.reason) assert.match(decision.reason, row.reason);
+      if (row.code) assert.equal(decision.code, row.code, decision.reason);
       assert.equal(decision.budgetCapped === true, /budget cap/.test(decision.reason));
       assert.equal(
         decision.code === "predicted-floor",
