@@ -141,15 +141,16 @@ export class Simulator {
       status: 0,
     };
     try {
-      const body = await readBody(req);
       if (url.pathname.startsWith("/_sim/")) {
-        await this.control(req, res, url, body);
+        await this.control(req, res, url, await readBody(req));
         return;
       }
       this.requests.push(record);
       if (this.requests.length > 10_000) this.requests.splice(0, 1000);
       const rate = this.limiter.take();
+      // Every answer carries the rate-limit headers, a 400 for a body that is not JSON included.
       for (const [name, value] of Object.entries(rate.headers)) res.setHeader(name, value);
+      const body = await readBody(req);
       if (this.options.token !== undefined && req.headers.authorization !== `Bearer ${this.options.token}`) {
         throw new ApiFailure(401, "Unable to authenticate you.");
       }

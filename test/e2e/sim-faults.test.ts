@@ -246,6 +246,17 @@ describe("doproxy sim faults for the money invariants", () => {
       await call("GET", "/v2/account", "/v2/account", undefined, near);
       await call("GET", "/v2/droplets/1", "/v2/droplets/{droplet_id}", undefined, near);
       await call("POST", "/v2/droplets", "/v2/droplets", { name: "x", size: 5 }, near);
+      const notJson = await fetch(`${near.url}/v2/droplets`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${near.token}`, "content-type": "application/json" },
+        body: "{not json",
+      });
+      assert.equal(notJson.status, 400);
+      assert.match(
+        notJson.headers.get("ratelimit-remaining") ?? "",
+        /^\d+$/,
+        "a 400 for a body that is not JSON",
+      );
       const unauthorized = await near.api("GET", "/v2/account", undefined, "wrong");
       assert.equal(unauthorized.status, 401);
       assert.match(unauthorized.headers.get("ratelimit-remaining") ?? "", /^\d+$/);
