@@ -53,7 +53,7 @@ export interface Faults {
   privateUnreachable: boolean;
   /** The next N droplets created boot and serve, but their health path answers 503 for ever. */
   unhealthy: number;
-  /** Droplets created from this image (slug or id) never pass health checks: a bad image. */
+  /** Droplets created from this image (slug or id; "*": every image) never pass health checks. */
   unhealthyImage: string | null;
   /** POST /v2/droplets is answered this long after its droplets were created (ms). */
   createDelayMs: number;
@@ -204,7 +204,8 @@ export class FaultInjector {
       unhealthy = true;
     }
     const bad = this.faults.unhealthyImage;
-    if (bad !== null && [String(image), imageSlug, String(imageId)].includes(bad)) unhealthy = true;
+    if (bad !== null && (bad === "*" || [String(image), imageSlug, String(imageId)].includes(bad)))
+      unhealthy = true;
     return { neverBoots, unhealthy };
   }
 

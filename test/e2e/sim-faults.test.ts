@@ -112,9 +112,12 @@ describe("doproxy sim faults for the money invariants", () => {
     await faults({ unhealthyImage: "ubuntu-24-04-x64" });
     const also = await active((await create({ name: "bad-image-2" })).id);
     assert.equal(await health(also), 503);
+    await faults({ unhealthyImage: "*" });
+    const any = await active((await create({ name: "any-image", image: "debian-12-x64" })).id);
+    assert.equal(await health(any), 503, '"*": every new droplet is unhealthy');
     await faults({ unhealthyImage: null, failHealth: { [also.id]: false } });
     assert.equal(await health(also), 200, "failHealth false heals an unhealthy droplet");
-    for (const d of [sick, well, badImage, also])
+    for (const d of [sick, well, badImage, also, any])
       assert.equal((await call("DELETE", `/v2/droplets/${d.id}`, "/v2/droplets/{droplet_id}")).status, 204);
   });
 
