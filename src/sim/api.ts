@@ -10,6 +10,7 @@ import { ApiSpec } from "./spec.js";
 import {
   actionJson,
   dropletJson,
+  elsewhereRequest,
   POWER_ACTIONS,
   type PowerAction,
   type SimDroplet,
@@ -591,44 +592,16 @@ export class Simulator {
 
   /** POST /_sim/droplets: a droplet made by hand or by another tool, for adoption tests. */
   private createElsewhere(body: unknown): Promise<SimDroplet> {
-    const request = (body ?? {}) as {
-      name?: unknown;
-      tags?: unknown;
-      status?: unknown;
-      activeAfterMs?: unknown;
-      region?: unknown;
-      size?: unknown;
-      image?: unknown;
-    };
-    const name = request.name;
-    if (typeof name !== "string" || !/^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,253}[a-zA-Z0-9])?$/.test(name))
-      throw new ApiFailure(422, "name: expected a droplet name");
-    const tags = request.tags ?? [];
-    if (
-      !Array.isArray(tags) ||
-      !tags.every((t) => typeof t === "string" && /^[A-Za-z0-9_:-]{1,255}$/.test(t))
-    )
-      throw new ApiFailure(422, "tags: expected a list of tag names");
-    const status = request.status ?? "active";
-    if (status !== "new" && status !== "off" && status !== "active")
-      throw new ApiFailure(422, 'status: expected "new", "off" or "active"');
-    const activeAfterMs = request.activeAfterMs;
-    if (activeAfterMs !== undefined && !(typeof activeAfterMs === "number" && activeAfterMs >= 0))
-      throw new ApiFailure(422, "activeAfterMs: expected a number of milliseconds");
-    const region = typeof request.region === "string" ? request.region : "nyc3";
-    const size = typeof request.size === "string" ? request.size : "s-1vcpu-1gb";
-    const image =
-      typeof request.image === "string" || typeof request.image === "number"
-        ? request.image
-        : "ubuntu-24-04-x64";
-    if (!REGIONS.some((r) => r.slug === region))
-      throw new ApiFailure(422, `region: unknown region ${region}`);
-    if (!SIZES.some((s) => s.slug === size)) throw new ApiFailure(422, `size: unknown size ${size}`);
-    if (!imageFor(image)) throw new ApiFailure(422, `image: unknown image ${image}`);
+    let request: ReturnType<typeof elsewhereRequest>;
+    try {
+      request = elsewhereRequest(body);
+    } catch (error) {
+      throw new ApiFailure(422, (error as Error).message);
+    }
     return this.state.createElsewhere(
-      { name, region, size, image, tags: tags as string[], vpcUuid: randomUUID() },
-      status,
-      activeAfterMs,
+      { ...request.spec, vpcUuid: randomUUID() },
+      request.status,
+      request.activeAfterMs,
     );
   }
 }

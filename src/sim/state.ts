@@ -1,5 +1,5 @@
 import { BillingLedger } from "./billing.js";
-import { imageFor, imageJson, regionJson, sizeJson } from "./catalogue.js";
+import { imageFor, imageJson, REGIONS, regionJson, SIZES, sizeJson } from "./catalogue.js";
 import { type CapacitySettings, DropletServer } from "./droplet-server.js";
 
 export type SimStatus = "new" | "active" | "off" | "archive";
@@ -334,4 +334,35 @@ export function actionJson(a: SimAction) {
     region: regionJson("nyc3"),
     region_slug: "nyc3",
   };
+}
+
+/** A POST /_sim/droplets body checked; throws an Error naming the bad field. */
+export function elsewhereRequest(body: unknown): {
+  spec: Pick<SimDroplet, "name" | "region" | "size" | "image" | "tags">;
+  status: "new" | "active" | "off";
+  activeAfterMs: number | undefined;
+} {
+  const request = (body ?? {}) as Record<string, unknown>;
+  const name = request.name;
+  if (typeof name !== "string" || !/^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,253}[a-zA-Z0-9])?$/.test(name))
+    throw new Error("name: expected a droplet name");
+  const tags = request.tags ?? [];
+  if (!Array.isArray(tags) || !tags.every((t) => typeof t === "string" && /^[A-Za-z0-9_:-]{1,255}$/.test(t)))
+    throw new Error("tags: expected a list of tag names");
+  const status = request.status ?? "active";
+  if (status !== "new" && status !== "off" && status !== "active")
+    throw new Error('status: expected "new", "off" or "active"');
+  const activeAfterMs = request.activeAfterMs;
+  if (activeAfterMs !== undefined && !(typeof activeAfterMs === "number" && activeAfterMs >= 0))
+    throw new Error("activeAfterMs: expected a number of milliseconds");
+  const region = typeof request.region === "string" ? request.region : "nyc3";
+  const size = typeof request.size === "string" ? request.size : "s-1vcpu-1gb";
+  const image =
+    typeof request.image === "string" || typeof request.image === "number"
+      ? request.image
+      : "ubuntu-24-04-x64";
+  if (!REGIONS.some((r) => r.slug === region)) throw new Error(`region: unknown region ${region}`);
+  if (!SIZES.some((s) => s.slug === size)) throw new Error(`size: unknown size ${size}`);
+  if (!imageFor(image)) throw new Error(`image: unknown image ${image}`);
+  return { spec: { name, region, size, image, tags: tags as string[] }, status, activeAfterMs };
 }
