@@ -109,6 +109,19 @@ withConfig(
     .option("--never-boot <n>", "the next N droplets created never become active", "0")
     .option("--list-lag <duration>", "a new droplet is missing from lists and 404 by id this long", "0ms")
     .option("--delete-lag <duration>", "a destroyed droplet is still listed this long", "0ms")
+    .option("--unhealthy <n>", "the next N droplets created boot but their health path answers 503", "0")
+    .option("--unhealthy-image <slug>", "droplets created from this image never pass health checks")
+    .option("--create-delay <duration>", "answer a create this long after its droplets exist", "0ms")
+    .option(
+      "--delete-not-found-young <duration>",
+      "a DELETE of a droplet younger than this answers 404 and leaves it",
+      "0ms",
+    )
+    .option(
+      "--shift-pages <n>",
+      "each list page after the first starts N items later (negative: earlier)",
+      "0",
+    )
     .option("--realistic", "DigitalOcean-like eventual consistency: --list-lag 3s --delete-lag 15s"),
 ).action(action((options) => sim(options)));
 

@@ -20,6 +20,11 @@ export interface SimCommandOptions {
   neverBoot: string;
   listLag: string;
   deleteLag: string;
+  unhealthy: string;
+  unhealthyImage?: string;
+  createDelay: string;
+  deleteNotFoundYoung: string;
+  shiftPages: string;
   realistic?: boolean;
 }
 
@@ -30,6 +35,12 @@ function positiveInt(flag: string, text: string, min = 1): number {
   const n = Number(text);
   if (!Number.isInteger(n) || n < min)
     throw new UsageError(`${flag} ${text}: expected a whole number of at least ${min}`);
+  return n;
+}
+
+function wholeNumber(flag: string, text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n)) throw new UsageError(`${flag} ${text}: expected a whole number`);
   return n;
 }
 
@@ -64,6 +75,11 @@ export async function sim(options: SimCommandOptions): Promise<void> {
         neverBoot: positiveInt("--never-boot", options.neverBoot, 0),
         listLagMs: options.realistic ? REALISTIC.listLagMs : duration("--list-lag", options.listLag),
         deleteLagMs: options.realistic ? REALISTIC.deleteLagMs : duration("--delete-lag", options.deleteLag),
+        unhealthy: positiveInt("--unhealthy", options.unhealthy, 0),
+        unhealthyImage: options.unhealthyImage ?? null,
+        createDelayMs: duration("--create-delay", options.createDelay),
+        deleteNotFoundYoungMs: duration("--delete-not-found-young", options.deleteNotFoundYoung),
+        shiftPages: wholeNumber("--shift-pages", options.shiftPages),
       },
     },
     log,

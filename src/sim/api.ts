@@ -3,12 +3,14 @@ import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "../log.js";
 import { IMAGES, imageFor, imageJson, REGIONS, regionJson, SIZES, sizeJson } from "./catalogue.js";
+import { type FaultChange, FaultInjector, type Faults, PENDING_EVENT } from "./faults.js";
 import { RateLimiter } from "./ratelimit.js";
 import { SimReservedIps } from "./reserved-ips.js";
 import { ApiSpec } from "./spec.js";
 import {
   actionJson,
   dropletJson,
+  elsewhereRequest,
   POWER_ACTIONS,
   type PowerAction,
   type SimDroplet,
@@ -29,29 +31,7 @@ export interface SimOptions {
   faults?: Partial<Faults>;
 }
 
-/** Failures on demand, set by flags at start and changed at run time through POST /_sim/faults. */
-export interface Faults {
-  /** Share (0..1) of /v2 requests answered with a 5xx. */
-  failRate: number;
-  /** Extra delay before every /v2 answer, ms. */
-  slowMs: number;
-  /** The next N droplets created never become active. */
-  neverBoot: number;
-  /** The next `count` /v2 requests are answered with `status` (401, 422, 429, 500, 503 ...). */
-  failNext: { status: number; count: number; resetInMs?: number } | null;
-  /** A new droplet is missing from lists and 404 by id for this long (ms). */
-  listLagMs: number;
-  /** A destroyed droplet is still listed for this long after its 204 (ms). */
-  deleteLagMs: number;
-  /** The next N creates make their droplets and then answer 500 (an accepted create that looks failed). */
-  acceptThenFail: number;
-  /** The next N creates also make, for each name, a droplet of someone else's with the same name. */
-  nameCollision: number;
-  /** Creates with these sizes are refused as unavailable in the region (422). */
-  unavailableSizes: string[];
-  /** New droplets serve only on their public address (a VPC the proxy is not in). */
-  privateUnreachable: boolean;
-}
+export type { FailNext, Faults, ResetNext } from "./faults.js";
 
 interface RequestRecord {
   ts: number;
@@ -59,6 +39,8 @@ interface RequestRecord {
   path: string;
   query: Record<string, string>;
   status: number;
+  /** The connection was reset instead of answered (a resetNext fault). */
+  reset?: boolean;
 }
 
 const ERROR_IDS: Record<number, string> = {
@@ -93,7 +75,7 @@ export class Simulator {
     number,
     { id: number; fingerprint: string; public_key: string; name: string }
   >();
-  readonly faults: Faults;
+  private readonly injector: FaultInjector;
   private readonly spec = new ApiSpec();
   private readonly limiter: RateLimiter;
   private readonly server: http.Server;
@@ -121,24 +103,18 @@ export class Simulator {
       (status, message) => new ApiFailure(status, message),
       (url, key, items) => this.page(url, key, items),
     );
-    this.faults = {
-      failRate: 0,
-      slowMs: 0,
-      neverBoot: 0,
-      failNext: null,
-      listLagMs: 0,
-      deleteLagMs: 0,
-      acceptThenFail: 0,
-      unavailableSizes: [],
-      privateUnreachable: false,
-      nameCollision: 0,
-      ...options.faults,
-    };
+    this.injector = new FaultInjector(options.faults);
+    this.reservedIps.pendingConflict = () => this.injector.takePendingConflict();
     this.state.privateUnreachable = this.faults.privateUnreachable;
     this.state.listLagMs = this.faults.listLagMs;
     this.state.deleteLagMs = this.faults.deleteLagMs;
     this.limiter = new RateLimiter(options.perMinute, options.perHour);
     this.server = http.createServer((req, res) => void this.handle(req, res));
+  }
+
+  /** The faults in force (changed in place by POST /_sim/faults). */
+  get faults(): Faults {
+    return this.injector.faults;
   }
 
   async listen(host: string, port: number): Promise<string> {
@@ -166,30 +142,41 @@ export class Simulator {
       status: 0,
     };
     try {
-      const body = await readBody(req);
       if (url.pathname.startsWith("/_sim/")) {
-        this.control(req, res, url, body);
+        await this.control(req, res, url, await readBody(req));
         return;
       }
       this.requests.push(record);
       if (this.requests.length > 10_000) this.requests.splice(0, 1000);
       const rate = this.limiter.take();
+      // Every answer carries the rate-limit headers, a 400 for a body that is not JSON included.
       for (const [name, value] of Object.entries(rate.headers)) res.setHeader(name, value);
+      const body = await readBody(req);
       if (this.options.token !== undefined && req.headers.authorization !== `Bearer ${this.options.token}`) {
         throw new ApiFailure(401, "Unable to authenticate you.");
       }
       if (rate.limited) throw new ApiFailure(429, "API Rate limit exceeded.");
       if (this.faults.slowMs > 0) await new Promise((resolve) => setTimeout(resolve, this.faults.slowMs));
-      const injected = this.injectedFailure();
-      if (injected) {
-        // An injected 429 says when to come back, as the real limit does.
-        if (injected.resetInMs !== undefined) {
-          res.setHeader("ratelimit-reset", String(Math.ceil((Date.now() + injected.resetInMs) / 1000)));
-          res.setHeader("retry-after", String(Math.max(1, Math.ceil(injected.resetInMs / 1000))));
-        }
-        throw injected.failure;
+      const method = req.method ?? "GET";
+      const reset = this.injector.takeReset(method, url.pathname);
+      if (reset && !reset.afterEffect) {
+        record.reset = true;
+        resetConnection(res);
+        return;
       }
-      const { status, payload } = await this.route(req.method ?? "GET", url, body);
+      const injected = this.injector.takeFailure(method, url.pathname);
+      if (injected) {
+        for (const [name, value] of Object.entries(injected.headers)) res.setHeader(name, value);
+        throw new ApiFailure(injected.status, injected.message);
+      }
+      if (reset) {
+        // The request takes effect, then its answer is lost with the connection.
+        record.reset = true;
+        await this.route(method, url, body).catch(() => undefined);
+        resetConnection(res);
+        return;
+      }
+      const { status, payload } = await this.route(method, url, body);
       record.status = status;
       send(res, status, payload);
     } catch (error) {
@@ -199,32 +186,6 @@ export class Simulator {
       record.status = status;
       send(res, status, { id: ERROR_IDS[status] ?? "error", message, request_id: randomUUID() });
     }
-  }
-
-  private injectedFailure(): { failure: ApiFailure; resetInMs?: number } | undefined {
-    const next = this.faults.failNext;
-    if (next && next.count > 0) {
-      next.count--;
-      if (next.count === 0) this.faults.failNext = null;
-      const messages: Record<number, string> = {
-        401: "Unable to authenticate you.",
-        422: "The request was invalid.",
-        429: "API Rate limit exceeded.",
-      };
-      return {
-        failure: new ApiFailure(
-          next.status,
-          messages[next.status] ?? "Server was unable to give you a response.",
-        ),
-        resetInMs: next.status === 429 ? (next.resetInMs ?? 1000) : undefined,
-      };
-    }
-    if (this.faults.failRate > 0 && Math.random() < this.faults.failRate) {
-      return {
-        failure: new ApiFailure(Math.random() < 0.5 ? 500 : 503, "Server was unable to give you a response."),
-      };
-    }
-    return undefined;
   }
 
   private async route(
@@ -242,7 +203,7 @@ export class Simulator {
       const all = this.state.tagged(tag).filter((d) => !name || d.name === name);
       return { status: 200, payload: this.page(url, "droplets", all.map(dropletJson)) };
     }
-    if (path === "/v2/droplets" && method === "POST") return this.createDroplets(body, url.origin);
+    if (path === "/v2/droplets" && method === "POST") return this.delayedCreate(body, url.origin);
     if (path === "/v2/droplets" && method === "DELETE") {
       const tag = url.searchParams.get("tag_name");
       if (!tag) throw new ApiFailure(422, "tag_name is required to delete droplets by tag.");
@@ -255,7 +216,10 @@ export class Simulator {
       // A delete reaches a droplet even while lists lag behind it (so nothing created can leak).
       const target = this.state.droplets.get(Number(dropletMatch[1]));
       if (!target) throw new ApiFailure(404, "The resource you were accessing could not be found.");
-      if (target.locked) throw new ApiFailure(422, "Droplet already has a pending event.");
+      // A fault: a droplet created moments ago is 404 to a delete while it still exists and bills.
+      if (Date.now() - target.createdMs < this.faults.deleteNotFoundYoungMs)
+        throw new ApiFailure(404, "The resource you were accessing could not be found.");
+      if (target.locked) throw new ApiFailure(422, PENDING_EVENT);
       await this.state.destroy(target);
       return { status: 204 };
     }
@@ -403,7 +367,7 @@ export class Simulator {
         const type = (body as { type?: unknown } | undefined)?.type;
         if (!POWER_ACTIONS.includes(type as PowerAction))
           throw new ApiFailure(422, `The action type "${String(type)}" is not supported by the simulator.`);
-        if (droplet.locked) throw new ApiFailure(422, "Droplet already has a pending event.");
+        if (droplet.locked || this.injector.takePendingConflict()) throw new ApiFailure(422, PENDING_EVENT);
         return {
           status: 201,
           payload: { action: actionJson(this.state.runAction(droplet, type as PowerAction)) },
@@ -411,6 +375,17 @@ export class Simulator {
       }
     }
     return undefined;
+  }
+
+  /** A create, answered `createDelayMs` after its droplets were made (they exist and bill meanwhile). */
+  private async delayedCreate(body: unknown, origin: string): Promise<{ status: number; payload: unknown }> {
+    const before = this.state.created.length;
+    try {
+      return this.createDroplets(body, origin);
+    } finally {
+      if (this.faults.createDelayMs > 0 && this.state.created.length > before)
+        await new Promise((resolve) => setTimeout(resolve, this.faults.createDelayMs));
+    }
   }
 
   private createDroplets(body: unknown, origin: string): { status: number; payload: unknown } {
@@ -458,10 +433,9 @@ export class Simulator {
         `creating this/these droplet(s) will exceed your droplet limit (${this.options.dropletLimit})`,
       );
     }
-    const created = names.map((name) => {
-      const neverBoots = this.faults.neverBoot > 0;
-      if (neverBoots) this.faults.neverBoot--;
-      return this.state.create(
+    const image = imageFor(request.image);
+    const created = names.map((name) =>
+      this.state.create(
         {
           name,
           region,
@@ -471,22 +445,23 @@ export class Simulator {
           vpcUuid: request.vpc_uuid || randomUUID(),
           userData: request.user_data,
         },
-        neverBoots,
-      );
-    });
-    if (this.faults.nameCollision > 0) {
+        this.injector.takeDropletFaults(request.image, image?.slug ?? undefined, image?.id),
+      ),
+    );
+    if (this.injector.take("nameCollision")) {
       // Names are not unique on DigitalOcean: another team's droplet with the same name, untagged.
-      this.faults.nameCollision--;
       for (const d of created)
-        this.state.create(
-          { name: d.name, region, size: request.size, image: request.image, tags: [], vpcUuid: randomUUID() },
-          false,
-        );
+        this.state.create({
+          name: d.name,
+          region,
+          size: request.size,
+          image: request.image,
+          tags: [],
+          vpcUuid: randomUUID(),
+        });
     }
-    if (this.faults.acceptThenFail > 0) {
-      this.faults.acceptThenFail--;
+    if (this.injector.take("acceptThenFail"))
       throw new ApiFailure(500, "Server was unable to give you a response.");
-    }
     const actions = created.map((d) => ({
       id: d.createActionId,
       rel: "create",
@@ -544,15 +519,20 @@ export class Simulator {
       pages.next = link(page + 1);
       pages.last = link(last);
     }
+    // A fault: each page after the first sees one more phantom change before it (offset paging).
+    const start = Math.max(0, (page - 1) * perPage + this.injector.pageShift(page));
     return {
-      [key]: items.slice((page - 1) * perPage, page * perPage),
+      [key]: items.slice(start, start + perPage),
       links: Object.keys(pages).length ? { pages } : {},
       meta: { total: items.length },
     };
   }
 
-  /** Test and demo control: GET state and requests, POST faults and capacity. */
-  private control(req: IncomingMessage, res: ServerResponse, url: URL, body: unknown): void {
+  /**
+   * Test and demo control: GET state, requests and billing; POST faults, capacity and droplets
+   * made outside doproxy.
+   */
+  private async control(req: IncomingMessage, res: ServerResponse, url: URL, body: unknown): Promise<void> {
     if (url.pathname === "/_sim/state") {
       send(res, 200, {
         droplets: [...this.state.droplets.values()].map((d) => ({
@@ -563,6 +543,8 @@ export class Simulator {
           address: d.privateIp ? `${d.privateIp}:${this.options.backendPort}` : null,
           inFlight: d.server?.inFlight ?? 0,
           served: d.server?.served ?? 0,
+          unhealthy: d.unhealthy,
+          createdMs: d.createdMs,
         })),
         faults: this.faults,
         destroyedWithInFlight: this.state.destroyedWithInFlight,
@@ -575,40 +557,61 @@ export class Simulator {
       send(res, 200, { requests: this.requests });
       return;
     }
+    if (url.pathname === "/_sim/billing" && req.method === "GET") {
+      send(res, 200, this.state.billing.report(url.searchParams.get("tag") ?? undefined));
+      return;
+    }
+    if (url.pathname === "/_sim/droplets" && req.method === "POST") {
+      const droplet = await this.createElsewhere(body);
+      send(res, 201, { droplet: dropletJson(droplet) });
+      return;
+    }
     if (url.pathname === "/_sim/faults" && req.method === "POST") {
-      const change = (body ?? {}) as Partial<Faults> & {
-        /** Droplet ids whose health path starts (true) or stops (false) failing. */
-        failHealth?: Record<string, boolean>;
-        capacity?: number;
-        serviceTimeMs?: number;
-        bootTimeMs?: number;
-        perMinute?: number;
-      };
-      if (change.failRate !== undefined) this.faults.failRate = change.failRate;
-      if (change.slowMs !== undefined) this.faults.slowMs = change.slowMs;
-      if (change.neverBoot !== undefined) this.faults.neverBoot = change.neverBoot;
-      if (change.failNext !== undefined) this.faults.failNext = change.failNext;
-      if (change.acceptThenFail !== undefined) this.faults.acceptThenFail = change.acceptThenFail;
-      if (change.unavailableSizes !== undefined) this.faults.unavailableSizes = change.unavailableSizes;
-      if (change.nameCollision !== undefined) this.faults.nameCollision = change.nameCollision;
-      if (change.privateUnreachable !== undefined)
-        this.faults.privateUnreachable = this.state.privateUnreachable = change.privateUnreachable;
-      if (change.listLagMs !== undefined) this.faults.listLagMs = this.state.listLagMs = change.listLagMs;
-      if (change.deleteLagMs !== undefined)
-        this.faults.deleteLagMs = this.state.deleteLagMs = change.deleteLagMs;
-      if (change.capacity !== undefined) this.state.capacity.capacity = change.capacity;
-      if (change.serviceTimeMs !== undefined) this.state.capacity.serviceTimeMs = change.serviceTimeMs;
-      if (change.bootTimeMs !== undefined) this.state.bootTimeMs = change.bootTimeMs;
-      if (change.perMinute !== undefined) this.limiter.perMinute = change.perMinute;
-      for (const [id, failing] of Object.entries(change.failHealth ?? {})) {
-        const server = this.state.droplets.get(Number(id))?.server;
-        if (server) server.failingHealth = failing;
+      try {
+        this.injector.apply((body ?? {}) as FaultChange, {
+          state: this.state,
+          limiter: this.limiter,
+          failHealth: (id, failing) => {
+            const droplet = this.state.droplets.get(id);
+            if (!droplet) return;
+            if (!failing) droplet.unhealthy = false;
+            if (droplet.server) {
+              droplet.server.failingHealth = failing;
+              if (!failing) droplet.server.unhealthy = false;
+            }
+          },
+        });
+      } catch (error) {
+        throw new ApiFailure(400, (error as Error).message);
       }
       send(res, 200, { faults: this.faults });
       return;
     }
     send(res, 404, { id: "not_found", message: "unknown simulator control endpoint" });
   }
+
+  /** POST /_sim/droplets: a droplet made by hand or by another tool, for adoption tests. */
+  private createElsewhere(body: unknown): Promise<SimDroplet> {
+    let request: ReturnType<typeof elsewhereRequest>;
+    try {
+      request = elsewhereRequest(body);
+    } catch (error) {
+      throw new ApiFailure(422, (error as Error).message);
+    }
+    return this.state.createElsewhere(
+      { ...request.spec, vpcUuid: randomUUID() },
+      request.status,
+      request.activeAfterMs,
+    );
+  }
+}
+
+function resetConnection(res: ServerResponse): void {
+  const socket = res.socket;
+  if (!socket) return;
+  // A TCP reset where the platform allows it (the client sees ECONNRESET), else a plain close.
+  if (typeof socket.resetAndDestroy === "function") socket.resetAndDestroy();
+  else socket.destroy();
 }
 
 async function readBody(req: IncomingMessage): Promise<unknown> {

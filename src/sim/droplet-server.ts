@@ -22,6 +22,8 @@ export class DropletServer {
   served = 0;
   /** A fault: the health path answers 500 (the application is broken, the machine is up). */
   failingHealth = false;
+  /** A fault: the application never comes up right (a bad image); the health path answers 503. */
+  unhealthy = false;
 
   constructor(
     private readonly name: string,
@@ -59,8 +61,9 @@ export class DropletServer {
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     if (req.url === this.healthPath) {
-      res.writeHead(this.failingHealth ? 500 : 200, { "content-type": "text/plain" });
-      res.end(this.failingHealth ? "failing\n" : "ok\n");
+      const status = this.unhealthy ? 503 : this.failingHealth ? 500 : 200;
+      res.writeHead(status, { "content-type": "text/plain" });
+      res.end(status === 200 ? "ok\n" : "failing\n");
       return;
     }
     const started = Date.now();

@@ -12,6 +12,11 @@ export class RateLimiter {
     public perHour: number,
   ) {}
 
+  /** Counts `n` requests made now without answering them (another tool using the same token). */
+  count(n: number, now = Date.now()): void {
+    for (let i = 0; i < n; i++) this.hour.push(now);
+  }
+
   /** Counts a request; returns the headers and whether it is over a limit. */
   take(now = Date.now()): { limited: boolean; headers: Record<string, string> } {
     while (this.minute.length && (this.minute[0] as number) <= now - 60_000) this.minute.shift();

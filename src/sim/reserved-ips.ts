@@ -1,4 +1,5 @@
 import { regionJson } from "./catalogue.js";
+import { PENDING_EVENT } from "./faults.js";
 import type { ApiSpec } from "./spec.js";
 import { actionJson, dropletJson, type SimAction, type SimState } from "./state.js";
 
@@ -32,6 +33,8 @@ export class SimReservedIps {
   private readonly ips = new Map<string, SimReservedIp>();
   private nextHost = 10;
   actionMs = 300;
+  /** A fault: whether this assign is refused as if its droplet had a pending event. */
+  pendingConflict: () => boolean = () => false;
 
   constructor(
     private readonly state: SimState,
@@ -92,6 +95,7 @@ export class SimReservedIps {
     const request = body as { droplet_id?: number; region?: string };
     const droplet = request.droplet_id === undefined ? undefined : this.state.visible(request.droplet_id);
     if (request.droplet_id !== undefined && !droplet) throw this.fail(422, "Droplet not found.");
+    if (droplet) this.checkPending(droplet);
     const host = this.nextHost++;
     if (host > 254) throw this.fail(422, "You have reached the reserved IP limit of the simulator.");
     const reserved: SimReservedIp = {
@@ -129,12 +133,18 @@ export class SimReservedIps {
           422,
           `The reserved IP is reserved to ${reserved.region}; the droplet is in ${droplet.region}.`,
         );
+      this.checkPending(droplet);
       action = this.start(reserved, "assign_ip", droplet.id);
     } else {
       if (reserved.dropletId === null) throw this.fail(422, "The reserved IP is not assigned to a droplet.");
       action = this.start(reserved, "unassign_ip", null);
     }
     return { status: 201, payload: { action: { ...actionJson(action), project_id: PROJECT_ID } } };
+  }
+
+  /** An assign onto a droplet with an action in progress is refused, as DigitalOcean does. */
+  private checkPending(droplet: { locked: boolean }): void {
+    if (droplet.locked || this.pendingConflict()) throw this.fail(422, PENDING_EVENT);
   }
 
   /** Starts an assignment (or removal) that completes after `actionMs`, the address locked meanwhile. */

@@ -1,4 +1,5 @@
-import { imageFor, imageJson, regionJson, sizeJson } from "./catalogue.js";
+import { BillingLedger } from "./billing.js";
+import { imageFor, imageJson, REGIONS, regionJson, SIZES, sizeJson } from "./catalogue.js";
 import { type CapacitySettings, DropletServer } from "./droplet-server.js";
 
 export type SimStatus = "new" | "active" | "off" | "archive";
@@ -14,12 +15,16 @@ export interface SimDroplet {
   userData: string | undefined;
   status: SimStatus;
   createdAt: string;
+  /** When it was created (ms), for faults that depend on a droplet's age. */
+  createdMs: number;
   privateIp: string | undefined;
   publicIp: string | undefined;
   server: DropletServer | undefined;
   bootTimer: NodeJS.Timeout | undefined;
   /** A fault: this droplet stays `new` for ever. */
   neverBoots: boolean;
+  /** A fault: it boots and serves, but its health path answers 503 (a bad image). */
+  unhealthy: boolean;
   /** The action that tracks its creation (the create answer links to it). */
   createActionId: number;
   /** Until this time (ms) it is missing from lists and 404 by id, as a new droplet can be. */
@@ -65,6 +70,8 @@ export class SimState {
   readonly created: Array<{ id: number; name: string; tags: string[] }> = [];
   /** A fault: new droplets serve on their public address only (a private network doproxy cannot reach). */
   privateUnreachable = false;
+  /** How many droplets exist (and bill) at each moment, by tag. */
+  readonly billing = new BillingLedger();
   /** Destroyed droplets still listed, with when they finally go. */
   private readonly ghosts = new Map<number, { droplet: SimDroplet; until: number }>();
 
@@ -78,30 +85,74 @@ export class SimState {
 
   create(
     spec: Pick<SimDroplet, "name" | "region" | "size" | "image" | "tags" | "vpcUuid"> & { userData?: string },
-    neverBoots: boolean,
+    options: {
+      /** It stays `new` for ever. */
+      neverBoots?: boolean;
+      /** Its health path answers 503. */
+      unhealthy?: boolean;
+      /** It becomes active after this long instead of the boot time. */
+      bootAfterMs?: number;
+      /** Listed at once, without the list lag (a droplet made elsewhere a while ago). */
+      listedAtOnce?: boolean;
+    } = {},
   ): SimDroplet {
+    const now = Date.now();
     const droplet: SimDroplet = {
       id: this.nextDropletId++,
       ...spec,
       userData: spec.userData,
       status: "new",
-      createdAt: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+      createdAt: new Date(now).toISOString().replace(/\.\d+Z$/, "Z"),
+      createdMs: now,
       privateIp: undefined,
       publicIp: undefined,
       server: undefined,
       bootTimer: undefined,
-      neverBoots,
+      neverBoots: options.neverBoots === true,
+      unhealthy: options.unhealthy === true,
       createActionId: 0,
-      visibleAt: Date.now() + this.listLagMs,
+      visibleAt: options.listedAtOnce ? now : now + this.listLagMs,
       locked: false,
     };
     this.droplets.set(droplet.id, droplet);
     this.created.push({ id: droplet.id, name: droplet.name, tags: [...droplet.tags] });
+    this.billing.created(droplet, now);
     const action = this.addAction("create", droplet.id);
     droplet.createActionId = action.id;
-    if (!neverBoots) {
-      droplet.bootTimer = setTimeout(() => void this.boot(droplet, action), this.bootTimeMs);
+    if (!droplet.neverBoots) {
+      droplet.bootTimer = setTimeout(
+        () => void this.boot(droplet, action),
+        options.bootAfterMs ?? this.bootTimeMs,
+      );
       droplet.bootTimer.unref?.();
+    }
+    return droplet;
+  }
+
+  /**
+   * A droplet made outside doproxy (by hand, by another tool), for adoption tests: untagged unless
+   * tags are given, listed at once, and `new` (active after `activeAfterMs`, or never), `active`
+   * (booted and serving when this returns) or `off` (addressed, not serving, until a power_on).
+   */
+  async createElsewhere(
+    spec: Pick<SimDroplet, "name" | "region" | "size" | "image" | "tags" | "vpcUuid">,
+    status: "new" | "active" | "off",
+    activeAfterMs?: number,
+  ): Promise<SimDroplet> {
+    const droplet = this.create(spec, {
+      neverBoots: status !== "new" || activeAfterMs === undefined,
+      bootAfterMs: activeAfterMs,
+      listedAtOnce: true,
+    });
+    const action = this.actions.get(droplet.createActionId) as SimAction;
+    if (status === "active") {
+      await this.boot(droplet, action);
+      droplet.neverBoots = false;
+    } else if (status === "off") {
+      this.assignAddresses(droplet);
+      droplet.status = "off";
+      droplet.neverBoots = false;
+      this.finish(droplet, action);
     }
     return droplet;
   }
@@ -115,7 +166,7 @@ export class SimState {
   async destroy(droplet: SimDroplet): Promise<void> {
     if (this.deleteLagMs > 0)
       this.ghosts.set(droplet.id, { droplet: { ...droplet }, until: Date.now() + this.deleteLagMs });
-    this.droplets.delete(droplet.id);
+    if (this.droplets.delete(droplet.id)) this.billing.destroyed(droplet);
     if (droplet.bootTimer) clearTimeout(droplet.bootTimer);
     this.addAction("destroy", droplet.id, "completed");
     const server = droplet.server;
@@ -143,6 +194,11 @@ export class SimState {
 
   private async boot(droplet: SimDroplet, action: SimAction): Promise<void> {
     if (!this.droplets.has(droplet.id)) return;
+    this.assignAddresses(droplet);
+    await this.startServer(droplet, action);
+  }
+
+  private assignAddresses(droplet: SimDroplet): void {
     // An address goes to a new droplet only a while after its droplet was destroyed (as on the real
     // service), so a client of the old one never reaches the new one by accident.
     const reusable =
@@ -151,12 +207,12 @@ export class SimState {
     const host = reusable ? (this.freeHosts.shift()?.host as number) : this.nextHost++;
     droplet.privateIp = `127.0.1.${host}`;
     droplet.publicIp = `127.0.2.${host}`;
-    await this.startServer(droplet, action);
   }
 
   /** The machine comes up: its HTTP server listens on its addresses. */
   private async startServer(droplet: SimDroplet, action: SimAction): Promise<void> {
     const server = new DropletServer(droplet.name, this.capacity, this.healthPath);
+    server.unhealthy = droplet.unhealthy;
     const addresses = this.privateUnreachable
       ? [droplet.publicIp as string]
       : [droplet.privateIp as string, droplet.publicIp as string];
@@ -278,4 +334,35 @@ export function actionJson(a: SimAction) {
     region: regionJson("nyc3"),
     region_slug: "nyc3",
   };
+}
+
+/** A POST /_sim/droplets body checked; throws an Error naming the bad field. */
+export function elsewhereRequest(body: unknown): {
+  spec: Pick<SimDroplet, "name" | "region" | "size" | "image" | "tags">;
+  status: "new" | "active" | "off";
+  activeAfterMs: number | undefined;
+} {
+  const request = (body ?? {}) as Record<string, unknown>;
+  const name = request.name;
+  if (typeof name !== "string" || !/^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,253}[a-zA-Z0-9])?$/.test(name))
+    throw new Error("name: expected a droplet name");
+  const tags = request.tags ?? [];
+  if (!Array.isArray(tags) || !tags.every((t) => typeof t === "string" && /^[A-Za-z0-9_:-]{1,255}$/.test(t)))
+    throw new Error("tags: expected a list of tag names");
+  const status = request.status ?? "active";
+  if (status !== "new" && status !== "off" && status !== "active")
+    throw new Error('status: expected "new", "off" or "active"');
+  const activeAfterMs = request.activeAfterMs;
+  if (activeAfterMs !== undefined && !(typeof activeAfterMs === "number" && activeAfterMs >= 0))
+    throw new Error("activeAfterMs: expected a number of milliseconds");
+  const region = typeof request.region === "string" ? request.region : "nyc3";
+  const size = typeof request.size === "string" ? request.size : "s-1vcpu-1gb";
+  const image =
+    typeof request.image === "string" || typeof request.image === "number"
+      ? request.image
+      : "ubuntu-24-04-x64";
+  if (!REGIONS.some((r) => r.slug === region)) throw new Error(`region: unknown region ${region}`);
+  if (!SIZES.some((s) => s.slug === size)) throw new Error(`size: unknown size ${size}`);
+  if (!imageFor(image)) throw new Error(`image: unknown image ${image}`);
+  return { spec: { name, region, size, image, tags: tags as string[] }, status, activeAfterMs };
 }

@@ -15,12 +15,25 @@ export interface SimHandle {
       address: string | null;
       inFlight: number;
       served: number;
+      /** Its health path answers 503 (the unhealthy / unhealthyImage faults). */
+      unhealthy?: boolean;
+      createdMs?: number;
     }>;
     destroyedWithInFlight: number;
     created: Array<{ id: number; name: string; tags: string[] }>;
     reservedIps: Array<{ ip: string; dropletId: number | null; locked: boolean }>;
   }>;
-  requests(): Promise<Array<{ method: string; path: string; query: Record<string, string>; status: number }>>;
+  requests(): Promise<
+    Array<{
+      ts: number;
+      method: string;
+      path: string;
+      query: Record<string, string>;
+      status: number;
+      /** The connection was reset instead of answered (resetNext). */
+      reset?: boolean;
+    }>
+  >;
   faults(change: Record<string, unknown>): Promise<void>;
   api(
     method: string,
