@@ -57,6 +57,9 @@ export type CloseReason =
   | "boot-timeout"
   | "removed";
 
+/** The PostgreSQL advisory lock that serialises the spend gate's transactions (any constant will do). */
+const SPEND_GATE_LOCK = 7_324_101;
+
 const COLUMNS = `id, kind, name, address, droplet_id AS "dropletId", state, state_reason AS "stateReason",
   created_at AS "createdAt", state_changed_at AS "stateChangedAt", drain_deadline AS "drainDeadline",
   drained_at AS "drainedAt", removed_at AS "removedAt", origin, autoscale, autoscale_drain AS "autoscaleDrain",
@@ -281,8 +284,8 @@ export class BackendStore {
    * The spend gate's transaction: counts the droplets that bill or may bill (every live droplet
    * row), asks `allow(billing)` how many of `names` may be added (cloud/spend-gate.ts), and writes
    * that many provisioning rows, all in one transaction, so two creators (the autoscaler and
-   * `droplets add`, or two proxies) can never both pass the gate. PostgreSQL serialises on the
-   * pool row; SQLite's transactions are IMMEDIATE.
+   * `droplets add`, or two proxies) can never both pass the gate. PostgreSQL serialises them on a
+   * transaction-scoped advisory lock; SQLite's transactions are IMMEDIATE.
    */
   addProvisioningWithin(
     names: readonly string[],
@@ -292,8 +295,7 @@ export class BackendStore {
     now = Date.now(),
   ): Promise<BackendRow[]> {
     return this.write(async (tx) => {
-      if (this.sql.dialect === "postgres")
-        await tx.get("SELECT singleton FROM pool WHERE singleton = 1 FOR UPDATE");
+      if (this.sql.dialect === "postgres") await tx.get(`SELECT pg_advisory_xact_lock(${SPEND_GATE_LOCK})`);
       const counted = await tx.get<{ n: number | string }>(
         "SELECT count(*) AS n FROM backends WHERE kind = 'droplet' AND state <> 'removed'",
       );

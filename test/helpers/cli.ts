@@ -133,7 +133,7 @@ export function startDaemon(ws: Workspace, args: string[], env: NodeJS.ProcessEn
     exited,
     output: () => out,
     logs,
-    waitForLog: (predicate, what, timeoutMs = 10_000) =>
+    waitForLog: (predicate, what, timeoutMs = 30_000) =>
       waitFor(
         () => {
           const found = logs().find(predicate);
