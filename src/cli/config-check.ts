@@ -5,8 +5,8 @@ import type { Config } from "../config/load.js";
 import { loadConfig, resolveConfigPath } from "../config/load.js";
 import { ConfigError, RefusedError } from "../errors.js";
 import { openInventory } from "../inventory/open.js";
-import { redactUrl } from "../inventory/postgres-sql.js";
 import { formatHostPort } from "../util/address.js";
+import { redactUrl } from "../util/url-secrets.js";
 import type { CommonOptions } from "./context.js";
 
 export interface ConfigCheckOptions extends CommonOptions {
