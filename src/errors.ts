@@ -59,6 +59,13 @@ export class RefusedError extends DoproxyError {
   }
 }
 
+/** A listener could not be opened on its address (in use, not available, not permitted). */
+export class ListenError extends DoproxyError {
+  constructor(message: string, hint?: string) {
+    super("DOPROXY_LISTEN", message, { exitCode: 1, hint });
+  }
+}
+
 /**
  * Why an API call failed, as a code the program acts on (the adapter reads the API's answer once;
  * nothing downstream parses message text).

@@ -9,6 +9,7 @@ import { ReservedIpKeeper, selfDropletId } from "../cloud/reserved-ip.js";
 import { CloudWatcher } from "../cloud/watcher.js";
 import { type Config, loadConfig, resolveConfigPath } from "../config/load.js";
 import { watchConfig } from "../config/watch.js";
+import type { DoproxyError } from "../errors.js";
 import { Leadership } from "../inventory/leadership.js";
 import { openInventory } from "../inventory/open.js";
 import { sharingProxies } from "../inventory/proxies.js";
@@ -157,11 +158,10 @@ export async function serve(options: CommonOptions): Promise<void> {
       reservedIp: () => reservedIp?.status() ?? null,
       proxies,
     },
-    () => ({ token: current.admin.token, allowedHosts: current.admin.allowedHosts }),
     log,
   );
   try {
-    const adminUrl = await admin.listen(config.admin.listen);
+    const adminUrl = await admin.listen(config.admin);
     await service.instances.setUrls(service.instanceId, service.url() ?? null, adminUrl);
   } catch (error) {
     log.error(
@@ -172,6 +172,26 @@ export async function serve(options: CommonOptions): Promise<void> {
       "cannot start the admin listener; proxying continues without it",
     );
   }
+
+  // [admin] listen, token and allowed-hosts are one decision: applied together (a new address is
+  // bound with the new token before the old socket closes) or not at all (the old pair stays).
+  const applyAdmin = async (next: Config): Promise<void> => {
+    try {
+      const change = await admin.apply(next.admin);
+      if (change.kind === "moved") {
+        log.info({ url: change.url }, "[admin] reloaded: the admin listener moved, with its new token");
+        await service.instances.setAdminUrl(service.instanceId, change.url);
+      } else if (change.kind === "updated")
+        log.info({ url: change.url }, "[admin] token and allowed-hosts reloaded");
+    } catch (error) {
+      const message = (error as Error).message;
+      lastReload = { ok: false, at: Date.now(), error: message };
+      log.error(
+        { error: message, code: (error as DoproxyError).code },
+        "[admin] reload not applied; the admin listener keeps its address and token",
+      );
+    }
+  };
 
   const watcher = watchConfig(
     config,
@@ -185,6 +205,7 @@ export async function serve(options: CommonOptions): Promise<void> {
       current = next;
       void service.applyConfig(next);
       autoscaler?.reconfigure();
+      void applyAdmin(next);
     },
     (error) => {
       lastReload = { ok: false, at: Date.now(), error: error.message };
