@@ -8,6 +8,7 @@ import { ownershipTag } from "../cloud/provider.js";
 import { ReservedIpKeeper, selfDropletId } from "../cloud/reserved-ip.js";
 import { CloudWatcher } from "../cloud/watcher.js";
 import { type Config, loadConfig, resolveConfigPath } from "../config/load.js";
+import { loadTlsFiles } from "../config/tls-files.js";
 import { watchConfig } from "../config/watch.js";
 import type { DoproxyError } from "../errors.js";
 import { Leadership } from "../inventory/leadership.js";
@@ -33,6 +34,9 @@ export async function serve(options: CommonOptions): Promise<void> {
   }
   const file = resolveConfigPath(options.config);
   const config = loadConfig(file);
+  // A certificate or key the listener cannot use is refused before anything starts, with the same
+  // check (and message) as `config check`.
+  if (config.proxy.tls) loadTlsFiles(config.proxy.tls);
   // The admin exposure rule (no non-loopback listener without a token) is part of the schema:
   // loadConfig refuses it here, in `config check` and on every reload alike.
   const log = createLogger({ destination: "stdout" });
