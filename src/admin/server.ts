@@ -69,6 +69,8 @@ interface Binding {
   /** Replaced as a whole (one assignment) when only the token or allowed-hosts change. */
   access: AdminAccess;
   url: string;
+  /** The port the OS gave it (the configured one, or a free one for port 0). */
+  port: number;
   /** Closed for a new address: it answers nothing more. */
   retired: boolean;
 }
@@ -156,7 +158,7 @@ export class AdminServer {
     try {
       fresh = await this.bind(access);
     } catch (error) {
-      const samePort = access.listen.port !== 0 && access.listen.port === old.access.listen.port;
+      const samePort = access.listen.port !== 0 && access.listen.port === old.port;
       if (errorCode(error) !== "EADDRINUSE" || !samePort)
         throw new ListenError(
           `admin listener: cannot listen on ${wanted} (${errorCode(error)}); it stays on ${old.url} with its current token`,
@@ -210,10 +212,11 @@ export class AdminServer {
 
   private async bind(access: AdminAccess): Promise<Binding> {
     const server = http.createServer();
-    const binding: Binding = { server, access, url: "", retired: false };
+    const binding: Binding = { server, access, url: "", port: 0, retired: false };
     server.on("request", (req: IncomingMessage, res: ServerResponse) => this.serve(binding, req, res));
     const bound = await listenOn(server, access.listen);
     binding.url = `http://${formatHostPort(bound)}`;
+    binding.port = bound.port;
     return binding;
   }
 
