@@ -59,6 +59,13 @@ export class RefusedError extends DoproxyError {
   }
 }
 
+/** A listener could not be opened on its address (in use, not available, not permitted). */
+export class ListenError extends DoproxyError {
+  constructor(message: string, hint?: string) {
+    super("DOPROXY_LISTEN", message, { exitCode: 1, hint });
+  }
+}
+
 /**
  * A create the spend gate refused (cloud/spend-gate.ts): it would bill more droplets than
  * `[autoscale] max` or `max-hourly-cost` allow. `cut` says which.

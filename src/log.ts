@@ -67,9 +67,12 @@ export function createLogger(options: LogOptions = {}): Logger {
       redact: { paths: REDACT_PATHS, censor: "[redacted]" },
       formatters: { level: (label) => ({ level: label }) },
       hooks: {
-        // A message string can carry a secret a library echoed back; scrub it before writing.
+        // A message string, or a string field beside it (an error's message), can carry a secret a
+        // library echoed back; scrub them before writing.
         logMethod(args, method) {
-          const scrubbed = args.map((arg) => (typeof arg === "string" ? scrubSecrets(arg) : arg));
+          const scrubbed = args.map((arg) =>
+            typeof arg === "string" ? scrubSecrets(arg) : isPlainObject(arg) ? scrubFields(arg) : arg,
+          );
           method.apply(this, scrubbed as Parameters<typeof method>);
         },
       },
@@ -78,6 +81,24 @@ export function createLogger(options: LogOptions = {}): Logger {
   );
   destinations.set(logger, destination);
   return logger;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && Object.getPrototypeOf(value) === Object.prototype;
+}
+
+/** The object with each of its string fields scrubbed (the same object when none changed). */
+function scrubFields(fields: Record<string, unknown>): Record<string, unknown> {
+  let out: Record<string, unknown> | undefined;
+  for (const [key, value] of Object.entries(fields)) {
+    if (typeof value !== "string") continue;
+    const clean = scrubSecrets(value);
+    if (clean !== value) {
+      out ??= { ...fields };
+      out[key] = clean;
+    }
+  }
+  return out ?? fields;
 }
 
 /**

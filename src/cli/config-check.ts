@@ -3,10 +3,11 @@ import { DigitalOceanProvider, MAX_USER_DATA_BYTES } from "../cloud/digitalocean
 import { ownershipTag } from "../cloud/provider.js";
 import type { Config } from "../config/load.js";
 import { loadConfig, resolveConfigPath } from "../config/load.js";
+import { loadTlsFiles } from "../config/tls-files.js";
 import { ConfigError, RefusedError } from "../errors.js";
 import { openInventory } from "../inventory/open.js";
-import { redactUrl } from "../inventory/postgres-sql.js";
 import { formatHostPort } from "../util/address.js";
+import { redactUrl } from "../util/url-secrets.js";
 import type { CommonOptions } from "./context.js";
 
 export interface ConfigCheckOptions extends CommonOptions {
@@ -32,6 +33,8 @@ export function configWarnings(config: Config): string[] {
 export async function configCheck(options: ConfigCheckOptions): Promise<void> {
   const file = resolveConfigPath(options.config);
   const config = loadConfig(file);
+  // The certificate and key exactly as serve loads them.
+  if (config.proxy.tls) loadTlsFiles(config.proxy.tls);
   const { userDataFile } = config.digitalocean;
   if (userDataFile) {
     if (!existsSync(userDataFile))

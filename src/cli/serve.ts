@@ -9,14 +9,16 @@ import { ownershipTag } from "../cloud/provider.js";
 import { ReservedIpKeeper, selfDropletId } from "../cloud/reserved-ip.js";
 import { CloudWatcher } from "../cloud/watcher.js";
 import { type Config, loadConfig, resolveConfigPath } from "../config/load.js";
+import { loadTlsFiles } from "../config/tls-files.js";
 import { watchConfig } from "../config/watch.js";
+import type { DoproxyError } from "../errors.js";
 import { Leadership } from "../inventory/leadership.js";
 import { openInventory } from "../inventory/open.js";
-import { redactUrl } from "../inventory/postgres-sql.js";
 import { sharingProxies } from "../inventory/proxies.js";
 import { createLogger, flushLog, type Logger } from "../log.js";
 import { ProxyService } from "../proxy/service.js";
 import { formatHostPort } from "../util/address.js";
+import { redactUrl } from "../util/url-secrets.js";
 import { VERSION } from "../version.js";
 import type { CommonOptions } from "./context.js";
 import { logBugs, reportAndExit } from "./run.js";
@@ -33,6 +35,9 @@ export async function serve(options: CommonOptions): Promise<void> {
   }
   const file = resolveConfigPath(options.config);
   const config = loadConfig(file);
+  // A certificate or key the listener cannot use is refused before anything starts, with the same
+  // check (and message) as `config check`.
+  if (config.proxy.tls) loadTlsFiles(config.proxy.tls);
   // The admin exposure rule (no non-loopback listener without a token) is part of the schema:
   // loadConfig refuses it here, in `config check` and on every reload alike.
   const log = createLogger({ destination: "stdout" });
@@ -174,11 +179,10 @@ export async function serve(options: CommonOptions): Promise<void> {
       reservedIp: () => reservedIp?.status() ?? null,
       proxies,
     },
-    () => ({ token: current.admin.token, allowedHosts: current.admin.allowedHosts }),
     log,
   );
   try {
-    const adminUrl = await admin.listen(config.admin.listen);
+    const adminUrl = await admin.listen(config.admin);
     await service.instances.setUrls(service.instanceId, service.url() ?? null, adminUrl);
   } catch (error) {
     log.error(
@@ -189,6 +193,26 @@ export async function serve(options: CommonOptions): Promise<void> {
       "cannot start the admin listener; proxying continues without it",
     );
   }
+
+  // [admin] listen, token and allowed-hosts are one decision: applied together (a new address is
+  // bound with the new token before the old socket closes) or not at all (the old pair stays).
+  const applyAdmin = async (next: Config): Promise<void> => {
+    try {
+      const change = await admin.apply(next.admin);
+      if (change.kind === "moved") {
+        log.info({ url: change.url }, "[admin] reloaded: the admin listener moved, with its new token");
+        await service.instances.setAdminUrl(service.instanceId, change.url);
+      } else if (change.kind === "updated")
+        log.info({ url: change.url }, "[admin] token and allowed-hosts reloaded");
+    } catch (error) {
+      const message = (error as Error).message;
+      lastReload = { ok: false, at: Date.now(), error: message };
+      log.error(
+        { error: message, code: (error as DoproxyError).code },
+        "[admin] reload not applied; the admin listener keeps its address and token",
+      );
+    }
+  };
 
   const watcher = watchConfig(
     config,
@@ -202,6 +226,7 @@ export async function serve(options: CommonOptions): Promise<void> {
       current = next;
       void service.applyConfig(next);
       autoscaler?.reconfigure();
+      void applyAdmin(next);
       // A reload is an operator's edit: replacing unhealthy droplets starts again if it had stopped.
       void autoscaler?.resume("the configuration was reloaded").catch(() => {});
     },

@@ -4,6 +4,7 @@ import { parse as parseToml, TomlError } from "smol-toml";
 import type { z } from "zod";
 import { ConfigError } from "../errors.js";
 import { registerSecret } from "../util/secrets.js";
+import { urlSecrets } from "../util/url-secrets.js";
 import { type Config, normalizeConfig } from "./config.js";
 import { locateKey } from "./locate.js";
 import { fileSchema } from "./schema.js";
@@ -67,7 +68,7 @@ export function parseConfigText(
   config.digitalocean.tokenSource = tokenSource;
   registerSecret(config.digitalocean.token);
   registerSecret(config.admin.token);
-  registerSecret(passwordOf(config.inventory.url));
+  for (const secret of urlSecrets(config.inventory.url)) registerSecret(secret);
   return config;
 }
 
@@ -120,16 +121,6 @@ function describePath(keyPath: Array<string | number>): string {
 }
 
 /** The password of a PostgreSQL URL, so that logs and errors can be scrubbed of it. */
-function passwordOf(url: string | undefined): string | undefined {
-  if (!url) return undefined;
-  try {
-    const password = new URL(url).password;
-    return password ? decodeURIComponent(password) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 function valueAt(data: unknown, keyPath: Array<string | number>): unknown {
   let current: unknown = data;
   for (const key of keyPath) {

@@ -40,6 +40,11 @@ export class InstanceStore {
     ]);
   }
 
+  /** The admin listener moved (a reload): where `droplets list` now asks for live figures. */
+  async setAdminUrl(id: string, adminUrl: string | null): Promise<void> {
+    await this.sql.run("UPDATE instances SET admin_url = ? WHERE id = ?", [adminUrl, id]);
+  }
+
   async heartbeat(id: string, now = Date.now()): Promise<void> {
     await this.sql.run("UPDATE instances SET heartbeat_at = ? WHERE id = ?", [now, id]);
   }

@@ -1,4 +1,5 @@
 import pg from "pg";
+import { redactUrl } from "../util/url-secrets.js";
 import type { RunResult, Sql, SqlRunner } from "./sql.js";
 
 /** PostgreSQL type ids whose values doproxy keeps as JavaScript numbers (ms timestamps, sums). */
@@ -18,17 +19,6 @@ const types = {
 export function numberPlaceholders(sql: string): string {
   let n = 0;
   return sql.replace(/\?/g, () => `$${++n}`);
-}
-
-/** The URL as it may be shown: the password replaced by ***. */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = "***";
-    return parsed.toString();
-  } catch {
-    return "postgres://(unparsable URL)";
-  }
 }
 
 function runnerOn(client: pg.Pool | pg.PoolClient): SqlRunner {

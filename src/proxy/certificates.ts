@@ -1,20 +1,7 @@
-import { readFileSync, unwatchFile, watchFile } from "node:fs";
-import { createSecureContext } from "node:tls";
+import { unwatchFile, watchFile } from "node:fs";
+import { type CertificatePair, loadTlsFiles } from "../config/tls-files.js";
 
-export interface CertificatePair {
-  cert: Buffer;
-  key: Buffer;
-}
-
-/** Reads a certificate and key and checks that they belong together; throws with a reason if not. */
-export function loadCertificatePair(files: { certFile: string; keyFile: string }): CertificatePair {
-  const cert = readFileSync(files.certFile);
-  const key = readFileSync(files.keyFile);
-  // Throws "key values mismatch" for a key that is not the certificate's, and a parse error for
-  // a truncated file (a renewal caught half-written). The message never contains key material.
-  createSecureContext({ cert, key });
-  return { cert, key };
-}
+export type { CertificatePair } from "../config/tls-files.js";
 
 /** How often the certificate files are looked at; renewals are rare, and a stat a second is free. */
 const POLL_MS = 1_000;
@@ -56,7 +43,7 @@ export class CertificateWatcher {
     const files = this.files;
     if (!files) return;
     try {
-      this.apply(loadCertificatePair(files));
+      this.apply(loadTlsFiles(files));
       this.report(undefined, files);
     } catch (error) {
       this.report((error as Error).message, files);

@@ -3,8 +3,8 @@ import { describe, it } from "node:test";
 import { parseConfigText } from "../../../src/config/load.js";
 import { ConfigError, InventoryError } from "../../../src/errors.js";
 import { openInventory } from "../../../src/inventory/open.js";
-import { redactUrl } from "../../../src/inventory/postgres-sql.js";
 import { scrubSecrets } from "../../../src/util/secrets.js";
+import { redactUrl } from "../../../src/util/url-secrets.js";
 import { freePort } from "../../helpers/backend.js";
 
 describe("[inventory] url: the PostgreSQL inventory", () => {
