@@ -68,12 +68,19 @@ export class DropletLifecycle {
    * `provisioning` with create_outcome 'unknown' and are settled by reconciliation — a create is
    * never sent twice. Throws the API error after recording all of that.
    */
-  async provision(count: number, reason: string, weight?: number): Promise<BackendRow[]> {
+  async provision(
+    count: number,
+    reason: string,
+    weight?: number,
+    /** Told the rows once they are written, before the create call (so a caller can settle them after a failure). */
+    written?: (rows: readonly BackendRow[]) => void,
+  ): Promise<BackendRow[]> {
     const rows: BackendRow[] = [];
     for (let i = 0; i < count; i++)
       rows.push(
         await this.backends.addProvisioning(this.newName(), reason, weight ?? this.weightFor(undefined)),
       );
+    written?.(rows);
     const byName = new Map(rows.map((row) => [row.name as string, row]));
     const result = await this.provider.createDroplets(rows.map((r) => r.name as string));
     for (const droplet of result.created) {
