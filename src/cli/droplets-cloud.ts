@@ -113,6 +113,10 @@ async function settleAmbiguousAdd(
   const settled = await settleUnknownCreates(provider, ctx.backends, unknown, {
     deadline: Date.now() + timeoutMs,
     weightOf: (droplet: CloudDroplet) => (vcpus ? lifecycle.weightFor(droplet) : undefined),
+    onWaiting: (pending, nextInMs, failed) =>
+      say(
+        `  ${pending} not found yet${failed ? ` (lookup failed: ${failed})` : ""}; looking again in ${Math.ceil(nextInMs / 1000)}s`,
+      ),
     onSettled: (s) => {
       if (s.outcome === "created") say(`${label(s.row)}: created: found droplet ${s.dropletId}; booting`);
       else if (s.outcome === "not-created")

@@ -15,6 +15,8 @@ export interface SettleOptions {
   deadline: number;
   /** The weight to record with the droplet id (undefined keeps the row's). */
   weightOf?: (droplet: CloudDroplet) => number | undefined;
+  /** After each lookup that left rows unsettled: how many, and when the next lookup is. */
+  onWaiting?: (pending: number, nextInMs: number, lookupFailed: string | undefined) => void;
   /** Called once per row as soon as its outcome is known. */
   onSettled?: (settled: SettledOutcome) => void;
   /** First wait between lookups; doubles up to `maxDelayMs`. */
@@ -107,7 +109,9 @@ export async function settleUnknownCreates(
     } else if (final) for (const row of pending) settle({ row, outcome: "unknown", error: lastError });
     if (final) break;
     if (pending.length === 0) break;
-    await sleep(Math.max(0, Math.min(delay, options.deadline - now())));
+    const wait = Math.max(0, Math.min(delay, options.deadline - now()));
+    options.onWaiting?.(pending.length, wait, owned ? undefined : lastError);
+    await sleep(wait);
     delay = Math.min(delay * 2, maxDelay);
   }
   return rows.map((row) => results.get(row.id) as SettledOutcome);

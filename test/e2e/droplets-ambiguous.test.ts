@@ -88,6 +88,7 @@ describe("doproxy droplets add after an ambiguous create", () => {
       assert.ok(Date.now() - started >= 3_000, "looked for the droplets until boot-timeout");
       assert.match(added.stdout, /outcome is unknown/);
       assert.equal(added.stdout.match(/: not created: no droplet of that name appeared/g)?.length, 2, output);
+      assert.match(added.stdout, /2 not found yet; looking again in \ds/, "says it is still looking");
       assert.match(added.stderr, /2 of 2 droplets not created/);
       assert.doesNotMatch(output, /try again/i);
       const lookups = (await sim.requests()).filter((r) => r.method === "GET" && r.path === "/v2/droplets");

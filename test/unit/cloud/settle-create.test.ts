@@ -85,6 +85,7 @@ describe("settleUnknownCreates (droplets add after an ambiguous create)", () => 
         [droplet(5, "doproxy-b", ["doproxy"]), droplet(6, "doproxy-a")],
       ]);
       const seen: string[] = [];
+      const waiting: number[] = [];
       const settled = await settleUnknownCreates(
         provider,
         inventory.backends,
@@ -94,8 +95,10 @@ describe("settleUnknownCreates (droplets add after an ambiguous create)", () => 
           now: c.now,
           sleep: c.sleep,
           onSettled: (s) => seen.push(`${s.row.name}:${s.outcome}`),
+          onWaiting: (pending) => waiting.push(pending),
         },
       );
+      assert.deepEqual(waiting, [2, 2, 1, 1, 1], "each wait says how many are still unfound");
       assert.deepEqual(
         settled.map((s) => s.outcome),
         ["created", "not-created"],
