@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync, statSync } from "node:fs";
+import { copyFileSync, existsSync, rmSync, statSync } from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
 import Database from "better-sqlite3";
@@ -20,7 +20,7 @@ function readSource<T>(file: string, sql: string): T | undefined {
 }
 
 describe("doproxy inventory backup", () => {
-  it("copies a SQLite inventory consistently while serve writes samples, and never overwrites without --force", async () => {
+  it("copies a SQLite inventory consistently while serve writes samples, never overwrites without --force, and the copy restores", async () => {
     const ws = workspace("");
     const port = await freePort();
     ws.writeConfig(serveConfig(port, { inventory: 'flush-interval = "100ms"' }));
@@ -90,10 +90,36 @@ describe("doproxy inventory backup", () => {
         0,
         "serve's inventory is still usable",
       );
+
+      // Restore as the runbook says: stop serve, put the copy in place (no -wal/-shm), start again.
+      loading = false;
+      assert.ok((await load) > 0, "requests were proxied during the backups");
+      await serve.stop();
+      for (const suffix of ["", "-wal", "-shm"]) rmSync(`${ws.dbFile}${suffix}`, { force: true });
+      copyFileSync(copy, ws.dbFile);
+      const checked = await runCliAsync(ws, ["config", "check"]);
+      assert.match(
+        checked.stdout,
+        new RegExp(`pool +${poolId}`),
+        "the restored inventory has the pool's identity",
+      );
+      const restarted = await startServe(ws);
+      try {
+        const reply = await waitFor(
+          async () => {
+            const r = await request(port, "/").catch(() => undefined);
+            return r?.status === 200 ? r : undefined;
+          },
+          "the restored backend to serve through the proxy",
+          15_000,
+        );
+        assert.match(reply.body, /^b1 /);
+      } finally {
+        await restarted.stop();
+      }
     } finally {
       loading = false;
-      const served = await load;
-      assert.ok(served > 0, "requests were proxied during the backups");
+      await load;
       await serve.stop();
       await backend.close();
       ws.cleanup();
