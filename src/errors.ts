@@ -92,6 +92,17 @@ export class IdentityConflictError extends DoproxyError {
 }
 
 /**
+ * A create whose outcome was unknown (an ambiguous API failure), after lookups: some of its
+ * droplets were confirmed not created, or could not be confirmed either way. Never says to try
+ * again: a create sent again after one that did land duplicates droplets.
+ */
+export class CreateOutcomeError extends DoproxyError {
+  constructor(message: string, hint?: string) {
+    super("DOPROXY_CREATE_OUTCOME", message, { exitCode: 1, hint });
+  }
+}
+
+/**
  * Why an API call failed, as a code the program acts on (the adapter reads the API's answer once;
  * nothing downstream parses message text).
  */

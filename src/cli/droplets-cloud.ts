@@ -1,7 +1,8 @@
 import { DigitalOceanProvider } from "../cloud/digitalocean.js";
 import { DropletLifecycle } from "../cloud/lifecycle.js";
-import { type CloudProvider, ownershipTag } from "../cloud/provider.js";
-import { RefusedError, UsageError } from "../errors.js";
+import { type CloudDroplet, type CloudProvider, ownershipTag } from "../cloud/provider.js";
+import { settleUnknownCreates } from "../cloud/settle-create.js";
+import { ApiError, CreateOutcomeError, RefusedError, UsageError } from "../errors.js";
 import type { BackendRow } from "../inventory/backends.js";
 import {
   type CommandContext,
@@ -51,7 +52,12 @@ export async function addDroplets(options: CloudAddOptions): Promise<void> {
   const ctx = await openContext(options);
   try {
     const provider = await providerFor(ctx);
-    const lifecycle = new DropletLifecycle(provider, ctx.backends, ctx.config);
+    // The spend gate's budget cap needs the size's price: asked only when a cap is set.
+    const price =
+      ctx.config.autoscale.maxHourlyCost !== undefined && options.id === undefined
+        ? await provider.hourlyPrice()
+        : undefined;
+    const lifecycle = new DropletLifecycle(provider, ctx.backends, ctx.config, { hourlyPrice: () => price });
     if (options.id !== undefined) {
       await adopt(ctx, provider, lifecycle, options);
       return;
@@ -60,10 +66,21 @@ export async function addDroplets(options: CloudAddOptions): Promise<void> {
     say(
       `creating ${count} droplet${count > 1 ? "s" : ""} (${size}, ${image}, ${region}) through the ${provider.description}`,
     );
-    const rows = await lifecycle.provision(count, "added by hand", {
-      weight: options.weight,
-      force: options.force,
-    });
+    let written: readonly BackendRow[] = [];
+    let rows: BackendRow[];
+    try {
+      rows = await lifecycle.provision(count, "added by hand", {
+        weight: options.weight,
+        force: options.force,
+        written: (r) => {
+          written = r;
+        },
+      });
+    } catch (error) {
+      if (!(error instanceof ApiError && error.ambiguous)) throw error;
+      await settleAmbiguousAdd(ctx, provider, lifecycle, written, error, options);
+      return;
+    }
     for (const row of rows) say(`backend ${row.id}: droplet ${row.dropletId} ${row.name} created`);
     if (!options.wait) {
       say("not waiting: a running doproxy serve adds the droplets when they boot and pass health checks");
@@ -73,6 +90,79 @@ export async function addDroplets(options: CloudAddOptions): Promise<void> {
   } finally {
     await ctx.close();
   }
+}
+
+/**
+ * After a create that failed ambiguously (a 5xx, timeout or reset once the request was sent): says
+ * the outcome is unknown, looks the droplets up by ownership tag and name for up to
+ * `[digitalocean] boot-timeout`, records what it found on the rows, reports each droplet as created
+ * (and brings it up, unless --no-wait) or not created, and never sends the create again.
+ */
+async function settleAmbiguousAdd(
+  ctx: CommandContext,
+  provider: CloudProvider,
+  lifecycle: DropletLifecycle,
+  written: readonly BackendRow[],
+  error: ApiError,
+  options: CloudAddOptions,
+): Promise<void> {
+  const timeoutMs = ctx.config.digitalocean.bootTimeoutMs;
+  const label = (row: BackendRow) => `backend ${row.id} ${row.name ?? ""}`.trim();
+  say(`the create request's outcome is unknown: ${error.message}`);
+  // Rows of earlier batches that succeeded have their droplet; rows never sent are closed.
+  const current: BackendRow[] = [];
+  for (const row of written) current.push((await ctx.backends.get(row.id)) ?? row);
+  const unknown = current.filter((r) => r.state === "provisioning" && r.dropletId === null);
+  for (const row of current)
+    if (row.dropletId !== null)
+      say(`${label(row)}: droplet ${row.dropletId} created (its batch was answered)`);
+    else if (row.state === "removed") say(`${label(row)}: not created (its batch was never sent)`);
+  say(
+    `DigitalOcean may have created ${unknown.length === 1 ? "it" : `these ${unknown.length} droplets`}: not sending the create again; looking for ${unknown.map((r) => r.name).join(", ")} by the ownership tag "${provider.ownerTag}" for up to ${Math.round(timeoutMs / 1000)}s ([digitalocean] boot-timeout)`,
+  );
+  const vcpus = ctx.config.digitalocean.weight === "vcpus" && options.weight === undefined;
+  const settled = await settleUnknownCreates(provider, ctx.backends, unknown, {
+    deadline: Date.now() + timeoutMs,
+    weightOf: (droplet: CloudDroplet) => (vcpus ? lifecycle.weightFor(droplet) : undefined),
+    onWaiting: (pending, nextInMs, failed) =>
+      say(
+        `  ${pending} not found yet${failed ? ` (lookup failed: ${failed})` : ""}; looking again in ${Math.ceil(nextInMs / 1000)}s`,
+      ),
+    onSettled: (s) => {
+      if (s.outcome === "created") say(`${label(s.row)}: created: found droplet ${s.dropletId}; booting`);
+      else if (s.outcome === "not-created")
+        say(
+          `${label(s.row)}: not created: no droplet of that name appeared; its row is closed (never-created)`,
+        );
+      else say(`${label(s.row)}: outcome still unknown: the lookups failed (${s.error})`);
+    },
+  });
+  const created: BackendRow[] = [];
+  for (const row of current) if (row.dropletId !== null) created.push(row);
+  for (const s of settled) if (s.outcome === "created") created.push(s.row);
+  const notCreated =
+    current.filter((r) => r.state === "removed").length +
+    settled.filter((s) => s.outcome === "not-created").length;
+  const stillUnknown = settled.filter((s) => s.outcome === "unknown");
+  say(
+    `settled: ${created.length} created, ${notCreated} not created${stillUnknown.length > 0 ? `, ${stillUnknown.length} still unknown` : ""}`,
+  );
+  if (created.length > 0) {
+    if (options.wait) await bringUp(ctx, lifecycle, created);
+    else
+      say(
+        "not waiting: a running doproxy serve adds the created droplets when they boot and pass health checks",
+      );
+  }
+  if (stillUnknown.length > 0)
+    throw new CreateOutcomeError(
+      `the outcome of ${stillUnknown.length} droplet create${stillUnknown.length === 1 ? "" : "s"} is still unknown: DigitalOcean could not be asked (${stillUnknown[0]?.error})`,
+      "their rows stay provisioning; a running doproxy serve, or `doproxy droplets sync --apply`, settles them by ownership tag and name. Creating them again could duplicate them",
+    );
+  if (notCreated > 0)
+    throw new CreateOutcomeError(
+      `${notCreated} of ${written.length} droplet${written.length === 1 ? "" : "s"} not created (${error.message}); looked up by ownership tag and name for ${Math.round(timeoutMs / 1000)}s, nothing was left behind`,
+    );
 }
 
 async function adopt(

@@ -6,6 +6,8 @@ import { configCheck } from "./config-check.js";
 import { addStatic, list, parseWeight, remove, set } from "./droplets.js";
 import { addDroplets, sync } from "./droplets-cloud.js";
 import { events } from "./events.js";
+import { inventoryBackup } from "./inventory-backup.js";
+import { poolRecover } from "./pool-recover.js";
 import { replay } from "./replay.js";
 import { action } from "./run.js";
 import { serve } from "./serve.js";
@@ -141,6 +143,30 @@ withConfig(
     .command("resume")
     .description("start replacing unhealthy droplets again after replacements-failing"),
 ).action(action((options) => resumeAutoscale(options)));
+
+const inventory = program.command("inventory").description("the inventory database");
+withConfig(
+  inventory
+    .command("backup")
+    .description("a consistent copy of the SQLite inventory, safe while serve runs (SQLite's online backup)")
+    .argument("<file>", "where to write the copy (refused if it exists, unless --force)")
+    .option("--force", "overwrite FILE if it exists"),
+).action(action((file, options) => inventoryBackup(file, options)));
+
+const pool = program.command("pool").description("the pool's identity");
+withConfig(
+  pool
+    .command("recover")
+    .description(
+      "on a new inventory: take a lost inventory's pool identity back and adopt every droplet carrying its ownership tag (doproxy-pool-<id>); reports only, unless --apply",
+    )
+    .option(
+      "--id <pool-id>",
+      "the pool's 12 hex digits: the tag doproxy-pool-<id> on any of its droplets, or `config check`/`droplets sync` on a copy of the old inventory",
+    )
+    .option("--dry-run", "report what would be adopted without writing anything (the default)")
+    .option("--apply", "write the identity and the adopted droplets"),
+).action(action((options) => poolRecover(options)));
 
 const config = program.command("config").description("configuration tools");
 withConfig(

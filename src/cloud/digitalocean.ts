@@ -344,7 +344,9 @@ export class DigitalOceanProvider implements CloudProvider {
     attempts: number,
     ambiguous: boolean,
   ): ApiError {
-    const error = this.describeFailure(operation, failure, attempts);
+    const error = ambiguous
+      ? this.describeAmbiguous(operation, failure)
+      : this.describeFailure(operation, failure, attempts);
     const requestId = failure.requestId;
     return new ApiError(requestId ? `${error.message} [request_id ${requestId}]` : error.message, {
       status: failure.status,
@@ -353,6 +355,21 @@ export class DigitalOceanProvider implements CloudProvider {
       ambiguous,
       requestId,
     });
+  }
+
+  /**
+   * A call that may have taken effect (a create answered 5xx, timed out or reset after it was
+   * sent): says the outcome is unknown and never suggests sending it again, which could duplicate.
+   */
+  private describeAmbiguous(
+    operation: string,
+    failure: ReturnType<typeof describeAxiosError>,
+  ): { message: string; hint: string } {
+    const answer = failure.status === undefined ? failure.message : `${failure.status}: ${failure.message}`;
+    return {
+      message: `DigitalOcean ${operation}: outcome unknown (${answer}); the request was sent and may have taken effect`,
+      hint: "not sent again: doproxy settles it by looking the droplets up by the pool's ownership tag and name (`doproxy droplets sync` shows what it finds)",
+    };
   }
 
   private describeFailure(

@@ -107,9 +107,15 @@ export class DropletLifecycle {
   async provision(
     count: number,
     reason: string,
-    options: { weight?: number; partial?: boolean; force?: boolean } = {},
+    options: {
+      weight?: number;
+      partial?: boolean;
+      force?: boolean;
+      /** Told the rows once they are written, before the create call (so a caller can settle them after a failure). */
+      written?: (rows: readonly BackendRow[]) => void;
+    } = {},
   ): Promise<BackendRow[]> {
-    const { weight, partial = false, force = false } = options;
+    const { weight, partial = false, force = false, written } = options;
     const names = Array.from({ length: count }, () => this.newName());
     let verdict: GrowthVerdict = { allowed: count, cut: undefined };
     const limits = {
@@ -135,6 +141,7 @@ export class DropletLifecycle {
           ? "raise [autoscale] max, remove droplets first, or pass --force to go past it on purpose"
           : "raise [autoscale] max-hourly-cost, remove droplets first, or pass --force to go past it on purpose",
       );
+    written?.(rows);
     const byName = new Map(rows.map((row) => [row.name as string, row]));
     const result = await this.provider.createDroplets(rows.map((r) => r.name as string));
     for (const droplet of result.created) {

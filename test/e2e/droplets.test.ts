@@ -256,20 +256,31 @@ describe("doproxy droplets against doproxy sim", () => {
         "two 5xx answers to a list were retried",
       );
 
-      // A create answered 5xx may have happened: it is never sent again, and the row waits to be settled.
+      // A create answered 5xx may have happened: it is never sent again; lookups settle the row.
+      ws.writeConfig(serveConfig(await freePort(), { rest: `${simSection(sim)}boot-timeout = "2s"\n` }));
       await sim.faults({ failNext: { status: 503, count: 1 } });
       const postsBefore = (await sim.requests()).filter((r) => r.method === "POST").length;
       const ambiguous = await runCliAsync(ws, ["droplets", "add", "--no-wait"], env);
       assert.equal(ambiguous.status, 1);
-      assert.match(ambiguous.stderr, /create failed after 1 attempts \(503[^\n]*request_id/);
+      assert.match(
+        ambiguous.stdout,
+        /outcome is unknown: DigitalOcean create: outcome unknown \(503[^\n]*request_id/,
+      );
+      assert.match(ambiguous.stdout, /not created: no droplet of that name appeared/);
+      assert.match(ambiguous.stderr, /1 of 1 droplet not created/);
+      assert.doesNotMatch(ambiguous.stdout + ambiguous.stderr, /try again/i);
       assert.equal(
         (await sim.requests()).filter((r) => r.method === "POST").length - postsBefore,
         1,
         "an ambiguous create is not sent twice",
       );
-      const unsettled = (await listed(ws, env)).filter((e) => e.state === "provisioning");
-      assert.equal(unsettled.length, 1, "the row stays provisioning until lookups settle it");
+      assert.equal(
+        (await listed(ws, env)).length,
+        0,
+        "the row is closed once lookups confirm nothing was created",
+      );
       assert.equal((await sim.state()).droplets.length, 0);
+      ws.writeConfig(serveConfig(await freePort(), { rest: simSection(sim) }));
 
       await sim.faults({ failRate: 1 });
       const failed = await runCliAsync(ws, ["droplets", "sync"], env);
