@@ -28,6 +28,8 @@ export interface CloudAddOptions extends CommonOptions {
 
 export interface SyncOptions extends CommonOptions {
   apply?: boolean;
+  /** Adopt tagged droplets this inventory never named (after restoring an older backup). */
+  adoptConflicts?: boolean;
   json?: boolean;
 }
 
@@ -286,7 +288,12 @@ export async function sync(options: SyncOptions): Promise<void> {
   try {
     const provider = await providerFor(ctx);
     const lifecycle = new DropletLifecycle(provider, ctx.backends, ctx.config);
-    const report = await lifecycle.reconcile(Boolean(options.apply));
+    const report = await lifecycle.reconcile(
+      Boolean(options.apply),
+      Date.now(),
+      Number.POSITIVE_INFINITY,
+      Boolean(options.adoptConflicts),
+    );
     // Droplets with the configured tags but not the ownership tag belong to someone else: shown, never touched.
     const configuredTag = ctx.config.digitalocean.tags[0] as string;
     const foreign = (await provider.listTagged(configuredTag)).filter(
@@ -310,7 +317,12 @@ export async function sync(options: SyncOptions): Promise<void> {
     }
     const verb = options.apply ? "" : " (would)";
     const differences =
-      report.unknown.length + report.gone.length + report.recovered.length + report.abandoned.length;
+      report.unknown.length +
+      report.gone.length +
+      report.recovered.length +
+      report.abandoned.length +
+      report.redeleted.length +
+      report.conflicts.length;
     say(
       `${provider.description}: pool ${pool.poolId} (ownership tag "${provider.ownerTag}"): ${differences} differences`,
     );
@@ -325,6 +337,14 @@ export async function sync(options: SyncOptions): Promise<void> {
       );
     for (const d of report.destroyedStillListed)
       say(`  droplet ${d.id} ${d.name}: destroyed by this pool, still listed by DigitalOcean; ignored`);
+    for (const d of report.redeleted)
+      say(`  droplet ${d.id} ${d.name}: destroyed by this pool but still there past the delete lag${verb} delete again`);
+    for (const d of report.released)
+      say(`  droplet ${d.id} ${d.name}: released by an operator (--keep-droplet), still tagged; left alone`);
+    for (const d of report.conflicts)
+      say(
+        `  droplet ${d.id} ${d.name}: IDENTITY CONFLICT — carries this pool's tag but this inventory never created it; another inventory may use this pool's identity (adopt on purpose with --apply --adopt-conflicts, e.g. after restoring an older backup)`,
+      );
     for (const { row, droplet } of report.recovered)
       say(
         `  backend ${row.id} ${row.name}: create outcome was unknown, found droplet ${droplet.id}${verb} link it`,

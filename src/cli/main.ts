@@ -81,6 +81,10 @@ withConfig(
     .command("sync")
     .description("reconcile the inventory with the droplets that carry the pool tag on DigitalOcean")
     .option("--apply", "make the changes instead of only reporting them")
+    .option(
+      "--adopt-conflicts",
+      "with --apply: also adopt droplets with this pool's tag whose names this inventory never generated (after restoring an older backup; never while another inventory uses this identity)",
+    )
     .option("--json", "machine-readable output"),
 ).action(action((options) => sync(options)));
 

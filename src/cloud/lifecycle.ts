@@ -361,6 +361,11 @@ export class DropletLifecycle {
     now = Date.now(),
     /** GET-by-id confirmations this pass may spend (the API budget); the rest wait. */
     maxConfirmations = Number.POSITIVE_INFINITY,
+    /**
+     * An operator's decision (`droplets sync --apply --adopt-conflicts`, after restoring a backup
+     * older than some droplets): adopt tagged droplets whose names this inventory never generated.
+     */
+    adoptConflicts = false,
   ): Promise<ReconcileReport> {
     let confirmations = 0;
     const confirm = async (id: number): Promise<CloudDroplet | undefined | null> => {
@@ -424,7 +429,7 @@ export class DropletLifecycle {
           else report.destroyedStillListed.push(droplet);
         }
       } else if (wasClosed?.closeReason === "released") report.released.push(droplet);
-      else if (names.has(droplet.name)) report.unknown.push(droplet);
+      else if (names.has(droplet.name) || adoptConflicts) report.unknown.push(droplet);
       else report.conflicts.push(droplet);
     }
     const liveDroplets = live.filter((r) => r.dropletId !== null).length;

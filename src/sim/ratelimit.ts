@@ -37,9 +37,8 @@ export class RateLimiter {
           ? { "retry-after": String(Math.max(1, Math.ceil((oldest - now) / 1000))) }
           : {}),
         "ratelimit-limit": String(this.perHour),
-        "ratelimit-remaining": String(
-          Math.max(0, Math.min(this.perHour - this.hour.length, this.perMinute - this.minute.length)),
-        ),
+        // As DigitalOcean documents it: what is left of the hourly limit (0 on a 429 of either).
+        "ratelimit-remaining": String(limited ? 0 : Math.max(0, this.perHour - this.hour.length)),
         "ratelimit-reset": String(Math.ceil(oldest / 1000)),
       },
     };

@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import http from "node:http";
-import { networkInterfaces } from "node:os";
 import { describe, it } from "node:test";
 import { getJson } from "../helpers/admin.js";
 import { freePort } from "../helpers/backend.js";
@@ -22,14 +21,12 @@ interface AdminState {
 const TOKEN_BEFORE = "before-tok-4f1a8d";
 const TOKEN_AFTER = "after-tok-9c2e7b";
 
-/** An address of this machine that is not loopback: what a client on the network connects to. */
-function networkAddress(): string {
-  for (const list of Object.values(networkInterfaces()))
-    for (const entry of list ?? []) if (entry.family === "IPv4" && !entry.internal) return entry.address;
-  // No network interface: 127.0.0.2 still tells a 0.0.0.0 listener (answers) from a 127.0.0.1 one (refuses).
-  return "127.0.0.2";
-}
-const NETWORK = networkAddress();
+/**
+ * Where "the network" is probed from: 127.0.0.2. Tests send traffic only to loopback, and
+ * 127.0.0.2 tells a 0.0.0.0 listener (it answers there) from a 127.0.0.1 one (refused) as well as
+ * an interface address would.
+ */
+const NETWORK = "127.0.0.2";
 
 function describeState(state: AdminState): string {
   return `${state.exposure === "all" ? "0.0.0.0" : "127.0.0.1"}${state.token ? " + token" : " without token"}`;

@@ -46,6 +46,18 @@ const FAULTS: Fault[] = [
   { name: "a create accepted then answered 500", change: { acceptThenFail: 1 } },
   { name: "a burst 429", change: { failNext: { status: 429, count: 1, resetInMs: 1000 } }, injected429: 1 },
   { name: "slower list lag", change: { listLagMs: 2500 } },
+  // The money-invariant faults (README, "Money invariants").
+  { name: "creates answered 3 s late", change: { createDelayMs: 3000 } },
+  { name: "a DELETE of a young droplet answered 404", change: { deleteNotFoundYoungMs: 4000 } },
+  {
+    name: "a create reset after it took effect",
+    change: { resetNext: { count: 1, path: "/v2/droplets", method: "POST", resetAfterCreate: true } },
+  },
+  {
+    name: "an hourly 429 on lists only",
+    change: { failNext: { status: 429, count: 2, path: "/v2/droplets", method: "GET", noRetryAfter: true } },
+    injected429: 2,
+  },
 ];
 
 async function rows(ws: Workspace, env: NodeJS.ProcessEnv): Promise<Row[]> {
@@ -137,9 +149,15 @@ scale-down-cooldown = "2s"
       // A droplet id has at most one row: a destroyed droplet never comes back.
       const ids = inventory.filter((r) => r.dropletId !== null).map((r) => r.dropletId);
       assert.equal(new Set(ids).size, ids.length, `${when}: a droplet id has two rows`);
-      // The pool stays within [min, max] (counting what is not on its way out).
-      const counted = inventory.filter((r) => !["removed", "draining"].includes(r.state)).length;
-      assert.ok(counted <= MAX, `${when}: ${counted} droplets above max`);
+      // Never more than max droplets billing: every live row counts, draining and booting ones too,
+      // and so does every droplet alive at the simulator at any moment since the start.
+      const billing = inventory.filter((r) => r.state !== "removed").length;
+      assert.ok(billing <= MAX, `${when}: ${billing} droplets billing, above max`);
+      const owner = state.droplets.map((d) => ownerTagOf(d.tags)).find(Boolean);
+      if (owner) {
+        const ledger = (await sim.api("GET", `/_sim/billing?tag=${owner}`)).body as { peak: number };
+        assert.ok(ledger.peak <= MAX, `${when}: ${ledger.peak} droplets of this pool were alive at once`);
+      }
     }
 
     try {
@@ -157,7 +175,15 @@ scale-down-cooldown = "2s"
         await sim.faults(fault.change);
         const phaseEnd = Date.now() + PHASE_MS;
         await waitFor(() => Date.now() >= phaseEnd || undefined, `phase ${phase}`, PHASE_MS + 5_000, 250);
-        await sim.faults({ failRate: 0, listLagMs: 1000, failNext: null, acceptThenFail: 0 });
+        await sim.faults({
+          failRate: 0,
+          listLagMs: 1000,
+          failNext: null,
+          acceptThenFail: 0,
+          createDelayMs: 0,
+          deleteNotFoundYoungMs: 0,
+          resetNext: null,
+        });
         await checkInvariants(`after phase ${phase} (${clients} clients, ${fault.name})`);
       }
       clients = 0;

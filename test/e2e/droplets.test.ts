@@ -164,10 +164,13 @@ describe("doproxy droplets against doproxy sim", () => {
       const parsed = JSON.parse(report.stdout) as {
         applied: boolean;
         unknown: Array<{ name: string }>;
+        conflicts: Array<{ name: string }>;
         foreign: Array<{ name: string }>;
       };
       assert.equal(parsed.applied, false);
-      assert.equal(parsed.unknown.length, 210, "all 210 droplets with the ownership tag, no other");
+      // Names this inventory never generated: an identity conflict, not something to adopt silently.
+      assert.equal(parsed.unknown.length, 0);
+      assert.equal(parsed.conflicts.length, 210, "all 210 droplets with the ownership tag, no other");
       assert.deepEqual(
         parsed.foreign.map((d) => d.name),
         ["another-pools"],
@@ -186,7 +189,11 @@ describe("doproxy droplets against doproxy sim", () => {
         ["1", "2"],
       );
 
-      const applied = await runCliAsync(ws, ["droplets", "sync", "--apply"], env);
+      const refused = await runCliAsync(ws, ["droplets", "sync", "--apply"], env);
+      assert.equal(refused.status, 0, refused.stderr);
+      assert.match(refused.stdout, /IDENTITY CONFLICT/);
+      assert.equal((await listed(ws, env)).length, 0, "not adopted without the operator's say-so");
+      const applied = await runCliAsync(ws, ["droplets", "sync", "--apply", "--adopt-conflicts"], env);
       assert.equal(applied.status, 0, applied.stderr);
       const entries = await listed(ws, env);
       assert.equal(entries.length, 210);
