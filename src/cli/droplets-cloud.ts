@@ -338,7 +338,9 @@ export async function sync(options: SyncOptions): Promise<void> {
     for (const d of report.destroyedStillListed)
       say(`  droplet ${d.id} ${d.name}: destroyed by this pool, still listed by DigitalOcean; ignored`);
     for (const d of report.redeleted)
-      say(`  droplet ${d.id} ${d.name}: destroyed by this pool but still there past the delete lag${verb} delete again`);
+      say(
+        `  droplet ${d.id} ${d.name}: destroyed by this pool but still there past the delete lag${verb} delete again`,
+      );
     for (const d of report.released)
       say(`  droplet ${d.id} ${d.name}: released by an operator (--keep-droplet), still tagged; left alone`);
     for (const d of report.conflicts)

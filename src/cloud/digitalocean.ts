@@ -34,6 +34,8 @@ export interface ProviderOptions {
    * renewal loop's last confirmed term and deadline), so a deposed leader makes no such call.
    */
   mayMutate?: () => boolean;
+  /** The clock of the API budget's hour (tests drive an hour of it). */
+  clock?: () => number;
 }
 
 /**
@@ -103,7 +105,7 @@ export class DigitalOceanProvider implements CloudProvider {
     this.policy = options.policy ?? DEFAULT_RETRY;
     this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
     this.mayMutate = options.mayMutate ?? (() => true);
-    this.budget = new ApiBudget(config.apiBudgetPerHour);
+    this.budget = new ApiBudget(config.apiBudgetPerHour, options.clock);
     if (!config.token) {
       throw new ConfigError(
         `no DigitalOcean API token: it comes from ${config.tokenSource}, which is empty`,

@@ -8,7 +8,7 @@ import { reservedIpStep } from "./reserved-ip-rule.js";
 /** A killed leader's address moves within the leader lease's TTL plus one tick. */
 const TICK_MS = 1_000;
 /** While the address is ours, the API is asked again only this often (it shares 5,000 calls/h). */
-const HELD_RECHECK_MS = 30_000;
+const HELD_RECHECK_MS = 60_000;
 /** While an action runs or after an assign, sooner. */
 const BUSY_RECHECK_MS = 1_000;
 /** After a failure: 5 s, doubling with each failure in a row, up to 10 minutes (a 422 that stays). */
@@ -44,6 +44,8 @@ export class ReservedIpKeeper {
   private checkedAt: number | null = null;
   /** Failures in a row: each waits twice as long as the one before (reservedIpRetryMs). */
   private failures = 0;
+  /** Checks in a row that found an action still running (each waits twice as long, up to 30 s). */
+  private waits = 0;
 
   constructor(
     private readonly deps: {
@@ -55,6 +57,8 @@ export class ReservedIpKeeper {
       ip: string;
       selfDropletId: number;
     },
+    /** The clock (tests drive an hour of it: README, "The API budget"). */
+    private readonly clock: () => number = Date.now,
   ) {}
 
   start(): void {
@@ -79,14 +83,21 @@ export class ReservedIpKeeper {
 
   private async tick(): Promise<void> {
     try {
-      await this.step(Date.now());
-    } catch (error) {
-      this.reportError(error as Error);
+      await this.checkAt(this.clock());
     } finally {
       if (!this.stopped) {
         this.timer = setTimeout(() => void this.tick(), TICK_MS);
         this.timer.unref();
       }
+    }
+  }
+
+  /** One look at the address (and an assign if it must move), failures reported and backed off. */
+  async checkAt(now: number): Promise<void> {
+    try {
+      await this.step(now);
+    } catch (error) {
+      this.reportError(error as Error, "api", now);
     }
   }
 
@@ -102,21 +113,25 @@ export class ReservedIpKeeper {
     if (!holds || now < this.nextCheckAt) return;
     const stretch = this.deps.provider.pollStretch?.() ?? 1;
     const reserved = await this.deps.provider.getReservedIp(this.deps.ip);
-    this.checkedAt = Date.now();
+    this.checkedAt = now;
     this.assignedTo = reserved?.dropletId ?? null;
     const step = reservedIpStep({ holdsLease: holds, reserved, selfDropletId: this.deps.selfDropletId });
     if (step.kind === "held") {
       this.lastError = null;
       this.failures = 0;
+      this.waits = 0;
       this.nextCheckAt = now + HELD_RECHECK_MS * stretch;
     } else if (step.kind === "wait") {
-      this.nextCheckAt = now + BUSY_RECHECK_MS;
+      // An action still running: soon at first, then less often (a lock that stays costs little).
+      this.waits++;
+      this.nextCheckAt = now + Math.min(30_000, BUSY_RECHECK_MS * 2 ** (this.waits - 1)) * stretch;
     } else if (step.kind === "missing") {
       this.reportError(
         new Error(
           `reserved IP ${this.deps.ip} does not exist in this account: reserve it, or fix [digitalocean] reserved-ip`,
         ),
         "missing",
+        now,
       );
     } else if (step.kind === "assign") {
       // Fencing: the GET above may have been slow; assign only while the lease is still ours.
@@ -124,6 +139,7 @@ export class ReservedIpKeeper {
       const actionId = await this.deps.provider.assignReservedIp(this.deps.ip, this.deps.selfDropletId);
       this.lastError = null;
       this.failures = 0;
+      this.waits = 0;
       this.nextCheckAt = now + BUSY_RECHECK_MS;
       const message =
         step.from === null
@@ -140,7 +156,7 @@ export class ReservedIpKeeper {
           actionId,
           instance: this.deps.instanceId,
         },
-        Date.now(),
+        now,
         step.code,
       );
       this.deps.log.info(
@@ -151,17 +167,15 @@ export class ReservedIpKeeper {
   }
 
   /** One event per distinct error, not one per tick. */
-  private reportError(error: Error, code = "api"): void {
+  private reportError(error: Error, code: string, now: number): void {
     const message =
       error instanceof ApiError || code === "missing" ? error.message : `unexpected: ${error.message}`;
     this.failures++;
     const stretch = this.deps.provider.pollStretch?.() ?? 1;
-    this.nextCheckAt = Math.max(this.nextCheckAt, Date.now() + reservedIpRetryMs(this.failures) * stretch);
+    this.nextCheckAt = Math.max(this.nextCheckAt, now + reservedIpRetryMs(this.failures) * stretch);
     if (message === this.lastError) return;
     this.lastError = message;
-    this.deps.events
-      .add("reserved-ip.error", message, null, { ip: this.deps.ip }, Date.now(), code)
-      .catch(() => {});
+    this.deps.events.add("reserved-ip.error", message, null, { ip: this.deps.ip }, now, code).catch(() => {});
     this.deps.log.warn({ ip: this.deps.ip, err: message }, "reserved IP not kept");
   }
 }

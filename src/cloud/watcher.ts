@@ -59,13 +59,15 @@ export class CloudWatcher {
     private readonly leadership: Leadership,
     private readonly log: Logger,
     hourlyPrice: () => number | undefined = () => undefined,
+    /** The clock (tests drive an hour of it: README, "The API budget"). */
+    private readonly clock: () => number = Date.now,
   ) {
     this.lifecycle = new DropletLifecycle(provider, backends, config, { hourlyPrice });
   }
 
   async start(): Promise<void> {
     if (this.leadership.isLeader) await this.reconcile();
-    this.nextPollAt = Date.now() + BOOT_POLL_MIN_MS;
+    this.nextPollAt = this.clock() + BOOT_POLL_MIN_MS;
     this.schedule();
   }
 
@@ -83,18 +85,14 @@ export class CloudWatcher {
   /** New droplets were ordered: look at them soon, not after a backed-off 30 s. */
   nudge(): void {
     this.pollMs = BOOT_POLL_MIN_MS;
-    this.nextPollAt = Math.min(this.nextPollAt, Date.now() + BOOT_POLL_MIN_MS);
+    this.nextPollAt = Math.min(this.nextPollAt, this.clock() + BOOT_POLL_MIN_MS);
   }
 
-  private async reconcile(periodic = true): Promise<void> {
-    if (periodic) this.lastReconcile = Date.now();
+  private async reconcile(periodic = true, now = this.clock()): Promise<void> {
+    if (periodic) this.lastReconcile = now;
     try {
       // A settle pass only looks for droplets by name; confirming missing ones is the periodic pass's job.
-      const report = await this.lifecycle.reconcile(
-        true,
-        Date.now(),
-        periodic ? CONFIRMATIONS_PER_RECONCILE : 0,
-      );
+      const report = await this.lifecycle.reconcile(true, now, periodic ? CONFIRMATIONS_PER_RECONCILE : 0);
       const changes =
         report.unknown.length + report.gone.length + report.recovered.length + report.abandoned.length;
       if (report.heldGone) {
@@ -123,7 +121,7 @@ export class CloudWatcher {
     }
   }
 
-  async tick(now = Date.now()): Promise<void> {
+  async tick(now = this.clock()): Promise<void> {
     if (this.busy) return;
     this.busy = true;
     let changed = false;
@@ -136,10 +134,10 @@ export class CloudWatcher {
       const stretch = this.provider.pollStretch?.() ?? 1;
       if (now - this.lastReconcile >= RECONCILE_EVERY_MS * stretch) {
         this.lastSettle = now;
-        await this.reconcile(true);
+        await this.reconcile(true, now);
       } else if (unsettled) {
         this.lastSettle = now;
-        await this.reconcile(false);
+        await this.reconcile(false, now);
       }
       const config = this.config();
       const waiting = (await this.backends.live()).filter(
