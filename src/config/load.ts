@@ -5,9 +5,9 @@ import type { z } from "zod";
 import { ConfigError } from "../errors.js";
 import { registerSecret } from "../util/secrets.js";
 import { urlSecrets } from "../util/url-secrets.js";
-import { type Config, normalizeConfig } from "./config.js";
+import type { Config } from "./config.js";
 import { locateKey } from "./locate.js";
-import { fileSchema } from "./schema.js";
+import { configSchema } from "./schema.js";
 
 export type { Config } from "./config.js";
 
@@ -61,11 +61,10 @@ export function parseConfigText(
 
   const tokenSource = describeTokenSource(parsed, label);
   const interpolated = interpolate(parsed, env) as Record<string, unknown>;
-  const result = fileSchema.safeParse(interpolated);
+  const result = configSchema(file ? path.dirname(file) : process.cwd()).safeParse(interpolated);
   if (!result.success)
     throw new ConfigError(describeIssues(result.error.issues, source, label, interpolated));
-  const config = normalizeConfig(result.data, file);
-  config.digitalocean.tokenSource = tokenSource;
+  const config: Config = { ...result.data, file, digitalocean: { ...result.data.digitalocean, tokenSource } };
   registerSecret(config.digitalocean.token);
   registerSecret(config.admin.token);
   for (const secret of urlSecrets(config.inventory.url)) registerSecret(secret);

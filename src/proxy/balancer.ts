@@ -1,6 +1,8 @@
+import type { Config } from "../config/config.js";
 import { connectionsOf, type LiveBackend } from "./backend.js";
 
-export type StrategyName = "round-robin" | "least-connections" | "latency";
+/** The strategies [proxy] strategy accepts (declared in src/config/schema.ts). */
+export type StrategyName = Config["proxy"]["strategy"];
 
 /**
  * Strategies are pure functions of the candidates (already filtered to those in rotation), a

@@ -7,8 +7,7 @@ import type { PrimaryMessage, WorkerMessage } from "./cluster-messages.js";
 import { CLUSTER_TICK_MS } from "./cluster-primary.js";
 import { MirroredPool } from "./mirrored-pool.js";
 import { Recorder } from "./recorder.js";
-import { ProxyServer, type RequestObserver } from "./server.js";
-import { proxySettings } from "./settings.js";
+import { ProxyServer, proxySettings, type RequestObserver } from "./server.js";
 
 export interface WorkerDeps {
   log: Logger;

@@ -5,7 +5,7 @@ import { performance } from "node:perf_hooks";
 import { PassThrough } from "node:stream";
 import type { SecureContextOptions } from "node:tls";
 import { createProxyServer } from "http-proxy-3";
-import type { CorsSettings, RateLimitSettings, StickySettings } from "../config/config.js";
+import type { Config } from "../config/config.js";
 import type { Logger } from "../log.js";
 import { formatHostPort, type HostPort } from "../util/address.js";
 import { listenOn } from "../util/listen.js";
@@ -39,21 +39,27 @@ import { attemptErrorCode, decideProxyRetry, isConnectFailure } from "./retry-ru
 import { rendezvous, StickySessions } from "./sticky.js";
 import { handleUpgrade } from "./upgrade.js";
 
-export interface ProxySettings {
-  xForwardedFor: boolean;
-  retries: number;
-  connectTimeoutMs: number;
-  timeoutMs: number;
-  bodyIdleTimeoutMs: number;
-  headerTimeoutMs: number;
-  maxHeaderBytes: number;
-  maxTargetLength: number;
-  maxInFlightPerClient: number;
-  trustedProxies: string[];
-  sticky: StickySettings;
-  rateLimit: RateLimitSettings;
-  cors: CorsSettings;
-  tls: { certFile: string; keyFile: string } | undefined;
+/** The request path's settings: a view of the configuration (a single process and workers alike). */
+export type ProxySettings = Pick<
+  Config["proxy"],
+  | "xForwardedFor"
+  | "retries"
+  | "connectTimeoutMs"
+  | "timeoutMs"
+  | "bodyIdleTimeoutMs"
+  | "headerTimeoutMs"
+  | "maxHeaderBytes"
+  | "maxTargetLength"
+  | "maxInFlightPerClient"
+  | "trustedProxies"
+  | "sticky"
+  | "tls"
+> &
+  Pick<Config, "rateLimit" | "cors">;
+
+/** The request path's settings out of the whole configuration. */
+export function proxySettings(config: Config): ProxySettings {
+  return { ...config.proxy, rateLimit: config.rateLimit, cors: config.cors };
 }
 
 /**

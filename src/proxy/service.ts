@@ -15,10 +15,9 @@ import { HealthChecker } from "./health.js";
 import { type OutlierEvent, Pool } from "./pool.js";
 import { Recorder } from "./recorder.js";
 import { RedirectListener } from "./redirect.js";
-import { ProxyServer, type RequestObserver } from "./server.js";
-import { proxySettings } from "./settings.js";
+import { ProxyServer, proxySettings, type RequestObserver } from "./server.js";
 
-export { proxySettings } from "./settings.js";
+export { proxySettings } from "./server.js";
 
 /** What `serve` observes of the data plane (its Prometheus metrics): every request and health check. */
 export interface ProxyObserver extends RequestObserver {

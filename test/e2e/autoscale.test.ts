@@ -11,6 +11,7 @@ import {
   type Workspace,
   workspace,
 } from "../helpers/cli.js";
+import { autoscaleToml } from "../helpers/config.js";
 import { request } from "../helpers/http.js";
 import { type SimHandle, simSection, startSim } from "../helpers/sim.js";
 import { waitFor } from "../helpers/wait.js";
@@ -28,21 +29,7 @@ function autoscaleConfig(port: number, sim: SimHandle, extra = ""): string {
     proxy: 'drain-timeout = "10s"\nstrategy = "least-connections"',
     inventory: 'flush-interval = "250ms"',
     rest: `${simSection(sim)}
-[autoscale]
-enabled = true
-min = 1
-max = 3
-evaluate = "* * * * * *"
-scale-up-latency = "150ms"
-scale-up-connections = 4
-scale-up-after = "2s"
-scale-up-cooldown = "3s"
-scale-down-latency = "100ms"
-scale-down-connections = 1
-scale-down-after = "3s"
-scale-down-cooldown = "2s"
-replace-unhealthy-after = "1m"
-${extra}`,
+${autoscaleToml({ min: 1, max: 3, "scale-up-latency": "150ms", "scale-up-connections": 4, "scale-up-after": "2s", "scale-up-cooldown": "3s", "scale-down-latency": "100ms", "scale-down-connections": 1, "scale-down-after": "3s", "scale-down-cooldown": "2s", "replace-unhealthy-after": "1m" })}${extra}`,
   });
 }
 

@@ -3,6 +3,7 @@ import { describe, it } from "node:test";
 import { adminUrl, getJson } from "../helpers/admin.js";
 import { freePort } from "../helpers/backend.js";
 import { runCliAsync, serveConfig, startDaemon, workspace } from "../helpers/cli.js";
+import { autoscaleToml } from "../helpers/config.js";
 import { request } from "../helpers/http.js";
 import { simSection, startSim } from "../helpers/sim.js";
 import { waitFor } from "../helpers/wait.js";
@@ -25,17 +26,7 @@ describe("[autoscale] max-hourly-cost against doproxy sim", () => {
         proxy: 'strategy = "least-connections"',
         inventory: 'flush-interval = "250ms"',
         rest: `${simSection(sim)}
-[autoscale]
-enabled = true
-min = 1
-max = 3
-evaluate = "* * * * * *"
-scale-up-latency = "150ms"
-scale-up-connections = 4
-scale-up-after = "1s"
-scale-up-cooldown = "1s"
-max-hourly-cost = 0.012
-`,
+${autoscaleToml({ min: 1, max: 3, "scale-up-latency": "150ms", "scale-up-connections": 4, "scale-up-after": "1s", "scale-up-cooldown": "1s", "max-hourly-cost": 0.012 })}`,
       }),
     );
     const serve = startDaemon(ws, ["serve"], env);

@@ -9,6 +9,7 @@ import {
   type Workspace,
   workspace,
 } from "../helpers/cli.js";
+import { autoscaleToml } from "../helpers/config.js";
 import { request } from "../helpers/http.js";
 import { prng } from "../helpers/prng.js";
 import { type SimHandle, simSection, startSim } from "../helpers/sim.js";
@@ -98,20 +99,7 @@ describe("chaos: the autoscaler against a faulty, lagging DigitalOcean", () => {
         proxy: 'strategy = "least-connections"\ndrain-timeout = "10s"',
         inventory: 'flush-interval = "250ms"',
         rest: `${simSection(sim)}boot-timeout = "6s"
-[autoscale]
-enabled = true
-min = ${MIN}
-max = ${MAX}
-evaluate = "* * * * * *"
-scale-up-latency = "120ms"
-scale-up-connections = 3
-scale-up-after = "1s"
-scale-up-cooldown = "2s"
-scale-down-latency = "60ms"
-scale-down-connections = 1
-scale-down-after = "2s"
-scale-down-cooldown = "2s"
-`,
+${autoscaleToml({ min: MIN, max: MAX, "scale-up-latency": "120ms", "scale-up-connections": 3, "scale-up-after": "1s", "scale-up-cooldown": "2s", "scale-down-latency": "60ms", "scale-down-connections": 1, "scale-down-after": "2s", "scale-down-cooldown": "2s" })}`,
       }),
     );
     const serve = startDaemon(ws, ["serve"], env);

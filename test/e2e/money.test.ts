@@ -11,6 +11,7 @@ import {
   type Workspace,
   workspace,
 } from "../helpers/cli.js";
+import { autoscaleToml } from "../helpers/config.js";
 import { type SimHandle, simSection, startSim } from "../helpers/sim.js";
 import { waitFor } from "../helpers/wait.js";
 
@@ -59,13 +60,7 @@ describe("money invariants, end to end", () => {
         serveConfig(port, {
           health: 'join-timeout = "1s"',
           rest: `${simSection(sim)}
-[autoscale]
-enabled = true
-min = 2
-max = 5
-evaluate = "* * * * * *"
-replace-unhealthy-after = "1s"
-`,
+${autoscaleToml({ min: 2, max: 5, "replace-unhealthy-after": "1s" })}`,
         }),
       );
       const tag = await ownerTag(ws, env);

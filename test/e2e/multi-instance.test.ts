@@ -6,6 +6,7 @@ import { launchChromium } from "../../scripts/chromium.js";
 import { adminUrl, getJson } from "../helpers/admin.js";
 import { freePort, startBackend, type TestBackend } from "../helpers/backend.js";
 import { runCliAsync, serveConfig, startDaemon, workspace } from "../helpers/cli.js";
+import { autoscaleToml } from "../helpers/config.js";
 import { request } from "../helpers/http.js";
 import { simSection, startSim } from "../helpers/sim.js";
 import { waitFor } from "../helpers/wait.js";
@@ -28,16 +29,7 @@ describe("two serves on one inventory", () => {
         proxy: 'strategy = "least-connections"',
         inventory: 'flush-interval = "250ms"',
         rest: `${simSection(sim)}
-[autoscale]
-enabled = true
-min = 1
-max = 3
-evaluate = "* * * * * *"
-scale-up-latency = "20s"
-scale-up-connections = 4
-scale-up-after = "2s"
-scale-up-cooldown = "3s"
-`,
+${autoscaleToml({ min: 1, max: 3, "scale-up-latency": "20s", "scale-up-connections": 4, "scale-up-after": "2s", "scale-up-cooldown": "3s" })}`,
       });
     ws.writeConfig(configFor(ports[0] as number));
     const configB = path.join(ws.dir, "b.toml");

@@ -11,6 +11,7 @@ import {
   type Workspace,
   workspace,
 } from "../helpers/cli.js";
+import { autoscaleToml } from "../helpers/config.js";
 import { type SimHandle, simSection, startSim } from "../helpers/sim.js";
 import { waitFor } from "../helpers/wait.js";
 
@@ -36,14 +37,7 @@ function autoscaled(port: number, sim: SimHandle, autoscale: string, digitalocea
   return serveConfig(port, {
     inventory: 'flush-interval = "250ms"',
     rest: `${simSection(sim)}${digitalocean}
-[autoscale]
-enabled = true
-evaluate = "* * * * * *"
-scale-up-after = "1s"
-scale-up-cooldown = "1s"
-scale-down-after = "1s"
-scale-down-cooldown = "1s"
-${autoscale}
+${autoscaleToml({ "scale-up-after": "1s", "scale-up-cooldown": "1s", "scale-down-after": "1s", "scale-down-cooldown": "1s" })}${autoscale}
 `,
   });
 }
@@ -349,13 +343,7 @@ describe("DigitalOcean as it really behaves", () => {
         health:
           'interval = "100ms"\ntimeout = "300ms"\nhealthy-after = 1\nunhealthy-after = 2\njoin-timeout = "2s"',
         rest: `${simSection(sim)}use-private-ip = true
-[autoscale]
-enabled = true
-evaluate = "* * * * * *"
-min = 1
-max = 2
-replace-unhealthy-after = "1s"
-`,
+${autoscaleToml({ min: 1, max: 2, "replace-unhealthy-after": "1s" })}`,
       }),
     );
     const serve = startDaemon(ws, ["serve"], env);

@@ -7,6 +7,7 @@ import type { SampleRow } from "../../src/inventory/samples.js";
 import { bucketOf, encodeCounts, newCounts } from "../../src/model/histogram.js";
 import { freePort } from "../helpers/backend.js";
 import { runCliAsync, serveConfig, startDaemon, workspace } from "../helpers/cli.js";
+import { autoscaleToml } from "../helpers/config.js";
 import { simSection, startSim } from "../helpers/sim.js";
 import { waitFor } from "../helpers/wait.js";
 
@@ -70,17 +71,7 @@ describe("[autoscale] predictive against doproxy sim", () => {
       serveConfig(port, {
         inventory: 'flush-interval = "250ms"',
         rest: `${simSection(sim)}
-[autoscale]
-enabled = true
-min = 1
-max = 4
-evaluate = "* * * * * *"
-scale-up-latency = "150ms"
-predictive = true
-predictive-period = "1m"
-predictive-periods = 1
-predictive-margin = "30s"
-`,
+${autoscaleToml({ min: 1, max: 4, "scale-up-latency": "150ms", predictive: true, "predictive-period": "1m", "predictive-periods": 1, "predictive-margin": "30s" })}`,
       }),
     );
     const serve = startDaemon(ws, ["serve"], env);

@@ -5,6 +5,7 @@ import { describe, it } from "node:test";
 import { adminUrl, getJson } from "../helpers/admin.js";
 import { freePort } from "../helpers/backend.js";
 import { runCliAsync, serveConfig, startDaemon, workspace } from "../helpers/cli.js";
+import { autoscaleToml } from "../helpers/config.js";
 import { request } from "../helpers/http.js";
 import { simSection, startSim } from "../helpers/sim.js";
 import { waitFor } from "../helpers/wait.js";
@@ -46,12 +47,7 @@ describe("[digitalocean] reserved-ip with two serves on one inventory", () => {
         proxy: 'drain-timeout = "5s"',
         rest: `${simSection(sim)}reserved-ip = "${ip}"
 droplet-id = ${dropletId}
-[autoscale]
-enabled = true
-min = 1
-max = 2
-evaluate = "* * * * * *"
-`,
+${autoscaleToml({ min: 1, max: 2 })}`,
       });
     ws.writeConfig(configFor(ports[0] as number, dropletA));
     const configB = path.join(ws.dir, "b.toml");

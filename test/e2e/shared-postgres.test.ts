@@ -5,6 +5,7 @@ import { after, before, describe, it } from "node:test";
 import { adminUrl, getJson } from "../helpers/admin.js";
 import { freePort, startBackend, type TestBackend } from "../helpers/backend.js";
 import { type Daemon, runCliAsync, serveConfig, startDaemon, workspace } from "../helpers/cli.js";
+import { autoscaleToml } from "../helpers/config.js";
 import { request } from "../helpers/http.js";
 import { startPostgres, type TestPostgres } from "../helpers/postgres.js";
 import { type Relay, startRelay } from "../helpers/relay.js";
@@ -75,17 +76,7 @@ describe("three proxies sharing one pool through PostgreSQL", () => {
           inventory: `flush-interval = "250ms"\nurl = "${url}"`,
           rest: `${simSection(sim)}reserved-ip = "${ip}"
 droplet-id = ${proxyDroplets[i]}
-[autoscale]
-enabled = true
-min = 1
-max = 3
-evaluate = "* * * * * *"
-scale-up-latency = "20s"
-scale-up-connections = 4
-scale-up-after = "2s"
-scale-up-cooldown = "3s"
-scale-down-after = "10m"
-`,
+${autoscaleToml({ min: 1, max: 3, "scale-up-latency": "20s", "scale-up-connections": 4, "scale-up-after": "2s", "scale-up-cooldown": "3s", "scale-down-after": "10m" })}`,
         }),
       );
     }

@@ -4,6 +4,7 @@ import { describe, it } from "node:test";
 import { adminUrl } from "../helpers/admin.js";
 import { freePort, startBackend } from "../helpers/backend.js";
 import { cleanupAll, runCliAsync, serveConfig, startDaemon, workspace } from "../helpers/cli.js";
+import { autoscaleToml } from "../helpers/config.js";
 import { request } from "../helpers/http.js";
 import { simSection, startSim } from "../helpers/sim.js";
 import { waitFor } from "../helpers/wait.js";
@@ -49,17 +50,7 @@ describe("slow clients", () => {
       serveConfig(port, {
         proxy: 'body-idle-timeout = "30s"',
         rest: `${simSection(sim)}
-[autoscale]
-enabled = true
-min = 1
-max = 3
-evaluate = "* * * * * *"
-scale-up-latency = "1s"
-scale-up-connections = 4
-scale-up-after = "1s"
-scale-up-cooldown = "1s"
-scale-down-after = "1h"
-`,
+${autoscaleToml({ min: 1, max: 3, "scale-up-latency": "1s", "scale-up-connections": 4, "scale-up-after": "1s", "scale-up-cooldown": "1s", "scale-down-after": "1h" })}`,
       }),
     );
     const serve = startDaemon(ws, ["serve"], env);
