@@ -64,7 +64,7 @@ export function parseConfigText(
   const result = configSchema(file ? path.dirname(file) : process.cwd()).safeParse(interpolated);
   if (!result.success)
     throw new ConfigError(describeIssues(result.error.issues, source, label, interpolated));
-  const config: Config = { ...result.data, file, digitalocean: { ...result.data.digitalocean, tokenSource } };
+  const config: Config = { file, ...result.data, digitalocean: { ...result.data.digitalocean, tokenSource } };
   registerSecret(config.digitalocean.token);
   registerSecret(config.admin.token);
   for (const secret of urlSecrets(config.inventory.url)) registerSecret(secret);

@@ -255,6 +255,11 @@ const workers = {
 export const STRATEGIES = ["round-robin", "least-connections", "latency"] as const;
 export const STICKY_MODES = ["none", "cookie", "hash"] as const;
 
+/** Cross-key rules compare durations only when each passed its own check (else it is still text). */
+function bothNumbers(...values: unknown[]): boolean {
+  return values.every((value) => typeof value === "number");
+}
+
 /** True when an admin listener on this address would need a token (anything but loopback). */
 function adminNeedsToken(listen: HostPort): boolean {
   return !isLoopback(listen.host);
@@ -867,17 +872,27 @@ export function configSchema(baseDir: string = process.cwd()) {
     }));
 
   const health = table(keys.health)
-    .refine((h) => h["eject-time"] <= h["max-eject-time"], {
-      message: "eject-time must not be longer than max-eject-time",
-      path: ["eject-time"],
-    })
+    // A value that failed its own check is reported there, not again here.
+    .refine(
+      (h) => !bothNumbers(h["eject-time"], h["max-eject-time"]) || h["eject-time"] <= h["max-eject-time"],
+      {
+        message: "eject-time must not be longer than max-eject-time",
+        path: ["eject-time"],
+      },
+    )
     .transform(renamed(keys.health));
 
   const inventory = table(keys.inventory)
-    .refine((i) => i["raw-retention"] <= i["minute-retention"] && i["minute-retention"] <= i.retention, {
-      message: "expected raw-retention <= minute-retention <= retention (each tier is rolled into the next)",
-      path: ["raw-retention"],
-    })
+    .refine(
+      (i) =>
+        !bothNumbers(i["raw-retention"], i["minute-retention"], i.retention) ||
+        (i["raw-retention"] <= i["minute-retention"] && i["minute-retention"] <= i.retention),
+      {
+        message:
+          "expected raw-retention <= minute-retention <= retention (each tier is rolled into the next)",
+        path: ["raw-retention"],
+      },
+    )
     .transform(renamed(keys.inventory));
 
   const admin = table(keys.admin).transform(renamed(keys.admin));
@@ -925,7 +940,14 @@ export function configSchema(baseDir: string = process.cwd()) {
           'a non-loopback admin listener needs [admin] token (e.g. token = "${DOPROXY_ADMIN_TOKEN}"), or listen on 127.0.0.1',
         path: ["admin", "listen"],
       })
-      .transform(({ "rate-limit": rateLimit, ...rest }) => ({ ...rest, rateLimit }))
+      // Sections under their runtime names, in the order the program has always listed them.
+      .transform(({ proxy, health, "rate-limit": rateLimit, cors, ...rest }) => ({
+        proxy,
+        health,
+        rateLimit,
+        cors,
+        ...rest,
+      }))
   );
 }
 

@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { parse } from "smol-toml";
 import { REFERENCE_PATH, renderConfigReference } from "../../../scripts/gen-config-docs.js";
+import { parseConfigText } from "../../../src/config/load.js";
 import { configKeys, type KeySpec } from "../../../src/config/schema.js";
 
 const sections = configKeys(".") as Record<string, Record<string, KeySpec>>;
@@ -38,6 +39,18 @@ describe("the configuration reference", () => {
         if (value !== undefined && !(typeof value === "string" && value.includes("${")))
           assert.deepEqual(value, spec.default, `doproxy.toml: [${section}] ${name} is not the default`);
       }
+    }
+  });
+
+  it("a value that fails its own check is not reported again by a rule across keys", () => {
+    for (const [text, key] of [
+      ['[health]\neject-time = "bad"\nmax-eject-time = "1m"', "eject-time"],
+      ['[inventory]\nraw-retention = "soon"', "raw-retention"],
+    ] as const) {
+      assert.throws(
+        () => parseConfigText(text, undefined, {}),
+        (error: Error) => error.message.split("\n").length === 1 && error.message.includes(`${key} = `),
+      );
     }
   });
 });
