@@ -42,6 +42,8 @@ export interface KeySpec<N extends string = string, S extends z.ZodType = z.ZodT
   default: unknown;
   doc: string;
   reload: Reload;
+  /** What doproxy.toml shows instead of the default (an interpolated secret, an optional key's example). */
+  example?: unknown;
 }
 
 /** A key with a default (parsed like a value from the file, so it passes the same transforms). */
@@ -79,6 +81,11 @@ function optional<const N extends string, S extends z.ZodType>(
     doc,
     reload,
   };
+}
+
+/** The value doproxy.toml shows for a key instead of its default (commented out when unset by default). */
+function shown<T extends KeySpec>(example: unknown, spec: T): T {
+  return { ...spec, example };
 }
 
 type Keys = Record<string, KeySpec>;
@@ -386,20 +393,29 @@ export function configKeys(baseDir: string) {
         "ip",
         'What sticky = "hash" pins: "ip" or "header:NAME" (e.g. "header:X-User-Id").',
       ),
-      "tls-cert": optional(
-        "tlsCert",
-        { ...file, schema: z.string().min(1).pipe(file.schema) },
-        "Certificate file (PEM); with tls-key the listener speaks HTTPS, and the files are reloaded when they change.",
+      "tls-cert": shown(
+        "cert.pem",
+        optional(
+          "tlsCert",
+          { ...file, schema: z.string().min(1).pipe(file.schema) },
+          "Certificate file (PEM); with tls-key the listener speaks HTTPS, and the files are reloaded when they change.",
+        ),
       ),
-      "tls-key": optional(
-        "tlsKey",
-        { ...file, schema: z.string().min(1).pipe(file.schema) },
-        "Private key file (PEM) of tls-cert.",
+      "tls-key": shown(
+        "key.pem",
+        optional(
+          "tlsKey",
+          { ...file, schema: z.string().min(1).pipe(file.schema) },
+          "Private key file (PEM) of tls-cert.",
+        ),
       ),
-      "redirect-http": optional(
-        "redirectHttp",
-        hostPort,
-        "With TLS: also listen for plain HTTP here and redirect it to HTTPS.",
+      "redirect-http": shown(
+        "0.0.0.0:80",
+        optional(
+          "redirectHttp",
+          hostPort,
+          "With TLS: also listen for plain HTTP here and redirect it to HTTPS.",
+        ),
       ),
     },
     health: {
@@ -469,16 +485,19 @@ export function configKeys(baseDir: string) {
         "SQLite file: backends, round-trip time samples, events.",
         "restart",
       ),
-      url: optional(
-        "url",
-        {
-          schema: z.string().regex(/^postgres(ql)?:\/\/\S+$/, {
-            message: 'expected a PostgreSQL URL such as "postgres://user:${PASSWORD}@host:5432/doproxy"',
-          }),
-          type: "PostgreSQL URL",
-        },
-        "PostgreSQL instead of the SQLite file, for several proxies sharing one pool; interpolate the password (${DOPROXY_DB_PASSWORD}).",
-        "restart",
+      url: shown(
+        "postgres://doproxy:${DOPROXY_DB_PASSWORD}@db-host:25060/doproxy?sslmode=verify-full",
+        optional(
+          "url",
+          {
+            schema: z.string().regex(/^postgres(ql)?:\/\/\S+$/, {
+              message: 'expected a PostgreSQL URL such as "postgres://user:${PASSWORD}@host:5432/doproxy"',
+            }),
+            type: "PostgreSQL URL",
+          },
+          "PostgreSQL instead of the SQLite file, for several proxies sharing one pool; interpolate the password (${DOPROXY_DB_PASSWORD}).",
+          "restart",
+        ),
       ),
       "flush-interval": key(
         "flushIntervalMs",
@@ -512,10 +531,13 @@ export function configKeys(baseDir: string) {
         "127.0.0.1:9090",
         "Admin API, metrics and dashboard; a non-loopback address needs a token.",
       ),
-      token: optional(
-        "token",
-        { schema: z.string().transform((t) => t || undefined), type: "string" },
-        'When set, admin requests need "Authorization: Bearer <token>"; never logged.',
+      token: shown(
+        "${DOPROXY_ADMIN_TOKEN}",
+        optional(
+          "token",
+          { schema: z.string().transform((t) => t || undefined), type: "string" },
+          'When set, admin requests need "Authorization: Bearer <token>"; never logged.',
+        ),
       ),
       "allowed-hosts": key(
         "allowedHosts",
@@ -528,7 +550,10 @@ export function configKeys(baseDir: string) {
       ),
     },
     digitalocean: {
-      token: key("token", text, "", 'API token (usually "${DIGITALOCEAN_TOKEN}"); never logged.', "restart"),
+      token: shown(
+        "${DIGITALOCEAN_TOKEN}",
+        key("token", text, "", 'API token (usually "${DIGITALOCEAN_TOKEN}"); never logged.', "restart"),
+      ),
       "api-url": key(
         "apiUrl",
         {
@@ -638,14 +663,17 @@ export function configKeys(baseDir: string) {
         'Share of traffic of each droplet doproxy creates or adopts, or "vcpus" for its size\'s vCPU count.',
         "restart",
       ),
-      "reserved-ip": optional(
-        "reservedIp",
-        {
-          schema: z.ipv4({ message: 'expected an IPv4 address such as "203.0.113.10"' }),
-          type: "IPv4 address",
-        },
-        "A reserved IP kept on the droplet of the serve that holds it (failover for clients).",
-        "restart",
+      "reserved-ip": shown(
+        "203.0.113.10",
+        optional(
+          "reservedIp",
+          {
+            schema: z.ipv4({ message: 'expected an IPv4 address such as "203.0.113.10"' }),
+            type: "IPv4 address",
+          },
+          "A reserved IP kept on the droplet of the serve that holds it (failover for clients).",
+          "restart",
+        ),
       ),
       "droplet-id": key(
         "dropletId",
@@ -735,26 +763,34 @@ export function configKeys(baseDir: string) {
         3,
         "Replacements in a row that never become healthy before replacing stops (replacements-failing; `doproxy autoscale resume`).",
       ),
-      "max-hourly-cost": optional(
-        "maxHourlyCost",
-        number((n) => n.positive().max(1_000_000), "above 0, at most 1000000"),
-        "Budget cap in US$/hour for the pool's droplets; a scale-up that would exceed it is held or cut. Unset: no cap.",
+      "max-hourly-cost": shown(
+        0.5,
+        optional(
+          "maxHourlyCost",
+          number((n) => n.positive().max(1_000_000), "above 0, at most 1000000"),
+          "Budget cap in US$/hour for the pool's droplets; a scale-up that would exceed it is held or cut. Unset: no cap.",
+        ),
       ),
-      schedule: key(
-        "schedule",
-        {
-          schema: z.array(
-            z.strictObject({
-              cron: z
-                .string()
-                .refine(isValidScheduleCron, { message: 'expected a cron expression such as "0 8 * * 1-5"' }),
-              min: count(0).schema,
-            }),
-          ),
-          type: "array of { cron, min }",
-        },
-        [],
-        "Floors by time of day ([[autoscale.schedule]]): from each cron time until the next entry's, min is raised.",
+      schedule: shown(
+        [{ cron: "0 8 * * 1-5", min: 3 }],
+        key(
+          "schedule",
+          {
+            schema: z.array(
+              z.strictObject({
+                cron: z
+                  .string()
+                  .refine(isValidScheduleCron, {
+                    message: 'expected a cron expression such as "0 8 * * 1-5"',
+                  }),
+                min: count(0).schema,
+              }),
+            ),
+            type: "array of { cron, min }",
+          },
+          [],
+          "Floors by time of day ([[autoscale.schedule]]): from each cron time until the next entry's, min is raised.",
+        ),
       ),
       predictive: key(
         "predictive",
@@ -789,10 +825,13 @@ export function configKeys(baseDir: string) {
         "Per-client rate limit: requests allowed per `per` (429 beyond); 0 = off.",
       ),
       per: key("perMs", duration(1, 31 * DAY_MS), "1s", "The window those requests refill over."),
-      burst: optional(
-        "burst",
-        count(1, 1_000_000_000),
-        "Requests a quiet client may send at once; unset: `requests`.",
+      burst: shown(
+        20,
+        optional(
+          "burst",
+          count(1, 1_000_000_000),
+          "Requests a quiet client may send at once; unset: `requests`.",
+        ),
       ),
       key: key(
         "key",

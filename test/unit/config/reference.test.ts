@@ -2,7 +2,12 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { parse } from "smol-toml";
-import { REFERENCE_PATH, renderConfigReference } from "../../../scripts/gen-config-docs.js";
+import {
+  EXAMPLE_PATH,
+  REFERENCE_PATH,
+  renderConfigExample,
+  renderConfigReference,
+} from "../../../scripts/gen-config-docs.js";
 import { parseConfigText } from "../../../src/config/load.js";
 import { configKeys, type KeySpec } from "../../../src/config/schema.js";
 
@@ -12,6 +17,12 @@ const example = readFileSync(new URL("../../../doproxy.toml", import.meta.url), 
 describe("the configuration reference", () => {
   it("docs/configuration.md is what the schema generates (run npm run docs:config)", () => {
     assert.equal(readFileSync(REFERENCE_PATH, "utf8"), renderConfigReference());
+  });
+
+  it("doproxy.toml is what the schema generates (run npm run docs:config), and it loads", () => {
+    assert.equal(example, renderConfigExample());
+    const config = parseConfigText(example, EXAMPLE_PATH, { DIGITALOCEAN_TOKEN: "t" });
+    assert.equal(config.proxy.maxTargetLength, 8192);
   });
 
   it("every key has a type, a sentence and a runtime name", () => {
