@@ -778,11 +778,9 @@ export function configKeys(baseDir: string) {
           {
             schema: z.array(
               z.strictObject({
-                cron: z
-                  .string()
-                  .refine(isValidScheduleCron, {
-                    message: 'expected a cron expression such as "0 8 * * 1-5"',
-                  }),
+                cron: z.string().refine(isValidScheduleCron, {
+                  message: 'expected a cron expression such as "0 8 * * 1-5"',
+                }),
                 min: count(0).schema,
               }),
             ),

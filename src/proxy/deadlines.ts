@@ -5,11 +5,9 @@
  * with `now` passed in, so it is tested with tables and the sweep with a fake clock.
  */
 
-export interface DeadlineSettings {
-  connectTimeoutMs: number;
-  timeoutMs: number;
-  bodyIdleTimeoutMs: number;
-}
+import type { Config } from "../config/config.js";
+
+export type DeadlineSettings = Pick<Config["proxy"], "connectTimeoutMs" | "timeoutMs" | "bodyIdleTimeoutMs">;
 
 /** The phases of one request that have a deadline; a field is 0 when its phase is not running. */
 export interface DeadlineClock {

@@ -1,9 +1,7 @@
+import type { Config } from "../config/config.js";
 import type { BackendState } from "../model/backend-state.js";
 
-export interface HealthThresholds {
-  healthyAfter: number;
-  unhealthyAfter: number;
-}
+export type HealthThresholds = Pick<Config["health"], "healthyAfter" | "unhealthyAfter">;
 
 /**
  * The hysteresis of DESIGN.md's lifecycle as a pure function: `healthy-after` passes in a row

@@ -1,12 +1,9 @@
+import type { Config } from "../config/config.js";
 import { probe } from "../util/http-probe.js";
 import type { LiveBackend } from "./backend.js";
 import type { Pool } from "./pool.js";
 
-export interface HealthSettings {
-  path: string;
-  intervalMs: number;
-  timeoutMs: number;
-}
+export type HealthSettings = Pick<Config["health"], "path" | "intervalMs" | "timeoutMs">;
 
 /**
  * Active health checking: every interval, probe each backend that health decides about

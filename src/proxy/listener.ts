@@ -3,14 +3,14 @@ import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import https from "node:https";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
+import type { Config } from "../config/config.js";
 import { sendRawError } from "./error-pages.js";
 
-export interface ListenerSettings {
-  tls: { certFile: string; keyFile: string } | undefined;
-  headerTimeoutMs: number;
-  maxHeaderBytes: number;
-  maxTargetLength: number;
-}
+/** What the listener needs of [proxy] (declared in src/config/schema.ts). */
+export type ListenerSettings = Pick<
+  Config["proxy"],
+  "tls" | "headerTimeoutMs" | "maxHeaderBytes" | "maxTargetLength"
+>;
 
 export interface ListenerHandlers {
   request(req: IncomingMessage, res: ServerResponse): void;

@@ -1,3 +1,4 @@
+import type { Config } from "../config/config.js";
 import type { OutlierState } from "./backend.js";
 
 /**
@@ -6,13 +7,11 @@ import type { OutlierState } from "./backend.js";
  * rotation for a while even though its health path still passes. Pure functions of the backend's
  * outlier state, the settings and the time, so the rules are tested with tables.
  */
-export interface EjectionSettings {
-  /** 0 = outlier ejection is off. */
-  ejectAfter: number;
-  ejectTimeMs: number;
-  maxEjectTimeMs: number;
-  maxEjectedPercent: number;
-}
+/** [health] eject-after and its companions (eject-after 0 = outlier ejection is off). */
+export type EjectionSettings = Pick<
+  Config["health"],
+  "ejectAfter" | "ejectTimeMs" | "maxEjectTimeMs" | "maxEjectedPercent"
+>;
 
 /** Why a backend was ejected or returned, as the event's reason code and the metric's label. */
 export type OutlierCode = "outlier-5xx" | "outlier-connect" | "outlier-trial-failed";

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import type { ProxyServer as HttpProxy } from "http-proxy-3";
+import type { Config } from "../config/config.js";
 import type { Logger } from "../log.js";
 import type { LiveBackend } from "./backend.js";
 import { sendRawError } from "./error-pages.js";
@@ -16,7 +17,7 @@ export interface UpgradeDeps {
   /** The backend for this upgrade (sticky sessions, then the balancing strategy). */
   choose(req: IncomingMessage): LiveBackend | undefined;
   log: Logger;
-  settings(): { xForwardedFor: boolean; encrypted: boolean; maxTargetLength: number };
+  settings(): Pick<Config["proxy"], "xForwardedFor" | "maxTargetLength"> & { encrypted: boolean };
 }
 
 /**
