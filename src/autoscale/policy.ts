@@ -1,6 +1,7 @@
 import { mayGrow, type SpendLimits } from "../cloud/spend-gate.js";
 import type { Config } from "../config/load.js";
 import type { BackendState } from "../model/backend-state.js";
+import type { DecisionCode } from "../model/reason-codes.js";
 import { describePrediction, type Prediction } from "./predict.js";
 
 /**
@@ -98,30 +99,8 @@ export type DecisionKind = "scale-up" | "scale-down" | "reclaim" | "replace" | "
  * Stable reason codes of decisions, for code and dashboards to act on (the reason text is for
  * people): the controller records a hold only when its code changes.
  */
-export type ReasonCode =
-  | "replace-done"
-  | "below-floor"
-  | "replace-unhealthy"
-  | "replace-make-room"
-  | "replacements-failing"
-  | "identity-conflict"
-  | "load-back"
-  | "breach-window"
-  | "booting"
-  | "at-max"
-  | "up-cooldown"
-  | "scale-up"
-  | "calm-window"
-  | "change-in-progress"
-  | "at-floor"
-  | "down-cooldown"
-  | "scale-down"
-  | "no-victim"
-  | "steady"
-  | "backoff"
-  | "droplet-limit"
-  | "budget"
-  | "predicted-floor";
+/** A decision's stable code: declared with its meaning in model/reason-codes.ts (DECISION_CODES). */
+export type ReasonCode = DecisionCode;
 
 export interface Decision {
   kind: DecisionKind;

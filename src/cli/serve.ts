@@ -11,7 +11,7 @@ import { CloudWatcher } from "../cloud/watcher.js";
 import { type Config, loadConfig, resolveConfigPath } from "../config/load.js";
 import { loadTlsFiles } from "../config/tls-files.js";
 import { watchConfig } from "../config/watch.js";
-import type { DoproxyError } from "../errors.js";
+import { type DoproxyError, ListenError } from "../errors.js";
 import { Leadership } from "../inventory/leadership.js";
 import { openInventory } from "../inventory/open.js";
 import { sharingProxies } from "../inventory/proxies.js";
@@ -77,7 +77,10 @@ export async function serve(options: CommonOptions): Promise<void> {
     await inventory.close();
     if (code === "EADDRINUSE" || code === "EACCES" || code === "EADDRNOTAVAIL") {
       reportAndExit(
-        new Error(`cannot listen on ${formatHostPort(config.proxy.listen)}: ${code}; change [proxy] listen`),
+        new ListenError(
+          `cannot listen on ${formatHostPort(config.proxy.listen)}: ${code}`,
+          "change [proxy] listen, or stop what holds that port",
+        ),
       );
     }
     throw error;

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { Config } from "../config/load.js";
-import { FencedError, IdentityConflictError, SpendRefusedError } from "../errors.js";
+import { ApiError, FencedError, IdentityConflictError, SpendRefusedError } from "../errors.js";
 import type { BackendRow, BackendStore } from "../inventory/backends.js";
 import { probe } from "../util/http-probe.js";
 import { type CloudDroplet, type CloudProvider, dropletAddress } from "./provider.js";
@@ -257,10 +257,13 @@ export class DropletLifecycle {
       const result = await probe(target, path, timeoutMs);
       streak = result.ok ? streak + 1 : 0;
       if (streak >= healthyAfter)
-        return this.backends.transition(row.id, "active", `passed ${streak} health checks in a row`, [
-          "joining",
-          "unhealthy",
-        ]);
+        return this.backends.transition(
+          row.id,
+          "active",
+          "health-passed",
+          `passed ${streak} health checks in a row`,
+          ["joining", "unhealthy"],
+        );
       await new Promise((resolve) => setTimeout(resolve, intervalMs));
     }
     return false;
@@ -298,8 +301,13 @@ export class DropletLifecycle {
   private async destroyDroplet(row: BackendRow, now: number): Promise<void> {
     const outcome = await this.provider.destroyDroplet(row.dropletId as number);
     if (outcome === "not-found" && now - row.createdAt < LIST_LAG_MS)
-      throw new Error(
+      throw new ApiError(
         `droplet ${row.dropletId} answered 404 moments after its create (DigitalOcean may not show it yet); destroy retried later`,
+        {
+          status: 404,
+          reason: "not-found",
+          hint: "a running serve destroys it once DigitalOcean shows it; or run the removal again in a minute",
+        },
       );
   }
 

@@ -189,6 +189,7 @@ export class CloudWatcher {
           await this.backends.transition(
             row.id,
             "unhealthy",
+            "join-timeout",
             "did not pass health checks within join-timeout",
             ["joining"],
           )

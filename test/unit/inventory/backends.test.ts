@@ -20,12 +20,12 @@ describeEachStore("the backends table", (stores) => {
       const first = proxies[0] as Inventory;
       for (let round = 0; round < 5; round++) {
         const row = await first.backends.addStatic(`127.0.0.1:${9000 + round}`);
-        await first.backends.transition(row.id, "active", "healthy", ["joining"]);
+        await first.backends.transition(row.id, "active", "health-passed", "healthy", ["joining"]);
         // Each proxy saw it active and decides something different at the same moment.
         const moves: Array<boolean | undefined> = await Promise.all([
-          proxies[0]?.backends.transition(row.id, "unhealthy", "failing checks", ["active"]),
-          proxies[1]?.backends.transition(row.id, "draining", "removed by hand", ["active"]),
-          proxies[2]?.backends.transition(row.id, "unhealthy", "failing checks", ["active"]),
+          proxies[0]?.backends.transition(row.id, "unhealthy", "health-failed", "failing checks", ["active"]),
+          proxies[1]?.backends.transition(row.id, "draining", "drain-by-hand", "removed by hand", ["active"]),
+          proxies[2]?.backends.transition(row.id, "unhealthy", "health-failed", "failing checks", ["active"]),
         ]);
         assert.equal(moves.filter(Boolean).length, 1, `round ${round}: ${JSON.stringify(moves)}`);
         const events = (await first.events.list(0)).filter(
@@ -69,7 +69,7 @@ describeEachStore("the backends table", (stores) => {
       const weighted = await inventory.backendsVersion();
       assert.ok(weighted > added, "a weight change moves it");
       await inventory.samples.insertBatch([]);
-      await inventory.events.add("test", "not a backend write");
+      await inventory.events.add("test", "not a backend write", null, undefined, Date.now(), "steady");
       assert.equal(await inventory.backendsVersion(), weighted, "other tables do not");
     } finally {
       await inventory.close();
@@ -102,7 +102,7 @@ describeEachStore("the backends table", (stores) => {
       const none = inventory.backends.fencedBy(() => undefined);
       await assert.rejects(() => none.markDrained(row.id), FencedError);
       assert.equal(
-        await inventory.backends.transition(row.id, "removed", "by hand"),
+        await inventory.backends.transition(row.id, "removed", "removed", "by hand"),
         true,
         "unfenced writes are not",
       );
