@@ -88,15 +88,24 @@ describe("doproxy droplets against doproxy sim", () => {
       const events = JSON.parse((await runCliAsync(ws, ["events", "--json"], env)).stdout) as Array<{
         kind: string;
         backendId: number;
+        code: string | null;
       }>;
-      const victimKinds = events.filter((e) => e.backendId === victim.id).map((e) => e.kind);
-      assert.deepEqual(victimKinds, [
-        "backend.provisioning",
-        "backend.joining",
-        "backend.active",
-        "backend.draining",
-        "backend.removed",
-      ]);
+      const victimEvents = events.filter((e) => e.backendId === victim.id);
+      assert.deepEqual(
+        victimEvents.map((e) => [e.kind, e.code]),
+        [
+          ["backend.provisioning", "create-ordered"],
+          ["backend.joining", "booted"],
+          ["backend.active", "health-passed"],
+          ["backend.draining", "drain-by-hand"],
+          ["backend.removed", "destroyed"],
+        ],
+      );
+      assert.deepEqual(
+        events.filter((e) => e.code === null),
+        [],
+        "every event carries a reason code",
+      );
 
       // Refuses to remove the last active backend without --force.
       const last = (await listed(ws, env))[0] as ListEntry;

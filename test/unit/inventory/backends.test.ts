@@ -40,6 +40,39 @@ describeEachStore("the backends table", (stores) => {
     }
   });
 
+  it("every change writes its event with a reason code", async () => {
+    const inventory = await stores.open();
+    try {
+      const { backends } = inventory;
+      const row = await backends.addStatic("127.0.0.1:9200");
+      await backends.transition(row.id, "active", "health-passed", "healthy", ["joining"]);
+      await backends.setWeight(row.id, 3, "by hand");
+      await backends.startDrain(row.id, Date.now() + 1_000, "autoscale: calm", Date.now(), true);
+      await backends.reclaim(row.id, "autoscale: load is back");
+      await backends.startDrain(row.id, Date.now() + 1_000, "removed by hand");
+      const [created] = await backends.addProvisioningWithin(["d-1"], "autoscale: floor", 1, () => 1);
+      await backends.setAddressJoining((created as { id: number }).id, "127.0.0.1:9201");
+      await backends.close((created as { id: number }).id, "boot-timeout", "did not boot");
+      const events = await inventory.events.list(0);
+      assert.deepEqual(
+        events.map((e) => [e.kind, e.code]),
+        [
+          ["backend.joining", "added-by-hand"],
+          ["backend.active", "health-passed"],
+          ["backend.weight", "weight-changed"],
+          ["backend.draining", "drain-scale-down"],
+          ["backend.active", "load-back"],
+          ["backend.draining", "drain-by-hand"],
+          ["backend.provisioning", "create-ordered"],
+          ["backend.joining", "booted"],
+          ["backend.removed", "boot-timeout"],
+        ],
+      );
+    } finally {
+      await inventory.close();
+    }
+  });
+
   it("refuses an address that is already live, saying which backend has it", async () => {
     const inventory = await stores.open();
     try {
