@@ -20,6 +20,7 @@ interface EventRow {
   kind: string;
   backendId: number | null;
   message: string;
+  code: string | null;
 }
 
 /** Short settings: a droplet serves 2 requests at a time for 40ms each, so 12 clients saturate one. */
@@ -149,14 +150,12 @@ describe("autoscaling against doproxy sim", () => {
       assert.ok(kinds.includes("scale.up"), "scaled up");
       assert.ok(kinds.includes("scale.down"), "scaled down");
       assert.ok(
-        log.some((e) => e.kind === "scale.hold" && /above scale-up thresholds/.test(e.message)),
+        log.some((e) => e.kind === "scale.hold" && e.code === "breach-window"),
         "the breach window is explained",
       );
 
       // Reaction time: first breach seen -> the first droplet ordered for it serving.
-      const firstBreach = log.find(
-        (e) => e.kind === "scale.hold" && /above scale-up thresholds for/.test(e.message),
-      ) as EventRow;
+      const firstBreach = log.find((e) => e.kind === "scale.hold" && e.code === "breach-window") as EventRow;
       const scaleUp = log.find((e) => e.kind === "scale.up") as EventRow;
       const served = log.find((e) => e.kind === "backend.active" && e.ts > scaleUp.ts) as EventRow;
       const reaction = served.ts - firstBreach.ts;

@@ -24,6 +24,9 @@ describe("error codes on the command line", () => {
       ws.writeConfig(serveConfig(await freePort()));
       const usage = await runCliAsync(ws, ["events", "--since", "soon"]);
       assert.equal(codeOf(usage.stderr, usage.status), "DOPROXY_USAGE");
+      const parse = await runCliAsync(ws, ["droplets", "add", "--no-such-flag"]);
+      assert.equal(codeOf(parse.stderr, parse.status), "DOPROXY_USAGE");
+      assert.match(parse.stderr, /unknown option '--no-such-flag'/);
 
       const port = await freePort();
       await new Promise<void>((resolve) => busy.listen(port, "127.0.0.1", resolve));

@@ -364,6 +364,7 @@ replace-unhealthy-after = "1s"
         JSON.parse((await runCliAsync(ws, ["events", "--since", "1h", "--json"], env)).stdout) as Array<{
           kind: string;
           message: string;
+          code: string | null;
         }>;
       const unhealthy = await waitFor(
         async () => (await events()).find((e) => e.kind === "backend.unhealthy"),
@@ -371,7 +372,7 @@ replace-unhealthy-after = "1s"
         40_000,
         250,
       );
-      assert.match(unhealthy.message, /did not pass health checks within join-timeout/);
+      assert.equal(unhealthy.code, "join-timeout");
       await waitFor(
         async () => (await events()).some((e) => e.kind === "scale.replace"),
         "a replacement ordered",
