@@ -130,6 +130,8 @@ class Exchange implements ConnectionLinked<Exchange> {
   status = 0;
   /** finish() ran: everything the request held is released. */
   finished = false;
+  /** The client's response ended before it was complete (a cut connection, or none at all). */
+  aborted = false;
   prevOnConnection: Exchange | undefined = undefined;
   nextOnConnection: Exchange | undefined = undefined;
 
@@ -545,6 +547,7 @@ export class ProxyServer {
       reason === "rate-limit" ? "rate limit exceeded" : "too many requests in flight from this client";
     const corsOrigin = this.cors.allowedOrigin(req.headers);
     if (corsOrigin !== undefined) this.cors.applyToResponse(headers, corsOrigin);
+    else this.cors.applyVary(headers);
     if (hasBody) {
       this.refuse(req, res, 429, detail, startedAt, headers, false);
     } else sendErrorPage(res, 429, detail, clientWantsClose(req) || this.closing, headers);
@@ -698,7 +701,13 @@ export class ProxyServer {
       exchange.abortAttempt?.();
       return false;
     }
+    exchange.status = status;
     const headers = headersFromRaw(rawHeaders);
+    if (status === 204 || status === 304) {
+      // No body, whatever the backend says (RFC 9110 §6.4.1): no framing the client could wait on.
+      delete headers["transfer-encoding"];
+      if (status === 204) delete headers["content-length"];
+    }
     exchange.responsePausable = responseMayPause(headers);
     prepareResponseHeaders(headers, exchange.closeClient || !exchange.bodyComplete);
     this.addPolicyHeaders(exchange, headers, backend);
@@ -738,6 +747,7 @@ export class ProxyServer {
     backend: LiveBackend,
   ): void {
     if (exchange.corsOrigin !== undefined) this.cors.applyToResponse(headers, exchange.corsOrigin);
+    else this.cors.applyVary(headers);
     if (exchange.rate) Object.assign(headers, this.rateLimiter.headers(exchange.rate));
     if (this.sticky.mode === "cookie" && exchange.stickyToken !== this.sticky.token(backend)) {
       const existing = headers["set-cookie"] ?? [];
@@ -752,6 +762,15 @@ export class ProxyServer {
     this.endAttempt(exchange);
     if (!backend || res.destroyed || res.writableEnded) return;
     if (exchange.answered || res.headersSent) {
+      if (
+        error.code === "UND_ERR_RES_CONTENT_LENGTH_MISMATCH" &&
+        (exchange.status === 204 || exchange.status === 304)
+      ) {
+        // undici takes a 204's or 304's Content-Length for a body that never comes (or a body
+        // the backend should not have sent): the answer itself is whole, and goes out as it is.
+        this.flushBatch.end(res);
+        return;
+      }
       // The backend failed mid-response: the client can only learn it from a cut connection.
       res.destroy();
       return;
@@ -831,6 +850,7 @@ export class ProxyServer {
     const headers: http.OutgoingHttpHeaders = status === 503 ? { "retry-after": "1" } : {};
     // A browser must be able to read the error's status, not just see a CORS failure.
     if (exchange.corsOrigin !== undefined) this.cors.applyToResponse(headers, exchange.corsOrigin);
+    else this.cors.applyVary(headers);
     const sent = sendErrorPage(exchange.res, status, detail, close, headers);
     if (sent && !exchange.bodyComplete) {
       const socket = exchange.req.socket;
@@ -872,6 +892,7 @@ export class ProxyServer {
     if (!exchange.res.writableFinished) exchange.abortAttempt?.();
     this.endAttempt(exchange);
     if (exchange.client !== undefined) this.perClient.release(exchange.client);
+    exchange.aborted = !exchange.res.writableFinished;
     this.accessLog.record(exchange.req, exchange.res, exchange, this.now());
     // Last: this may run what waited for the connection's open requests (a raw answer, an upgrade).
     exchange.connection.remove(exchange);
