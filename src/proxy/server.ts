@@ -347,6 +347,11 @@ export class ProxyServer {
    */
   private rawAnswer(socket: Socket, status: 400 | 405 | 408 | 414 | 431): void {
     const connection = this.connectionOf(socket);
+    if (connection.refused) {
+      // A refusal or a raw answer is already on its way, and closes the connection: read no more.
+      socket.pause();
+      return;
+    }
     const last = connection.last;
     if (last !== undefined && !last.bodyComplete) {
       connection.refused = true;
