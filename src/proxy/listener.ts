@@ -47,15 +47,25 @@ export function createListener(settings: ListenerSettings, handlers: ListenerHan
   // nginx do; without this Node ends the connection at the FIN and the response is lost.
   (server as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   server.on("connection", handlers.connection);
-  server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) =>
-    handlers.upgrade(req, socket as Socket, head),
-  );
+  // Node takes its own error listener off a socket it hands over (an upgrade, CONNECT): one goes on
+  // at once, since the answer may wait for the requests before it and the client may reset meanwhile.
+  server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on("error", destroyOnError);
+    handlers.upgrade(req, socket as Socket, head);
+  });
   // doproxy is a reverse proxy, not a tunnel: CONNECT is refused, never passed on.
-  server.on("connect", (_req: IncomingMessage, socket: Duplex) => handlers.rawAnswer(socket as Socket, 405));
+  server.on("connect", (_req: IncomingMessage, socket: Duplex) => {
+    socket.on("error", destroyOnError);
+    handlers.rawAnswer(socket as Socket, 405);
+  });
   server.on("clientError", (error: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Duplex) =>
     handlers.rawAnswer(socket as Socket, statusForParseError(error, settings.maxTargetLength)),
   );
   return server;
+}
+
+function destroyOnError(this: Duplex): void {
+  this.destroy();
 }
 
 /**
