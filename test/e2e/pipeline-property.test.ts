@@ -231,3 +231,50 @@ describe(`pipeline property: nothing stays in flight (seed ${SEED}, ${CASES} cas
     );
   });
 });
+
+describe("pipelined requests behind doproxy's 503 (no backend in rotation)", () => {
+  it("are answered in order, each with its own 503, and the connection stays usable", async () => {
+    const pool = new Pool(
+      { ...defaultConfig().health, healthyAfter: 1, unhealthyAfter: 3 },
+      { onHealthTransition: () => true, onDrained: () => {} },
+    );
+    const proxy = new ProxyServer(
+      pool,
+      new Balancer("round-robin"),
+      new Recorder(),
+      pino({ level: "silent" }),
+      {
+        ...proxySettings(defaultConfig()),
+        tls: undefined,
+      },
+    );
+    const { port } = await proxy.listen({ host: "127.0.0.1", port: 0 });
+    try {
+      const socket = net.connect(port, "127.0.0.1");
+      let text = "";
+      socket.on("data", (chunk) => {
+        text += chunk.toString("latin1");
+      });
+      socket.on("error", () => {});
+      socket.write(
+        "GET /a HTTP/1.1\r\nHost: a\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\n\r\nGET /c HTTP/1.1\r\nHost: a\r\n\r\n",
+      );
+      const count = () => [...text.matchAll(/HTTP\/1\.1 503 /g)].length;
+      await waitFor(
+        () => count() === 3,
+        () => `three 503s, got: ${text}`,
+      );
+      socket.write("GET /d HTTP/1.1\r\nHost: a\r\n\r\n");
+      await waitFor(
+        () => count() === 4,
+        () => `a fourth 503 on the same connection, got: ${text}`,
+      );
+      assert.doesNotMatch(text, /connection: close/i);
+      socket.destroy();
+      await waitFor(() => proxy.activeRequests === 0, "nothing in flight");
+    } finally {
+      proxy.stopAccepting();
+      proxy.destroyConnections();
+    }
+  });
+});
