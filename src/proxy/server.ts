@@ -164,7 +164,10 @@ export class ProxyServer {
   private readonly sockets = new Set<Socket>();
   /** A client connection closed: whatever it had open is finished now (made once). */
   private readonly connectionClosed = (connection: ClientConnection<Exchange>) => {
-    while (connection.first !== undefined) this.finish(connection.first);
+    for (let open = connection.first; open !== undefined; open = connection.first) {
+      if (open.finished) connection.remove(open);
+      else this.finish(open);
+    }
   };
   private closing = false;
   private readonly now: () => number;
