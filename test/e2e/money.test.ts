@@ -191,8 +191,8 @@ replace-unhealthy-after = "1s"
       // It boots: advanced by id (it is not in the tagged list), it joins and serves.
       await waitFor(
         async () => (await rows(ws, env)).find((r) => r.dropletId === id)?.state === "active",
-        "the adopted droplet to join",
-        60_000,
+        "the adopted droplet to join (looked up by id once a minute)",
+        120_000,
         250,
       );
     } finally {
