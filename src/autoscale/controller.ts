@@ -431,6 +431,8 @@ export class AutoscaleController {
       try {
         await this.deps.lifecycle.destroy(row, {
           reason: row.drainedAt !== null ? "autoscale: drained" : "autoscale: drain timeout reached",
+          // Not if it was put back in rotation (or moved by another process) since it was read.
+          from: ["draining"],
         });
         this.destroyRetry.delete(row.id);
       } catch (error) {

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { Config } from "../config/load.js";
 import { FencedError, IdentityConflictError, SpendRefusedError } from "../errors.js";
-import type { BackendRow, BackendStore } from "../inventory/backends.js";
+import type { BackendRow, BackendState, BackendStore } from "../inventory/backends.js";
 import { probe } from "../util/http-probe.js";
 import { type CloudDroplet, type CloudProvider, dropletAddress } from "./provider.js";
 import { type GrowthVerdict, mayGrow } from "./spend-gate.js";
@@ -60,6 +60,8 @@ export class DropletLifecycle {
   /** Set by reconciliation while droplets of an identity conflict are listed (see ReconcileReport). */
   identityConflict: { droplets: CloudDroplet[]; since: number } | undefined;
   private lastAdoptedConfirm = 0;
+  /** Rows missing from the list: when each was last confirmed by id (oldest go first). */
+  private readonly confirmedAt = new Map<number, number>();
   /** Booting --id droplets: when each was last looked up by id. */
   private readonly adoptedLookups = new Map<number, number>();
 
@@ -293,9 +295,18 @@ export class DropletLifecycle {
    */
   async destroy(
     row: BackendRow,
-    options: { keepDroplet?: boolean; reason: string },
+    options: {
+      keepDroplet?: boolean;
+      reason: string;
+      /** Only while the row is still in one of these states (re-read right before the DELETE). */
+      from?: readonly BackendState[];
+    },
     now = Date.now(),
   ): Promise<void> {
+    if (options.from) {
+      const current = await this.backends.get(row.id);
+      if (!current || !options.from.includes(current.state)) return; // someone moved it meanwhile
+    }
     if (row.kind === "droplet" && row.dropletId !== null && !options.keepDroplet) {
       this.refuseWhileConflicted(`destroy droplet ${row.dropletId}`);
       await this.destroyDroplet(row, now);
@@ -303,7 +314,7 @@ export class DropletLifecycle {
     const closeReason = row.kind !== "droplet" ? "removed" : options.keepDroplet ? "released" : "destroyed";
     const how =
       row.kind === "droplet" ? (options.keepDroplet ? "released (droplet kept)" : "destroyed") : "removed";
-    await this.backends.close(row.id, closeReason, `${how}: ${options.reason}`);
+    await this.backends.close(row.id, closeReason, `${how}: ${options.reason}`, options.from);
   }
 
   private refuseWhileConflicted(what: string): void {
@@ -416,6 +427,7 @@ export class DropletLifecycle {
     // Droplets adopted with --id need not carry the tag, so they are not in this list: each is
     // confirmed by id only every ADOPTED_CONFIRM_EVERY_MS, not at every pass.
     const confirmAdopted = now - this.lastAdoptedConfirm >= ADOPTED_CONFIRM_EVERY_MS;
+    const missing: BackendRow[] = [];
     if (confirmAdopted) this.lastAdoptedConfirm = now;
 
     for (const row of live) {
@@ -429,14 +441,20 @@ export class DropletLifecycle {
         else report.pending.push(row);
       } else if (!byId.has(row.dropletId)) {
         if (row.origin === "manual" && !confirmAdopted) continue;
-        // Missing from the list: a list can lag or miss; only a 404 by id says it is gone.
-        // A droplet created moments ago can be 404 by id too, until the API catches up.
-        const young =
-          row.state === "provisioning" && now - row.createdAt < this.config.digitalocean.bootTimeoutMs;
-        const confirmed = young ? null : await confirm(row.dropletId);
-        if (confirmed === undefined) report.gone.push(row);
-        else report.lagging.push(row);
+        missing.push(row);
       }
+    }
+    // Missing from the list: a list can lag or miss; only a 404 by id says it is gone. A droplet
+    // created moments ago can be 404 by id too, until the API catches up. The confirmations this
+    // pass may spend go to the rows confirmed longest ago, so none waits for ever behind others.
+    missing.sort((a, b) => (this.confirmedAt.get(a.id) ?? 0) - (this.confirmedAt.get(b.id) ?? 0));
+    for (const row of missing) {
+      const young =
+        row.state === "provisioning" && now - row.createdAt < this.config.digitalocean.bootTimeoutMs;
+      const confirmed = young ? null : await confirm(row.dropletId as number);
+      if (confirmed !== null) this.confirmedAt.set(row.id, now);
+      if (confirmed === undefined) report.gone.push(row);
+      else report.lagging.push(row);
     }
     for (const droplet of droplets) {
       if (knownIds.has(droplet.id)) continue;
