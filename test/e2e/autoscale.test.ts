@@ -231,11 +231,17 @@ describe("autoscaling against doproxy sim", () => {
         15_000,
       );
       // Several more ticks of both processes: still exactly two droplets, one POST per droplet.
+      // (An observation window for something that must not happen: 5 s of one tick a second, or
+      // sooner once either process visibly acted again; the CLI alone can take seconds when busy.)
       const ticks = (await events(ws, env)).length;
+      const windowEnds = Date.now() + 5_000;
       await waitFor(
-        async () => (await events(ws, env)).length > ticks || (await sim.requests()).length > 20,
+        async () =>
+          Date.now() >= windowEnds ||
+          (await events(ws, env)).length > ticks ||
+          (await sim.requests()).length > 20,
         "more ticks",
-        5_000,
+        30_000,
       );
       assert.equal((await sim.state()).droplets.length, 2);
       const creates = (await sim.requests()).filter((r) => r.method === "POST" && r.path === "/v2/droplets");

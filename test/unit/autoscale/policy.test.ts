@@ -408,13 +408,13 @@ const table: Row[] = [
     reason: /limited by the budget cap/,
   },
   {
-    name: "without a known price the cap cannot apply and the scale-up goes ahead",
+    name: "without a known price a cap cannot be honoured: the scale-up is held, with the reason",
     in: { p95Ms: 2500 },
     set: { maxHourlyCost: 0.01 },
     mem: { breachSince: NOW - 60_000 },
-    kind: "scale-up",
-    code: "scale-up",
-    actions: [{ kind: "create", count: 4 }],
+    kind: "hold",
+    code: "budget",
+    reason: /price is unknown/,
   },
   // Predictive floors
   {
@@ -535,6 +535,62 @@ table.push(
     kind: "replace",
     code: "replace-unhealthy",
     actions: [{ kind: "create", count: 1 }],
+  },
+);
+
+table.push(
+  {
+    name: "a droplet drained to make room is not put back by load coming back",
+    in: { p95Ms: 900, droplets: [droplet(1, "active"), droplet(2, "draining"), droplet(3, "active")] },
+    set: { max: 3 },
+    mem: { breachSince: NOW - 60_000, retiring: { 2: NOW - 5_000 } },
+    kind: "hold",
+    code: "at-max",
+  },
+  {
+    name: "nor by the floor",
+    in: { droplets: [droplet(1, "active"), droplet(2, "draining")], floor: 2 },
+    set: { max: 2 },
+    mem: { retiring: { 2: NOW - 5_000 } },
+    kind: "hold",
+    code: "calm-window",
+  },
+  {
+    name: "an identity conflict holds every drain (a destroy would follow)",
+    in: {
+      p95Ms: 10,
+      inFlightPerActive: 0,
+      droplets: [droplet(1, "active"), droplet(2, "active")],
+      identityConflict: true,
+    },
+    mem: { calmSince: NOW - 3_600_000 },
+    kind: "hold",
+    code: "identity-conflict",
+  },
+  {
+    name: "but not the floor: droplets that die are still replaced",
+    in: { droplets: [], activeBackends: 0, identityConflict: true, floor: 1 },
+    kind: "floor",
+    code: "below-floor",
+    actions: [{ kind: "create", count: 1 }],
+  },
+  {
+    name: "a droplet adopted by hand that stays off does not hold scale-down for ever",
+    in: {
+      p95Ms: 10,
+      inFlightPerActive: 0,
+      droplets: [droplet(1, "active"), droplet(2, "active"), droplet(3, "provisioning", { scalable: false })],
+    },
+    mem: { calmSince: NOW - 3_600_000 },
+    kind: "scale-down",
+    code: "scale-down",
+  },
+  {
+    name: "with a budget cap and no known price, nothing is created",
+    in: { droplets: [], activeBackends: 0, floor: 1 },
+    set: { maxHourlyCost: 1 },
+    kind: "hold",
+    code: "calm-window",
   },
 );
 
