@@ -28,7 +28,7 @@ async function seed(file: string, liveBackend: string, now: number): Promise<num
     const ids: number[] = [];
     for (let i = 0; i < BACKENDS; i++) {
       const row = await backends.addStatic(`127.0.0.2:${20_000 + i}`, { name: `seeded-${i}`, now: start });
-      await backends.transition(row.id, "removed", "benchmark history", undefined, undefined, now);
+      await backends.transition(row.id, "removed", "removed", "benchmark history", undefined, undefined, now);
       ids.push(row.id);
     }
     for (let from = 1; from <= DAY_SECONDS; from += 600) {

@@ -2,6 +2,7 @@ import type { AutoscaleController } from "../autoscale/controller.js";
 import { poolCost } from "../autoscale/cost.js";
 import type { ReservedIpStatus } from "../cloud/reserved-ip.js";
 import type { Config } from "../config/load.js";
+import { BadRequest } from "../errors.js";
 import { backendView } from "../inventory/backend-view.js";
 import type { SharingProxy } from "../inventory/proxies.js";
 import { inFlightOf } from "../proxy/backend.js";
@@ -36,8 +37,6 @@ export interface AdminSources {
 /** The trailing window for per-backend figures (p50/p95, requests/s). */
 const FIGURES_WINDOW_MS = 60_000;
 const MAX_SERIES_POINTS = 2_000;
-
-export class BadRequest extends Error {}
 
 /** `since` as a duration ("15m") or epoch milliseconds. */
 export function parseSince(value: string | null, fallbackMs: number, now = Date.now()): number {

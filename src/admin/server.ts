@@ -2,11 +2,11 @@ import { readFileSync } from "node:fs";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
-import { ListenError } from "../errors.js";
+import { BadRequest, ListenError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { formatHostPort, type HostPort } from "../util/address.js";
 import { listenOn } from "../util/listen.js";
-import { type AdminSources, BadRequest, backends, events, samples, status } from "./api.js";
+import { type AdminSources, backends, events, samples, status } from "./api.js";
 import { isAllowedHost, isAuthorized } from "./auth.js";
 
 /** Sent with every admin answer: the dashboard loads only its own files and is never framed. */
@@ -289,7 +289,7 @@ export class AdminServer {
           return this.send(res, 404, { error: `no such admin endpoint: ${url.pathname}` });
       }
     } catch (error) {
-      if (error instanceof BadRequest) return this.send(res, 400, { error: error.message });
+      if (error instanceof BadRequest) return this.send(res, 400, { error: error.message, code: error.code });
       this.log.error({ err: (error as Error).message, path: url.pathname }, "admin request failed");
       return this.send(res, 500, { error: "internal error" });
     }

@@ -1,4 +1,5 @@
 import type { DropletLifecycle } from "../cloud/lifecycle.js";
+import { destroyRetryMs } from "../cloud/watcher.js";
 import type { Config } from "../config/load.js";
 import { ApiError, FencedError, IdentityConflictError, SpendRefusedError } from "../errors.js";
 import type { BackendRow, BackendStore } from "../inventory/backends.js";
@@ -63,6 +64,8 @@ export class AutoscaleController {
   lastInputs: ScaleInputs | undefined;
   /** The last destroy error said per backend (events say each once). */
   private readonly destroyErrors = new Map<number, string>();
+  /** Backends whose destroy failed: when to try again. */
+  private readonly destroyRetry = new Map<number, { failures: number; retryAt: number }>();
   lastDecision: Decision | undefined;
 
   private readonly predictions: PredictionReader;
@@ -153,6 +156,8 @@ export class AutoscaleController {
           replacing: previous.replacing,
           replacementStreak: previous.replacementStreak,
           replacementsSince: previous.replacementsSince,
+          lastReplacementAt: previous.lastReplacementAt,
+          retiring: previous.retiring,
         },
       };
     }
@@ -204,6 +209,8 @@ export class AutoscaleController {
         replacing: previous.replacing,
         replacementStreak: previous.replacementStreak,
         replacementsSince: previous.replacementsSince,
+        lastReplacementAt: previous.lastReplacementAt,
+        retiring: previous.retiring,
       };
       const message = (error as Error).message;
       const reason = error instanceof ApiError ? error.reason : "error";
@@ -275,10 +282,11 @@ export class AutoscaleController {
   }
 
   private async resumeIfAsked(): Promise<void> {
-    const since = this.memory.replacementsSince;
-    if (!replacementsHeld(this.memory, this.deps.config().autoscale) || since === undefined) return;
+    // A resume counts when it came after the streak's latest replacement (the hold began then).
+    const heldSince = this.memory.lastReplacementAt;
+    if (!replacementsHeld(this.memory, this.deps.config().autoscale) || heldSince === undefined) return;
     const asked = await this.deps.backends.events.latest(RESUME_EVENT);
-    if (asked && asked.ts >= since) await this.resume("an operator ran doproxy autoscale resume");
+    if (asked && asked.ts >= heldSince) await this.resume("an operator ran doproxy autoscale resume");
   }
 
   /** Gathers the policy's inputs from the live pool and the recent samples. */
@@ -416,12 +424,20 @@ export class AutoscaleController {
       .filter((row: BackendRow) => row.state === "draining" && row.kind === "droplet" && row.autoscaleDrain)
       .filter((row) => row.drainedAt !== null || (row.drainDeadline !== null && now >= row.drainDeadline));
     for (const row of done) {
+      // A destroy that failed waits its backoff (5 s doubling to 5 minutes), not the next tick.
+      const retry = this.destroyRetry.get(row.id);
+      if (retry && now < retry.retryAt) continue;
       if (!(await this.stillLeads(`destroying backend ${row.id}`))) return;
       try {
         await this.deps.lifecycle.destroy(row, {
           reason: row.drainedAt !== null ? "autoscale: drained" : "autoscale: drain timeout reached",
+          // Not if it was put back in rotation (or moved by another process) since it was read.
+          from: ["draining"],
         });
+        this.destroyRetry.delete(row.id);
       } catch (error) {
+        const failures = (retry?.failures ?? 0) + 1;
+        this.destroyRetry.set(row.id, { failures, retryAt: now + destroyRetryMs(failures) });
         // Tried again next tick; said once per backend and cause, not every tick.
         const message = (error as Error).message;
         if (this.destroyErrors.get(row.id) === message) continue;

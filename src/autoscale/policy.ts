@@ -1,6 +1,7 @@
 import { mayGrow, type SpendLimits } from "../cloud/spend-gate.js";
 import type { Config } from "../config/load.js";
 import type { BackendState } from "../model/backend-state.js";
+import type { DecisionCode } from "../model/reason-codes.js";
 import { describePrediction, type Prediction } from "./predict.js";
 
 /**
@@ -65,6 +66,13 @@ export interface PolicyMemory {
    */
   replacementStreak: number;
   replacementsSince: number | undefined;
+  /** When the streak's latest replacement was ordered: a resume counts only after it. */
+  lastReplacementAt: number | undefined;
+  /**
+   * Droplets drained because they were unhealthy (to make room, or once their replacement
+   * served) -> when: never put back in rotation by the floor or by load coming back.
+   */
+  retiring: Record<number, number>;
 }
 
 export const EMPTY_MEMORY: PolicyMemory = {
@@ -75,11 +83,13 @@ export const EMPTY_MEMORY: PolicyMemory = {
   replacing: {},
   replacementStreak: 0,
   replacementsSince: undefined,
+  lastReplacementAt: undefined,
+  retiring: {},
 };
 
 /** An operator's resume (or a reload): the streak starts again, and replacing with it. */
 export function resumeReplacements(memory: PolicyMemory): PolicyMemory {
-  return { ...memory, replacementStreak: 0, replacementsSince: undefined };
+  return { ...memory, replacementStreak: 0, replacementsSince: undefined, lastReplacementAt: undefined };
 }
 
 /** True while replacing is stopped: the last replacements never became healthy. */
@@ -98,30 +108,8 @@ export type DecisionKind = "scale-up" | "scale-down" | "reclaim" | "replace" | "
  * Stable reason codes of decisions, for code and dashboards to act on (the reason text is for
  * people): the controller records a hold only when its code changes.
  */
-export type ReasonCode =
-  | "replace-done"
-  | "below-floor"
-  | "replace-unhealthy"
-  | "replace-make-room"
-  | "replacements-failing"
-  | "identity-conflict"
-  | "load-back"
-  | "breach-window"
-  | "booting"
-  | "at-max"
-  | "up-cooldown"
-  | "scale-up"
-  | "calm-window"
-  | "change-in-progress"
-  | "at-floor"
-  | "down-cooldown"
-  | "scale-down"
-  | "no-victim"
-  | "steady"
-  | "backoff"
-  | "droplet-limit"
-  | "budget"
-  | "predicted-floor";
+/** A decision's stable code: declared with its meaning in model/reason-codes.ts (DECISION_CODES). */
+export type ReasonCode = DecisionCode;
 
 export interface Decision {
   kind: DecisionKind;
@@ -169,18 +157,47 @@ function spendLimits(inputs: ScaleInputs, settings: AutoscaleSettings): SpendLim
 }
 
 export function decide(inputs: ScaleInputs, settings: AutoscaleSettings, previous: PolicyMemory): Decision {
+  const decision = decideFreely(inputs, settings, previous);
+  // Another inventory may be using this pool's identity: a drain here ends in a destroy that could
+  // take its droplets or its site down. Creates (the floor, load) still go through the spend gate.
+  if (inputs.identityConflict && decision.actions.some((a) => a.kind === "drain"))
+    return {
+      kind: "hold",
+      code: "identity-conflict",
+      reason: `droplets carrying this pool's ownership tag exist that this inventory never created: another inventory may be using this pool's identity; nothing is drained or destroyed (held: ${decision.reason})`,
+      actions: [],
+      // Only the windows advance: nothing of the held decision happened.
+      memory: { ...previous, breachSince: decision.memory.breachSince, calmSince: decision.memory.calmSince },
+    };
+  return decision;
+}
+
+function decideFreely(inputs: ScaleInputs, settings: AutoscaleSettings, previous: PolicyMemory): Decision {
   const { now, droplets } = inputs;
   const { floor, predictedNote, capNote, budgetCapped } = effectiveFloor(inputs, settings);
-  const memory: PolicyMemory = { ...previous, replacing: { ...previous.replacing } };
+  const memory: PolicyMemory = {
+    ...previous,
+    replacing: { ...previous.replacing },
+    retiring: { ...previous.retiring },
+  };
   const byState = (state: BackendState) => droplets.filter((d) => d.state === state);
   const active = byState("active");
   // Capacity on its way: booting droplets not yet past boot-timeout.
   const booting = droplets.filter(
     (d) => (d.state === "provisioning" || d.state === "joining") && d.overdue !== true,
   ).length;
-  const changing = byState("provisioning").length + byState("joining").length;
+  // A change in progress holds scale-down; a droplet adopted by hand that is still booting (it
+  // may stay off for ever) or one past boot-timeout does not.
+  const changing = droplets.filter(
+    (d) =>
+      (d.state === "provisioning" || d.state === "joining") && d.overdue !== true && d.scalable !== false,
+  ).length;
   const unhealthy = byState("unhealthy");
   const draining = byState("draining");
+  for (const id of Object.keys(memory.retiring))
+    if (!draining.some((d) => d.id === Number(id))) delete memory.retiring[Number(id)];
+  // Draining droplets that may come back: not ones drained for being unhealthy.
+  const reclaimableDraining = draining.filter((d) => memory.retiring[d.id] === undefined);
   // Droplets that count towards the floor: everything not on its way out.
   const counted = droplets.length - draining.length;
   // Droplets that bill or may bill, whatever their state: what max and the budget cap count.
@@ -204,14 +221,6 @@ export function decide(inputs: ScaleInputs, settings: AutoscaleSettings, previou
     memory,
   });
 
-  // 0. Another inventory may be using this pool's identity: acting could destroy its droplets or
-  // double its spending. Nothing happens until an operator resolves it.
-  if (inputs.identityConflict)
-    return hold(
-      "identity-conflict",
-      "droplets carrying this pool's ownership tag exist that this inventory never created: another inventory may be using this pool's identity; not scaling (see doproxy droplets sync)",
-    );
-
   // A droplet created since the replacements began serves: the image works, the streak ends.
   const since = memory.replacementsSince;
   if (since !== undefined && active.some((d) => d.createdAt >= since)) {
@@ -229,6 +238,7 @@ export function decide(inputs: ScaleInputs, settings: AutoscaleSettings, previou
     }
     if (active.some((d) => d.createdAt >= orderedAt)) {
       delete memory.replacing[id];
+      memory.retiring[id] = now;
       return {
         kind: "replace",
         code: "replace-done",
@@ -245,7 +255,7 @@ export function decide(inputs: ScaleInputs, settings: AutoscaleSettings, previou
     const floorCode: ReasonCode = predictedNote ? "predicted-floor" : "below-floor";
     const below = `${counted} droplets, below the floor of ${floor}${predictedNote ? ` (${predictedNote}${capNote ?? ""})` : ""}`;
     const capped = budgetCapped ? { budgetCapped: true } : {};
-    const reclaimable = draining.slice(0, floor - counted);
+    const reclaimable = reclaimableDraining.slice(0, floor - counted);
     if (reclaimable.length > 0) {
       return {
         kind: "floor",
@@ -292,6 +302,7 @@ export function decide(inputs: ScaleInputs, settings: AutoscaleSettings, previou
       const replaced = overdue.slice(0, room);
       for (const d of replaced) memory.replacing[d.id] = now;
       memory.replacementStreak += replaced.length;
+      memory.lastReplacementAt = now;
       return {
         kind: "replace",
         code: "replace-unhealthy",
@@ -302,6 +313,8 @@ export function decide(inputs: ScaleInputs, settings: AutoscaleSettings, previou
     }
     const victim = overdue[0] as DropletView;
     memory.replacementStreak += 1;
+    memory.lastReplacementAt = now;
+    memory.retiring[victim.id] = now;
     return {
       kind: "replace",
       code: "replace-make-room",
@@ -316,7 +329,7 @@ export function decide(inputs: ScaleInputs, settings: AutoscaleSettings, previou
 
   if (breach) {
     // 4a. Load came back while a droplet drains: put it back instead of creating one.
-    const reclaim = draining[0];
+    const reclaim = reclaimableDraining[0];
     if (reclaim) {
       return {
         kind: "reclaim",

@@ -219,7 +219,7 @@ export async function remove(idText: string, options: RemoveOptions): Promise<vo
     }
     await checkRemovalAllowed(ctx, row, options.force);
     await drain(ctx, row, "removed by hand");
-    await ctx.backends.transition(id, "removed", "removed by hand", ["draining"]);
+    await ctx.backends.transition(id, "removed", "removed", "removed by hand", ["draining"]);
     say(`backend ${id} ${row.address ?? row.name ?? ""}: removed`);
   } finally {
     await ctx.close();

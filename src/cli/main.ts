@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from "commander";
+import { ERROR_CODES } from "../errors.js";
 import { VERSION } from "../version.js";
 import { resumeAutoscale } from "./autoscale.js";
 import { configCheck } from "./config-check.js";
@@ -25,6 +26,10 @@ const program = new Command()
   .description("Load-balancing reverse proxy that owns and autoscales its pool of DigitalOcean droplets")
   .version(VERSION)
   .showHelpAfterError()
+  // A parse failure is bad usage: its line carries the catalogue's code like every other error.
+  .configureOutput({
+    outputError: (text, write) => write(`doproxy: [DOPROXY_USAGE] ${text.replace(/^error: /, "")}`),
+  })
   .exitOverride();
 
 withConfig(
@@ -185,7 +190,7 @@ try {
 } catch (error) {
   if (error instanceof CommanderError) {
     // --help and --version exit 0; every other parse failure is bad usage.
-    process.exit(error.exitCode === 0 ? 0 : 2);
+    process.exit(error.exitCode === 0 ? 0 : ERROR_CODES.DOPROXY_USAGE.exit);
   }
   throw error;
 }

@@ -1,10 +1,11 @@
-import { DoproxyError } from "../errors.js";
+import { DoproxyError, ERROR_CODES } from "../errors.js";
 import { flushLog, type Logger } from "../log.js";
 import { scrubSecrets } from "../util/secrets.js";
 
 /**
  * Runs a command's action and turns any error into one or two lines for a person (never a stack
- * trace, never a secret) and DESIGN.md's exit code: 2 bad usage or configuration, 1 failure.
+ * trace, never a secret), led by the error's code, and the exit status the catalogue (errors.ts) gives
+ * that code: 2 bad usage or configuration, 1 failure.
  */
 export function action<A extends unknown[]>(
   fn: (...args: A) => Promise<void> | void,
@@ -20,15 +21,16 @@ export function action<A extends unknown[]>(
 
 export function reportAndExit(error: unknown): never {
   if (error instanceof DoproxyError) {
-    process.stderr.write(`doproxy: ${scrubSecrets(error.message)}\n`);
+    process.stderr.write(`doproxy: [${error.code}] ${scrubSecrets(error.message)}\n`);
     if (error.hint) process.stderr.write(`  hint: ${scrubSecrets(error.hint)}\n`);
-    process.exit(error.exitCode);
+    process.exit(ERROR_CODES[error.code].exit);
   }
+  // Anything else is outside the catalogue: a system failure underneath, or a bug.
   const message = error instanceof Error ? error.message : String(error);
-  process.stderr.write(`doproxy: ${scrubSecrets(message)}\n`);
+  process.stderr.write(`doproxy: [DOPROXY_UNEXPECTED] ${scrubSecrets(message)}\n`);
   if (process.env.DOPROXY_DEBUG && error instanceof Error && error.stack)
     process.stderr.write(`${scrubSecrets(error.stack)}\n`);
-  process.exit(1);
+  process.exit(ERROR_CODES.DOPROXY_UNEXPECTED.exit);
 }
 
 /**

@@ -11,7 +11,7 @@ import { CloudWatcher } from "../cloud/watcher.js";
 import { type Config, loadConfig, resolveConfigPath } from "../config/load.js";
 import { loadTlsFiles } from "../config/tls-files.js";
 import { watchConfig } from "../config/watch.js";
-import type { DoproxyError } from "../errors.js";
+import { type DoproxyError, ListenError } from "../errors.js";
 import { Leadership } from "../inventory/leadership.js";
 import { openInventory } from "../inventory/open.js";
 import { sharingProxies } from "../inventory/proxies.js";
@@ -77,7 +77,10 @@ export async function serve(options: CommonOptions): Promise<void> {
     await inventory.close();
     if (code === "EADDRINUSE" || code === "EACCES" || code === "EADDRNOTAVAIL") {
       reportAndExit(
-        new Error(`cannot listen on ${formatHostPort(config.proxy.listen)}: ${code}; change [proxy] listen`),
+        new ListenError(
+          `cannot listen on ${formatHostPort(config.proxy.listen)}: ${code}`,
+          "change [proxy] listen, or stop what holds that port",
+        ),
       );
     }
     throw error;
@@ -120,18 +123,34 @@ export async function serve(options: CommonOptions): Promise<void> {
       )
     : undefined;
   if (cloud) await cloud.start();
-  // The size's price changes rarely: ask once at start and cache it for the budget cap.
+  // The size's price changes rarely: asked at start and cached for the budget cap. When the sizes
+  // list cannot be read, the last price the inventory stored stands in, and the list is asked
+  // again every minute; with neither, the spend gate refuses growth while a budget cap is set.
+  let priceTimer: NodeJS.Timeout | undefined;
   if (cloud) {
-    try {
-      hourlyPrice = await cloud.provider.hourlyPrice();
-      if (hourlyPrice !== undefined) await inventory.prices.set(config.digitalocean.size, hourlyPrice);
-      log.info({ size: config.digitalocean.size, hourlyPrice }, "droplet price from the sizes list");
-    } catch (error) {
-      log.warn(
-        { err: (error as Error).message },
-        "no droplet price from the sizes list: max-hourly-cost cannot apply",
-      );
-    }
+    const refreshPrice = async (): Promise<void> => {
+      try {
+        const price = await cloud.provider.hourlyPrice();
+        if (price !== undefined) {
+          hourlyPrice = price;
+          await inventory.prices.set(config.digitalocean.size, price);
+        }
+        log.info({ size: config.digitalocean.size, hourlyPrice }, "droplet price from the sizes list");
+      } catch (error) {
+        hourlyPrice ??= await inventory.prices.hourly(config.digitalocean.size).catch(() => undefined);
+        log.warn(
+          { err: (error as Error).message, lastKnown: hourlyPrice ?? null },
+          hourlyPrice === undefined
+            ? "no droplet price from the sizes list: while max-hourly-cost is set, nothing is created until one is known"
+            : "no droplet price from the sizes list: using the last one stored",
+        );
+      }
+    };
+    await refreshPrice();
+    priceTimer = setInterval(() => {
+      if (hourlyPrice === undefined) void refreshPrice();
+    }, 60_000);
+    priceTimer.unref();
   } else log.info({}, "no DigitalOcean token: backends are managed by hand (droplets add --address)");
 
   // Long reads of the inventory (the dashboard's series, the predictor's fit) run on its thread.
@@ -246,6 +265,7 @@ export async function serve(options: CommonOptions): Promise<void> {
     log.info({ signal, inFlight: service.activeRequests() }, "stopping: draining requests in flight");
     watcher.close();
     cloud?.stop();
+    if (priceTimer) clearInterval(priceTimer);
     autoscaler?.stop();
     reservedIp?.stop();
     await leadership.stop();

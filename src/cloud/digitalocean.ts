@@ -128,7 +128,10 @@ export class DigitalOceanProvider implements CloudProvider {
     await this.call("account", () => this.client.account.getUserInformation());
   }
 
-  async createDroplets(names: string[]): Promise<CreateResult> {
+  async createDroplets(
+    names: string[],
+    stillWanted?: (batch: string[]) => Promise<string[]>,
+  ): Promise<CreateResult> {
     const userData = this.config.userDataFile ? readFileSync(this.config.userDataFile, "utf8") : undefined;
     if (userData !== undefined && Buffer.byteLength(userData) > MAX_USER_DATA_BYTES)
       throw new ConfigError(
@@ -146,9 +149,14 @@ export class DigitalOceanProvider implements CloudProvider {
       ipv6: false,
     };
     const created: CloudDroplet[] = [];
+    const dropped: string[] = [];
     // The API creates at most ten droplets per request.
     for (let i = 0; i < names.length; i += 10) {
-      const batch = names.slice(i, i + 10);
+      const whole = names.slice(i, i + 10);
+      // A later batch may go out minutes after the first (429 waits): only names still wanted.
+      const batch = i > 0 && stillWanted ? await stillWanted(whole) : whole;
+      for (const name of whole) if (!batch.includes(name)) dropped.push(name);
+      if (batch.length === 0) continue;
       try {
         const droplets = await this.call(
           "create",
@@ -165,10 +173,10 @@ export class DigitalOceanProvider implements CloudProvider {
       } catch (error) {
         // Fenced before it left: not sent, like the batches after it; the created ones still count.
         if (!(error instanceof ApiError) && !(error instanceof FencedError)) throw error;
-        return { created, failed: { names: batch, error }, notSent: names.slice(i + batch.length) };
+        return { created, failed: { names: batch, error }, notSent: [...dropped, ...names.slice(i + 10)] };
       }
     }
-    return { created, failed: undefined, notSent: [] };
+    return { created, failed: undefined, notSent: dropped };
   }
 
   async getDroplet(id: number): Promise<CloudDroplet | undefined> {
@@ -252,7 +260,9 @@ export class DigitalOceanProvider implements CloudProvider {
           meta?: { total?: number };
         };
       });
-      all.push(...data.droplets.map(toCloud));
+      // Pages can shift between requests (droplets created or deleted meanwhile): no droplet twice.
+      for (const droplet of data.droplets)
+        if (!all.some((d) => d.id === droplet.id)) all.push(toCloud(droplet));
       const more = data.links?.pages?.next !== undefined && data.droplets.length > 0;
       if (!more || page > 10_000) return all;
       page++;

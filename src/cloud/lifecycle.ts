@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { Config } from "../config/load.js";
-import { FencedError, IdentityConflictError, SpendRefusedError } from "../errors.js";
-import type { BackendRow, BackendStore } from "../inventory/backends.js";
+import { ApiError, FencedError, IdentityConflictError, SpendRefusedError } from "../errors.js";
+import type { BackendRow, BackendState, BackendStore } from "../inventory/backends.js";
 import { probe } from "../util/http-probe.js";
 import { type CloudDroplet, type CloudProvider, dropletAddress } from "./provider.js";
 import { type GrowthVerdict, mayGrow } from "./spend-gate.js";
@@ -17,6 +17,8 @@ export const LIST_LAG_MS = 120_000;
 export const DELETE_LAG_MS = 120_000;
 /** Droplets adopted with `--id` are not in the tagged list: their existence is confirmed this rarely. */
 const ADOPTED_CONFIRM_EVERY_MS = 600_000;
+/** A booting droplet adopted with --id is looked up by id at most this often. */
+const ADOPTED_BOOT_POLL_MS = 60_000;
 export interface ReconcileReport {
   /** Droplets with the ownership tag that the inventory does not know: adopted. */
   unknown: CloudDroplet[];
@@ -43,6 +45,8 @@ export interface ReconcileReport {
   abandoned: BackendRow[];
   /** Provisioning rows still within boot-timeout. */
   pending: BackendRow[];
+  /** Fixes that failed in this pass (tried again at the next one). */
+  failures: string[];
 }
 
 /**
@@ -56,6 +60,10 @@ export class DropletLifecycle {
   /** Set by reconciliation while droplets of an identity conflict are listed (see ReconcileReport). */
   identityConflict: { droplets: CloudDroplet[]; since: number } | undefined;
   private lastAdoptedConfirm = 0;
+  /** Rows missing from the list: when each was last confirmed by id (oldest go first). */
+  private readonly confirmedAt = new Map<number, number>();
+  /** Booting --id droplets: when each was last looked up by id. */
+  private readonly adoptedLookups = new Map<number, number>();
 
   constructor(
     private readonly provider: CloudProvider,
@@ -143,7 +151,15 @@ export class DropletLifecycle {
       );
     written?.(rows);
     const byName = new Map(rows.map((row) => [row.name as string, row]));
-    const result = await this.provider.createDroplets(rows.map((r) => r.name as string));
+    const result = await this.provider.createDroplets(
+      rows.map((r) => r.name as string),
+      async (batch) => {
+        const live = new Set(
+          (await this.backends.live()).filter((r) => r.state === "provisioning").map((r) => r.name),
+        );
+        return batch.filter((name) => live.has(name));
+      },
+    );
     for (const droplet of result.created) {
       const row = byName.get(droplet.name);
       if (row) await this.recordCreated(row, droplet, weight);
@@ -217,7 +233,7 @@ export class DropletLifecycle {
    * Moves provisioning droplets that have booted (active, with an address) to joining. One list
    * call covers all of them. Returns the rows that moved.
    */
-  async advanceBooted(known?: CloudDroplet[]): Promise<BackendRow[]> {
+  async advanceBooted(known?: CloudDroplet[], now = Date.now()): Promise<BackendRow[]> {
     const waiting = (await this.backends.live()).filter(
       (r) => r.state === "provisioning" && r.dropletId !== null,
     );
@@ -227,14 +243,20 @@ export class DropletLifecycle {
     for (const row of waiting) {
       // A droplet adopted with --id need not carry the ownership tag: it is looked up by id.
       const listed = droplets.find((d) => d.id === row.dropletId);
-      const droplet =
-        listed ??
-        (row.origin === "manual" ? await this.provider.getDroplet(row.dropletId as number) : undefined);
+      const droplet = listed ?? (row.origin === "manual" ? await this.adoptedById(row, now) : undefined);
       const address = droplet && droplet.status === "active" ? this.addressOf(droplet) : undefined;
       if (address && (await this.backends.setAddressJoining(row.id, address)))
         moved.push((await this.backends.get(row.id)) as BackendRow);
     }
     return moved;
+  }
+
+  /** A booting droplet adopted with --id, looked up by id at most once a minute (it may stay off). */
+  private async adoptedById(row: BackendRow, now: number): Promise<CloudDroplet | undefined> {
+    const last = this.adoptedLookups.get(row.id) ?? 0;
+    if (now - last < ADOPTED_BOOT_POLL_MS) return undefined;
+    this.adoptedLookups.set(row.id, now);
+    return this.provider.getDroplet(row.dropletId as number);
   }
 
   addressOf(droplet: CloudDroplet): string | undefined {
@@ -257,10 +279,13 @@ export class DropletLifecycle {
       const result = await probe(target, path, timeoutMs);
       streak = result.ok ? streak + 1 : 0;
       if (streak >= healthyAfter)
-        return this.backends.transition(row.id, "active", `passed ${streak} health checks in a row`, [
-          "joining",
-          "unhealthy",
-        ]);
+        return this.backends.transition(
+          row.id,
+          "active",
+          "health-passed",
+          `passed ${streak} health checks in a row`,
+          ["joining", "unhealthy"],
+        );
       await new Promise((resolve) => setTimeout(resolve, intervalMs));
     }
     return false;
@@ -273,9 +298,18 @@ export class DropletLifecycle {
    */
   async destroy(
     row: BackendRow,
-    options: { keepDroplet?: boolean; reason: string },
+    options: {
+      keepDroplet?: boolean;
+      reason: string;
+      /** Only while the row is still in one of these states (re-read right before the DELETE). */
+      from?: readonly BackendState[];
+    },
     now = Date.now(),
   ): Promise<void> {
+    if (options.from) {
+      const current = await this.backends.get(row.id);
+      if (!current || !options.from.includes(current.state)) return; // someone moved it meanwhile
+    }
     if (row.kind === "droplet" && row.dropletId !== null && !options.keepDroplet) {
       this.refuseWhileConflicted(`destroy droplet ${row.dropletId}`);
       await this.destroyDroplet(row, now);
@@ -283,7 +317,7 @@ export class DropletLifecycle {
     const closeReason = row.kind !== "droplet" ? "removed" : options.keepDroplet ? "released" : "destroyed";
     const how =
       row.kind === "droplet" ? (options.keepDroplet ? "released (droplet kept)" : "destroyed") : "removed";
-    await this.backends.close(row.id, closeReason, `${how}: ${options.reason}`);
+    await this.backends.close(row.id, closeReason, `${how}: ${options.reason}`, options.from);
   }
 
   private refuseWhileConflicted(what: string): void {
@@ -298,8 +332,13 @@ export class DropletLifecycle {
   private async destroyDroplet(row: BackendRow, now: number): Promise<void> {
     const outcome = await this.provider.destroyDroplet(row.dropletId as number);
     if (outcome === "not-found" && now - row.createdAt < LIST_LAG_MS)
-      throw new Error(
+      throw new ApiError(
         `droplet ${row.dropletId} answered 404 moments after its create (DigitalOcean may not show it yet); destroy retried later`,
+        {
+          status: 404,
+          reason: "not-found",
+          hint: "a running serve destroys it once DigitalOcean shows it; or run the removal again in a minute",
+        },
       );
   }
 
@@ -391,10 +430,12 @@ export class DropletLifecycle {
       recovered: [],
       abandoned: [],
       pending: [],
+      failures: [],
     };
     // Droplets adopted with --id need not carry the tag, so they are not in this list: each is
     // confirmed by id only every ADOPTED_CONFIRM_EVERY_MS, not at every pass.
     const confirmAdopted = now - this.lastAdoptedConfirm >= ADOPTED_CONFIRM_EVERY_MS;
+    const missing: BackendRow[] = [];
     if (confirmAdopted) this.lastAdoptedConfirm = now;
 
     for (const row of live) {
@@ -408,14 +449,20 @@ export class DropletLifecycle {
         else report.pending.push(row);
       } else if (!byId.has(row.dropletId)) {
         if (row.origin === "manual" && !confirmAdopted) continue;
-        // Missing from the list: a list can lag or miss; only a 404 by id says it is gone.
-        // A droplet created moments ago can be 404 by id too, until the API catches up.
-        const young =
-          row.state === "provisioning" && now - row.createdAt < this.config.digitalocean.bootTimeoutMs;
-        const confirmed = young ? null : await confirm(row.dropletId);
-        if (confirmed === undefined) report.gone.push(row);
-        else report.lagging.push(row);
+        missing.push(row);
       }
+    }
+    // Missing from the list: a list can lag or miss; only a 404 by id says it is gone. A droplet
+    // created moments ago can be 404 by id too, until the API catches up. The confirmations this
+    // pass may spend go to the rows confirmed longest ago, so none waits for ever behind others.
+    missing.sort((a, b) => (this.confirmedAt.get(a.id) ?? 0) - (this.confirmedAt.get(b.id) ?? 0));
+    for (const row of missing) {
+      const young =
+        row.state === "provisioning" && now - row.createdAt < this.config.digitalocean.bootTimeoutMs;
+      const confirmed = young ? null : await confirm(row.dropletId as number);
+      if (confirmed !== null) this.confirmedAt.set(row.id, now);
+      if (confirmed === undefined) report.gone.push(row);
+      else report.lagging.push(row);
     }
     for (const droplet of droplets) {
       if (knownIds.has(droplet.id)) continue;
@@ -442,57 +489,60 @@ export class DropletLifecycle {
         : undefined;
 
     if (apply) {
-      for (const { row, droplet } of report.recovered)
-        await this.recordCreated(
+      // Each fix stands alone: one that fails (a refused DELETE, a row another process moved)
+      // is reported and the others still happen; the next pass tries it again.
+      const each = async <T>(items: readonly T[], fix: (item: T) => Promise<unknown>): Promise<void> => {
+        for (const item of items)
+          await fix(item).catch((error: Error) => report.failures.push(error.message));
+      };
+      await each(report.recovered, ({ row, droplet }) =>
+        this.recordCreated(
           row,
           droplet,
           this.config.digitalocean.weight === "vcpus" ? this.weightFor(droplet) : undefined,
-        );
-      for (const row of report.abandoned)
-        await this.backends.close(
-          row.id,
-          "never-created",
-          "reconciled: the create call never produced a droplet",
-          ["provisioning"],
-        );
+        ),
+      );
+      await each(report.abandoned, (row) =>
+        this.backends.close(row.id, "never-created", "reconciled: the create call never produced a droplet", [
+          "provisioning",
+        ]),
+      );
       if (!report.heldGone)
-        for (const row of report.gone)
-          await this.backends.close(
-            row.id,
-            "gone",
-            "reconciled: the droplet no longer exists on DigitalOcean",
-          );
-      for (const droplet of report.unknown) {
-        await this.backends.addDroplet(
+        await each(report.gone, (row) =>
+          this.backends.close(row.id, "gone", "reconciled: the droplet no longer exists on DigitalOcean"),
+        );
+      await each(report.unknown, (droplet) =>
+        this.backends.addDroplet(
           droplet.id,
           droplet.name,
           droplet.status === "active" ? (this.addressOf(droplet) ?? null) : null,
           "adopted by reconciliation: it carries this pool's ownership tag and a name this inventory generated",
           { origin: "reconciled", autoscale: true, weight: this.weightFor(droplet) },
-        );
-      }
-      for (const droplet of report.redeleted) {
-        if (this.identityConflict) break;
-        await this.provider.destroyDroplet(droplet.id);
-        await this.backends.events.add(
-          "droplet.redeleted",
-          `droplet ${droplet.id} ${droplet.name} still existed ${Math.round(DELETE_LAG_MS / 1000)}s after this pool deleted it: deleted again`,
-          null,
-          { dropletId: droplet.id, name: droplet.name },
-          now,
-          "deleted-again",
-        );
-      }
-      for (const droplet of newConflicts)
-        await this.backends.events.add(
+        ),
+      );
+      if (!this.identityConflict)
+        await each(report.redeleted, async (droplet) => {
+          await this.provider.destroyDroplet(droplet.id);
+          await this.backends.events.add(
+            "droplet.redeleted",
+            `droplet ${droplet.id} ${droplet.name} still existed ${Math.round(DELETE_LAG_MS / 1000)}s after this pool deleted it: deleted again`,
+            null,
+            { dropletId: droplet.id, name: droplet.name },
+            now,
+            "deleted-again",
+          );
+        });
+      await each(newConflicts, (droplet) =>
+        this.backends.events.add(
           "pool.identity-conflict",
           `droplet ${droplet.id} ${droplet.name} carries this pool's ownership tag but this inventory never created it: another inventory may be using this pool's identity; destroying nothing until it is resolved`,
           null,
           { dropletId: droplet.id, name: droplet.name },
           now,
           "identity-conflict",
-        );
-      await this.advanceBooted(droplets);
+        ),
+      );
+      await this.advanceBooted(droplets, now).catch((error: Error) => report.failures.push(error.message));
     }
     return report;
   }

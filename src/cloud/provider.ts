@@ -47,8 +47,16 @@ export interface CloudProvider {
   readonly ownerTag: string;
   /** Checks the token and reachability (GET /v2/account). */
   verify(): Promise<void>;
-  /** Creates droplets with the configured settings and tags plus the ownership tag. Never re-sent when ambiguous. */
-  createDroplets(names: string[]): Promise<CreateResult>;
+  /**
+   * Creates droplets with the configured settings and tags plus the ownership tag, ten per
+   * request. Never re-sent when ambiguous. `stillWanted`, asked before each batch after the first,
+   * drops names no longer wanted (their rows were closed while earlier batches took long): those
+   * are reported `notSent`.
+   */
+  createDroplets(
+    names: string[],
+    stillWanted?: (batch: string[]) => Promise<string[]>,
+  ): Promise<CreateResult>;
   /** One droplet, or undefined when it does not exist (or is not visible yet). */
   getDroplet(id: number): Promise<CloudDroplet | undefined>;
   /** Every droplet carrying the ownership tag, across all pages. */

@@ -167,7 +167,7 @@ export class ReservedIpKeeper {
   }
 
   /** One event per distinct error, not one per tick. */
-  private reportError(error: Error, code: string, now: number): void {
+  private reportError(error: Error, code: "api" | "missing", now: number): void {
     const message =
       error instanceof ApiError || code === "missing" ? error.message : `unexpected: ${error.message}`;
     this.failures++;

@@ -86,7 +86,18 @@ export async function settleUnknownCreates(
           continue;
         }
         taken.add(droplet.id);
-        await backends.setDropletId(row.id, droplet.id, options.weightOf?.(droplet));
+        if (!(await backends.setDropletId(row.id, droplet.id, options.weightOf?.(droplet)))) {
+          // The row was closed meanwhile (a serve gave up on it): the droplet bills, so it gets a row.
+          const adopted = await backends.addDroplet(
+            droplet.id,
+            droplet.name,
+            null,
+            `adopted: its create's outcome was settled after backend ${row.id} was closed`,
+            { origin: "reconciled", autoscale: true, weight: options.weightOf?.(droplet) },
+          );
+          settle({ row: adopted, outcome: "created", dropletId: droplet.id });
+          continue;
+        }
         settle({ row: (await backends.get(row.id)) ?? row, outcome: "created", dropletId: droplet.id });
       }
       pending = unfound;

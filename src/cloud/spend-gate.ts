@@ -51,6 +51,15 @@ export function affordable(limits: SpendLimits): number | undefined {
  */
 export function mayGrow(wanted: number, billing: number, limits: SpendLimits): GrowthVerdict {
   const want = Math.max(0, wanted);
+  // A budget is set but what a droplet costs is unknown: nothing can be shown to fit under it.
+  if (limits.maxHourlyCost !== undefined && (limits.hourlyPrice === undefined || limits.hourlyPrice <= 0))
+    return want === 0
+      ? { allowed: 0, cut: undefined }
+      : {
+          allowed: 0,
+          cut: "budget",
+          note: `budget cap max-hourly-cost ${dollars(limits.maxHourlyCost)}: the size's price is unknown (the sizes list could not be read)`,
+        };
   const underMax = Math.max(0, limits.max - billing);
   const budgetTotal = affordable(limits);
   const underBudget =

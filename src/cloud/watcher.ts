@@ -95,6 +95,11 @@ export class CloudWatcher {
       const report = await this.lifecycle.reconcile(true, now, periodic ? CONFIRMATIONS_PER_RECONCILE : 0);
       const changes =
         report.unknown.length + report.gone.length + report.recovered.length + report.abandoned.length;
+      if (report.failures.length > 0)
+        this.log.warn(
+          { failures: report.failures },
+          "some reconciliation fixes failed; tried again at the next pass",
+        );
       if (report.heldGone) {
         this.log.warn(
           { gone: report.gone.map((r) => r.dropletId) },
@@ -189,6 +194,7 @@ export class CloudWatcher {
           await this.backends.transition(
             row.id,
             "unhealthy",
+            "join-timeout",
             "did not pass health checks within join-timeout",
             ["joining"],
           )

@@ -1,5 +1,6 @@
 import { FencedError, InventoryError } from "../errors.js";
 import { BACKEND_STATES, type BackendKind, type BackendState } from "../model/backend-state.js";
+import type { BackendCode, CloseCode, ReasonCode } from "../model/reason-codes.js";
 import { EventStore, insertEvent } from "./events.js";
 import { placeholders, type Sql, type SqlRunner } from "./sql.js";
 
@@ -48,14 +49,7 @@ export interface Fence {
 }
 
 export type BackendOrigin = "static" | "created" | "reconciled" | "manual";
-export type CloseReason =
-  | "destroyed"
-  | "released"
-  | "gone"
-  | "never-created"
-  | "create-refused"
-  | "boot-timeout"
-  | "removed";
+export type CloseReason = CloseCode;
 
 /** The PostgreSQL advisory lock that serialises the spend gate's transactions (any constant will do). */
 const SPEND_GATE_LOCK = 7_324_101;
@@ -102,6 +96,7 @@ async function transitionIn(
   tx: SqlRunner,
   id: number,
   to: BackendState,
+  code: ReasonCode,
   reason: string,
   from: readonly BackendState[] | undefined,
   data: Record<string, unknown> | undefined,
@@ -117,7 +112,7 @@ async function transitionIn(
   if (result.changes === 0) return false;
   const row = (await rowById(tx, id)) as BackendRow;
   const label = row.address ?? row.name ?? "";
-  await insertEvent(tx, `backend.${to}`, `backend ${id} (${label}) ${to}: ${reason}`, id, data, now);
+  await insertEvent(tx, `backend.${to}`, `backend ${id} (${label}) ${to}: ${reason}`, id, data, now, code);
   return true;
 }
 
@@ -267,6 +262,7 @@ export class BackendStore {
         id,
         { address },
         now,
+        "added-by-hand",
       );
       return (await rowById(tx, id)) as BackendRow;
     });
@@ -315,6 +311,7 @@ export class BackendStore {
           id,
           { name },
           now,
+          "create-ordered",
         );
         rows.push((await rowById(tx, id)) as BackendRow);
       }
@@ -371,6 +368,7 @@ export class BackendStore {
         id,
         { dropletId, address, ...(existing ? { formerBackendId: existing.id } : {}) },
         now,
+        "adopted",
       );
       return (await rowById(tx, id)) as BackendRow;
     });
@@ -419,7 +417,7 @@ export class BackendStore {
     now = Date.now(),
   ): Promise<boolean> {
     return this.write(async (tx) => {
-      const moved = await transitionIn(tx, id, "removed", reason, from, { closeReason }, now);
+      const moved = await transitionIn(tx, id, "removed", closeReason, reason, from, { closeReason }, now);
       if (moved) await tx.run("UPDATE backends SET close_reason = ? WHERE id = ?", [closeReason, id]);
       return moved;
     });
@@ -445,7 +443,16 @@ export class BackendStore {
   setAddressJoining(id: number, address: string, now = Date.now()): Promise<boolean> {
     return this.write(async (tx) => {
       await tx.run("UPDATE backends SET address = ? WHERE id = ?", [address, id]);
-      return transitionIn(tx, id, "joining", `booted at ${address}`, ["provisioning"], { address }, now);
+      return transitionIn(
+        tx,
+        id,
+        "joining",
+        "booted",
+        `booted at ${address}`,
+        ["provisioning"],
+        { address },
+        now,
+      );
     });
   }
 
@@ -456,12 +463,13 @@ export class BackendStore {
   transition(
     id: number,
     to: BackendState,
+    code: BackendCode | CloseCode,
     reason: string,
     from?: readonly BackendState[],
     data?: Record<string, unknown>,
     now = Date.now(),
   ): Promise<boolean> {
-    return this.write((tx) => transitionIn(tx, id, to, reason, from, data, now));
+    return this.write((tx) => transitionIn(tx, id, to, code, reason, from, data, now));
   }
 
   /** Starts draining: the proxy stops sending new requests; in-flight ones finish until `deadline`. */
@@ -477,6 +485,7 @@ export class BackendStore {
         tx,
         id,
         "draining",
+        byAutoscaler ? "drain-scale-down" : "drain-by-hand",
         reason,
         ["provisioning", "joining", "active", "unhealthy"],
         { deadline },
@@ -504,7 +513,7 @@ export class BackendStore {
   /** Puts a draining backend back in rotation (load came back while it drained). */
   reclaim(id: number, reason: string, now = Date.now()): Promise<boolean> {
     return this.write(async (tx) => {
-      const moved = await transitionIn(tx, id, "active", reason, ["draining"], undefined, now);
+      const moved = await transitionIn(tx, id, "active", "load-back", reason, ["draining"], undefined, now);
       if (moved)
         await tx.run(
           "UPDATE backends SET drain_deadline = NULL, drained_at = NULL, autoscale_drain = 0 WHERE id = ?",

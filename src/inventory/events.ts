@@ -1,3 +1,4 @@
+import type { ReasonCode } from "../model/reason-codes.js";
 import type { Sql, SqlRunner } from "./sql.js";
 
 export interface EventRow {
@@ -7,19 +8,25 @@ export interface EventRow {
   backendId: number | null;
   message: string;
   data: Record<string, unknown> | null;
-  /** A stable reason code (migrations/sqlite/0003); the message is for people, the code for code. */
-  code: string | null;
+  /**
+   * A stable reason code (migrations/sqlite/0003; model/reason-codes.ts lists them); the message is
+   * for people, the code for code. Null only on events written before every event carried one.
+   */
+  code: ReasonCode | null;
 }
 
-/** Writes one event on `db` (the database, or the transaction of the change it records). */
+/**
+ * Writes one event on `db` (the database, or the transaction of the change it records), with its
+ * reason code (model/reason-codes.ts).
+ */
 export async function insertEvent(
   db: SqlRunner,
   kind: string,
   message: string,
-  backendId: number | null = null,
-  data?: Record<string, unknown>,
-  ts = Date.now(),
-  code: string | null = null,
+  backendId: number | null,
+  data: Record<string, unknown> | undefined,
+  ts: number,
+  code: ReasonCode,
 ): Promise<number> {
   const row = await db.get<{ id: number }>(
     "INSERT INTO events (ts, kind, backend_id, message, data, code) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
@@ -35,10 +42,10 @@ export class EventStore {
   add(
     kind: string,
     message: string,
-    backendId: number | null = null,
-    data?: Record<string, unknown>,
-    ts = Date.now(),
-    code: string | null = null,
+    backendId: number | null,
+    data: Record<string, unknown> | undefined,
+    ts: number,
+    code: ReasonCode,
   ): Promise<number> {
     return insertEvent(this.sql, kind, message, backendId, data, ts, code);
   }

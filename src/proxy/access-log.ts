@@ -21,6 +21,8 @@ export interface AccessRecord {
   error: string | undefined;
   /** Lines of the same kind left out since the last one written (sampled rejections). */
   suppressed?: number;
+  /** The response was cut before its end (the backend failed mid-way, the client left, a deadline). */
+  aborted?: boolean;
 }
 
 /** Lines wait at most this long before they are written, together. */
@@ -62,11 +64,21 @@ export class AccessLog {
     this.bindings = JSON.stringify(bindings).slice(1, -1);
   }
 
+  /**
+   * `status` is the status the client was sent, 0 when it got none. `aborted` marks a response
+   * cut before its end: then the status counts only if its head was written to the client's socket
+   * (not when it was only stored, or queued behind a pipelined answer on a connection that went),
+   * so a backend that failed after its headers is not logged as a success.
+   */
   record(req: IncomingMessage, res: ServerResponse, record: AccessRecord, now: number): void {
     if (!this.log.isLevelEnabled("info")) return;
-    let line = `{"level":"info","time":${Date.now()},${this.bindings},"method":${JSON.stringify(req.method ?? "")},"path":${JSON.stringify(req.url ?? "")},"status":${res.headersSent ? res.statusCode : 0},"backend":${record.servedBy === undefined ? "null" : JSON.stringify(record.servedBy)},"rtt_ms":${record.rttMs === undefined ? "null" : round2(record.rttMs)},"total_ms":${round2(now - record.startedAt)},"attempts":${record.attempts}`;
+    const sent = record.aborted
+      ? (res as ServerResponse & { _headerSent?: boolean })._headerSent === true && res.socket !== null
+      : res.headersSent;
+    let line = `{"level":"info","time":${Date.now()},${this.bindings},"method":${JSON.stringify(req.method ?? "")},"path":${JSON.stringify(req.url ?? "")},"status":${sent ? res.statusCode : 0},"backend":${record.servedBy === undefined ? "null" : JSON.stringify(record.servedBy)},"rtt_ms":${record.rttMs === undefined ? "null" : round2(record.rttMs)},"total_ms":${round2(now - record.startedAt)},"attempts":${record.attempts}`;
     if (record.error) line += `,"error":${JSON.stringify(record.error)}`;
     if (record.suppressed) line += `,"suppressed":${record.suppressed}`;
+    if (record.aborted) line += `,"aborted":true`;
     line += `,"msg":"request"}\n`;
     const bytes = Buffer.byteLength(line);
     if (this.pieceBytes > 0 && this.pieceBytes + bytes > ATOMIC_WRITE_BYTES) {

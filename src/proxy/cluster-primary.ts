@@ -1,5 +1,6 @@
 import cluster, { type Worker } from "node:cluster";
 import type { Config } from "../config/config.js";
+import { ListenError } from "../errors.js";
 import { atomicWrites, type Logger } from "../log.js";
 import { formatHostPort, type HostPort } from "../util/address.js";
 import { type AccessLogSink, destinationSink } from "./access-log.js";
@@ -80,7 +81,12 @@ export class ProxyCluster {
         if (this.bound) return;
         cluster.off("message", onMessage);
         cluster.off("exit", onEarlyExit);
-        reject(new Error(`a proxy worker exited with ${code} before listening`));
+        reject(
+          new ListenError(
+            `a proxy worker exited with ${code} before listening`,
+            "the worker's log lines above say why (often [proxy] listen or a certificate file)",
+          ),
+        );
       };
       cluster.on("message", onMessage);
       cluster.on("exit", onEarlyExit);

@@ -6,13 +6,26 @@ import type { CorsSettings } from "../config/config.js";
  * Access-Control-Request-Method) from an allowed origin is answered here without touching a
  * backend; an actual request from an allowed origin gets the CORS headers on its response; a
  * request from any other origin gets none (the backend's answer passes through unchanged, so a
- * backend that does its own CORS keeps working for origins doproxy does not list).
+ * backend that does its own CORS keeps working for origins doproxy does not list). Whenever the
+ * answer depends on the Origin (any policy but a wildcard without credentials), every response
+ * carries `Vary: Origin`, the refused origins' and those without an Origin included, so a cache
+ * never hands one origin's answer to another.
  */
 export class CorsPolicy {
-  constructor(private settings: CorsSettings) {}
+  private varies: boolean;
+
+  constructor(private settings: CorsSettings) {
+    this.varies = variesByOrigin(settings);
+  }
 
   update(settings: CorsSettings): void {
     this.settings = settings;
+    this.varies = variesByOrigin(settings);
+  }
+
+  /** `Vary: Origin` on a response to a request whose origin gets no CORS headers, when that matters. */
+  applyVary(headers: IncomingHttpHeaders | OutgoingHttpHeaders): void {
+    if (this.varies) appendVary(headers, "Origin");
   }
 
   get enabled(): boolean {
@@ -73,6 +86,12 @@ export class CorsPolicy {
     if (s.allowCredentials) headers["access-control-allow-credentials"] = "true";
     return headers;
   }
+}
+
+/** Whether the policy's answer depends on the request's Origin: on unless off or "*" without credentials. */
+function variesByOrigin(settings: CorsSettings): boolean {
+  if (settings.allowOrigins.length === 0) return false;
+  return !(settings.allowOrigins.includes("*") && !settings.allowCredentials);
 }
 
 function appendVary(headers: IncomingHttpHeaders | OutgoingHttpHeaders, field: string): void {

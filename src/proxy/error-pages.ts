@@ -2,7 +2,7 @@ import type { OutgoingHttpHeaders, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 
 /** The answers doproxy itself gives, as short plain-text pages. */
-export type ProxyStatus = 400 | 405 | 408 | 414 | 429 | 431 | 500 | 502 | 503 | 504;
+export type ProxyStatus = 400 | 405 | 408 | 414 | 429 | 431 | 500 | 502 | 503 | 504 | 505;
 
 const TITLES: Record<ProxyStatus, string> = {
   400: "Bad Request",
@@ -15,6 +15,7 @@ const TITLES: Record<ProxyStatus, string> = {
   502: "Bad Gateway",
   503: "Service Unavailable",
   504: "Gateway Timeout",
+  505: "HTTP Version Not Supported",
 };
 
 /** Answers a request that is still unanswered; false when a response had already started. */

@@ -4,7 +4,6 @@ import https from "node:https";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { Config } from "../config/config.js";
-import { sendRawError } from "./error-pages.js";
 
 /** What the listener needs of [proxy] (declared in src/config/schema.ts). */
 export type ListenerSettings = Pick<
@@ -16,6 +15,11 @@ export interface ListenerHandlers {
   request(req: IncomingMessage, res: ServerResponse): void;
   upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void;
   connection(socket: Socket): void;
+  /**
+   * An answer written on the raw socket, which then closes (a parse error, CONNECT): the owner
+   * sends it once the requests accepted before it on the connection are answered.
+   */
+  rawAnswer(socket: Socket, status: 400 | 405 | 408 | 414 | 431): void;
 }
 
 /**
@@ -43,20 +47,31 @@ export function createListener(settings: ListenerSettings, handlers: ListenerHan
   // nginx do; without this Node ends the connection at the FIN and the response is lost.
   (server as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   server.on("connection", handlers.connection);
-  server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) =>
-    handlers.upgrade(req, socket as Socket, head),
-  );
+  // Node takes its own error listener off a socket it hands over (an upgrade, CONNECT): one goes on
+  // at once, since the answer may wait for the requests before it and the client may reset meanwhile.
+  server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on("error", destroyOnError);
+    handlers.upgrade(req, socket as Socket, head);
+  });
   // doproxy is a reverse proxy, not a tunnel: CONNECT is refused, never passed on.
-  server.on("connect", (_req: IncomingMessage, socket: Duplex) => sendRawError(socket as Socket, 405));
+  server.on("connect", (_req: IncomingMessage, socket: Duplex) => {
+    socket.on("error", destroyOnError);
+    handlers.rawAnswer(socket as Socket, 405);
+  });
   server.on("clientError", (error: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Duplex) =>
-    sendRawError(socket as Socket, statusForParseError(error, settings.maxTargetLength)),
+    handlers.rawAnswer(socket as Socket, statusForParseError(error, settings.maxTargetLength)),
   );
   return server;
 }
 
+function destroyOnError(this: Duplex): void {
+  this.destroy();
+}
+
 /**
  * 431 for headers over the limit, 414 when it is the request line that is too long, 408 for a
- * request whose headers did not arrive in time (slowloris), 400 for anything else malformed.
+ * request whose headers did not arrive in time (slowloris), 400 for anything else malformed (a
+ * bare LF after the version is an "invalid version" to llhttp, so that is 400 too).
  */
 export function statusForParseError(
   error: { code?: string; rawPacket?: Buffer },

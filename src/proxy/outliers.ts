@@ -1,4 +1,5 @@
 import type { Config } from "../config/config.js";
+import type { BackendCode } from "../model/reason-codes.js";
 import type { OutlierState } from "./backend.js";
 
 /**
@@ -14,7 +15,8 @@ export type EjectionSettings = Pick<
 >;
 
 /** Why a backend was ejected or returned, as the event's reason code and the metric's label. */
-export type OutlierCode = "outlier-5xx" | "outlier-connect" | "outlier-trial-failed";
+/** The ejection codes of BACKEND_CODES (model/reason-codes.ts). */
+export type OutlierCode = Extract<BackendCode, "outlier-5xx" | "outlier-connect" | "outlier-trial-failed">;
 
 /**
  * How long the `ejections`-th ejection of a run lasts: `eject-time`, doubling each time, at most

@@ -15,6 +15,7 @@ import { type AttemptReceiver, BackendAttempt } from "./backend-attempt.js";
 import type { Balancer } from "./balancer.js";
 import { ClientIdentity } from "./client-address.js";
 import { ClientInFlight } from "./client-cap.js";
+import { ClientConnection, type ConnectionLinked } from "./client-connection.js";
 import { CorsPolicy } from "./cors.js";
 import { DeadlineSweeper, type ExpiredDeadline } from "./deadlines.js";
 import { type ProxyStatus, sendErrorPage, sendRawError } from "./error-pages.js";
@@ -37,7 +38,7 @@ import type { Recorder } from "./recorder.js";
 import { checkTarget, isValidAuthority } from "./request-target.js";
 import { attemptErrorCode, decideProxyRetry, isConnectFailure } from "./retry-rule.js";
 import { rendezvous, StickySessions } from "./sticky.js";
-import { handleUpgrade } from "./upgrade.js";
+import { attachBackendRequest, handleUpgrade, type UpgradeDeps, type UpgradeTunnel } from "./upgrade.js";
 
 /** The request path's settings: a view of the configuration (a single process and workers alike). */
 export type ProxySettings = Pick<
@@ -97,7 +98,7 @@ export interface ProxyServerOptions {
  * One client request through the proxy: where it is, which backend has it, and the timestamps its
  * deadlines are measured from (0 = that phase is not running).
  */
-class Exchange {
+class Exchange implements ConnectionLinked<Exchange> {
   attempts = 0;
   /** Bumped whenever an attempt ends, so late events of an abandoned backend request are ignored. */
   attempt = 0;
@@ -131,6 +132,14 @@ class Exchange {
   corsOrigin: string | undefined = undefined;
   /** Where the client stands in its rate limit, for the RateLimit headers of the response. */
   rate: RateDecision | undefined = undefined;
+  /** The backend's status, once its response headers arrived (0 before). */
+  status = 0;
+  /** finish() ran: everything the request held is released. */
+  finished = false;
+  /** The client's response ended before it was complete (a cut connection, or none at all). */
+  aborted = false;
+  prevOnConnection: Exchange | undefined = undefined;
+  nextOnConnection: Exchange | undefined = undefined;
 
   constructor(
     readonly req: IncomingMessage,
@@ -141,6 +150,8 @@ class Exchange {
     readonly client: string | undefined,
     readonly startedAt: number,
     public closeClient: boolean,
+    /** The client connection it came on: it is on that connection's list of open requests until finished. */
+    readonly connection: ClientConnection<Exchange>,
   ) {
     this.bodyComplete = !hasBody;
   }
@@ -157,11 +168,19 @@ export class ProxyServer {
   private readonly wsProxy = createProxyServer({ xfwd: false, ws: true, prependPath: true });
   private server: http.Server | undefined;
   private readonly sockets = new Set<Socket>();
-  /** Client connections that had a request refused: nothing more is forwarded from them. */
-  private readonly refusedConnections = new WeakSet<Socket>();
+  /** A client connection closed: whatever it had open is finished now (made once). */
+  private readonly connectionClosed = (connection: ClientConnection<Exchange>) => {
+    for (let open = connection.first; open !== undefined; open = connection.first) {
+      if (open.finished) connection.remove(open);
+      else this.finish(open);
+    }
+  };
   private closing = false;
   private readonly now: () => number;
   private readonly deadlines: DeadlineSweeper<Exchange>;
+  /** WebSocket upgrades until their backend switches protocols: the same deadlines as a request. */
+  private readonly upgradeDeadlines: DeadlineSweeper<UpgradeTunnel>;
+  private readonly upgradeDeps: UpgradeDeps;
   private readonly perClient: ClientInFlight;
   private readonly identity: ClientIdentity;
   private readonly rateLimiter: RateLimiter;
@@ -206,6 +225,32 @@ export class ProxyServer {
       this.now,
       options.autoSweep ?? true,
     );
+    this.upgradeDeadlines = new DeadlineSweeper<UpgradeTunnel>(
+      settings,
+      (tunnel, which) => tunnel.expired(which),
+      this.now,
+      options.autoSweep ?? true,
+    );
+    this.upgradeDeps = {
+      proxy: this.wsProxy,
+      pool: this.pool,
+      choose: (upgradeReq) =>
+        this.chooseBackend(
+          this.sticky.mode === "cookie" ? this.sticky.takeCookie(upgradeReq.headers) : undefined,
+          this.sticky.mode === "hash" ? this.identity.key(upgradeReq, this.sticky.hashKey) : undefined,
+          new Set(),
+        ),
+      log: this.log,
+      settings: () => ({
+        xForwardedFor: this.settings.xForwardedFor,
+        encrypted: this.encrypted,
+        maxTargetLength: this.settings.maxTargetLength,
+        connectTimeoutMs: this.settings.connectTimeoutMs,
+        timeoutMs: this.settings.timeoutMs,
+      }),
+      deadlines: this.upgradeDeadlines,
+      now: this.now,
+    };
     this.perClient = new ClientInFlight(settings.maxInFlightPerClient);
     this.accessLog = new AccessLog(log, options.accessLogSink);
     this.identity = new ClientIdentity(settings.trustedProxies);
@@ -214,12 +259,14 @@ export class ProxyServer {
     this.sticky = new StickySessions(settings.sticky, options.stickySecret ?? "doproxy");
     // Errors are handled per call through the callback; this keeps an unexpected one from crashing.
     this.wsProxy.on("error", (error) => this.log.warn({ err: error.message }, "websocket proxy error"));
+    this.wsProxy.on("proxyReqWs", (request, _req, socket) => attachBackendRequest(socket, request));
   }
 
   updateSettings(settings: ProxySettings): void {
     this.settings = settings;
     if (this.server) this.server.headersTimeout = settings.headerTimeoutMs;
     this.deadlines.update(settings);
+    this.upgradeDeadlines.update(settings);
     this.perClient.setLimit(settings.maxInFlightPerClient);
     this.identity.setTrusted(settings.trustedProxies);
     this.rateLimiter.update(settings.rateLimit);
@@ -243,7 +290,10 @@ export class ProxyServer {
   async listen(address: HostPort): Promise<HostPort> {
     const server = createListener(this.settings, {
       request: (req, res) => this.handle(req, res),
-      upgrade: (req, socket, head) => this.upgrade(req, socket, head),
+      // After the answers to the requests before it on the connection, never in between.
+      upgrade: (req, socket, head) =>
+        this.connectionOf(socket).whenIdle(() => this.upgrade(req, socket, head)),
+      rawAnswer: (socket, status) => this.rawAnswer(socket, status),
       connection: (socket) => {
         this.sockets.add(socket);
         socket.on("close", () => this.sockets.delete(socket));
@@ -277,6 +327,7 @@ export class ProxyServer {
   destroyConnections(): void {
     for (const socket of this.sockets) socket.destroy();
     this.deadlines.stop();
+    this.upgradeDeadlines.stop();
     this.loop.stop();
     this.accessLog.flush();
   }
@@ -288,12 +339,51 @@ export class ProxyServer {
 
   /** Checks every request's deadlines now (the sweeper does this on its own unless autoSweep is off). */
   sweepDeadlines(): void {
-    this.deadlines.sweep(this.now());
+    const now = this.now();
+    this.deadlines.sweep(now);
+    this.upgradeDeadlines.sweep(now);
   }
 
   private stopListener(server: http.Server): void {
     server.close();
     server.closeIdleConnections();
+  }
+
+  /**
+   * A parse error or CONNECT: answered on the raw socket after the answers to the requests before
+   * it, then the connection closes. An error in the body of a request still arriving is that
+   * request's own answer.
+   */
+  private rawAnswer(socket: Socket, status: 400 | 405 | 408 | 414 | 431): void {
+    const connection = this.connectionOf(socket);
+    if (connection.refused) {
+      // A refusal or a raw answer is already on its way, and closes the connection: read no more.
+      socket.pause();
+      return;
+    }
+    const last = connection.last;
+    if (last !== undefined && !last.bodyComplete) {
+      connection.refused = true;
+      socket.pause();
+      this.failUpload(last, status, "malformed request body");
+      return;
+    }
+    connection.whenIdle(() => sendRawError(socket, status));
+  }
+
+  /** The request body cannot go on (stalled, malformed): the attempt ends and the connection closes. */
+  private failUpload(exchange: Exchange, status: ProxyStatus, detail: string): void {
+    exchange.bodyLastAt = 0;
+    const abortAttempt = exchange.abortAttempt;
+    this.endAttempt(exchange);
+    abortAttempt?.();
+    if (exchange.answered || exchange.res.headersSent) {
+      // The backend had started answering: the client can only learn of the cut from the close.
+      exchange.res.destroy();
+      return;
+    }
+    exchange.closeClient = true;
+    this.answerError(exchange, status, detail);
   }
 
   private upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
@@ -307,27 +397,7 @@ export class ProxyServer {
         sendRawError(socket, 429);
         return;
       }
-      handleUpgrade(
-        {
-          proxy: this.wsProxy,
-          pool: this.pool,
-          choose: (upgradeReq) =>
-            this.chooseBackend(
-              this.sticky.mode === "cookie" ? this.sticky.takeCookie(upgradeReq.headers) : undefined,
-              this.sticky.mode === "hash" ? this.identity.key(upgradeReq, this.sticky.hashKey) : undefined,
-              new Set(),
-            ),
-          log: this.log,
-          settings: () => ({
-            xForwardedFor: this.settings.xForwardedFor,
-            encrypted: this.encrypted,
-            maxTargetLength: this.settings.maxTargetLength,
-          }),
-        },
-        req,
-        socket,
-        head,
-      );
+      handleUpgrade(this.upgradeDeps, req, socket, head);
     } catch (error) {
       this.reportBug(error, "upgrade");
       socket.destroy();
@@ -354,12 +424,21 @@ export class ProxyServer {
 
   /** Checks a new request and starts its first attempt, or answers it at once. */
   private accept(req: IncomingMessage, res: ServerResponse): void {
-    if (this.refusedConnections.has(req.socket)) {
+    const connection = this.connectionOf(req.socket);
+    if (connection.refused) {
       // A request pipelined behind one that was refused: its framing cannot be trusted either.
       res.destroy();
       return;
     }
     const startedAt = this.now();
+    if (req.httpVersionMajor !== 1) {
+      // llhttp reads a request line without a version as HTTP/0.9, and lets HTTP/2.0 through: neither
+      // is forwarded as HTTP/1.1 (a backend would take Host from its own address for the first).
+      if (req.httpVersionMajor === 0)
+        this.refuse(req, res, 400, "request line without HTTP/1.x version", startedAt);
+      else this.refuse(req, res, 505, `HTTP/${req.httpVersion} is not supported`, startedAt);
+      return;
+    }
     const method = req.method ?? "";
     const target = checkTarget(method, req.url ?? "", this.settings.maxTargetLength);
     if (!target.ok) {
@@ -419,7 +498,9 @@ export class ProxyServer {
       client,
       startedAt,
       this.closing || clientWantsClose(req),
+      connection,
     );
+    connection.add(exchange);
     exchange.corsOrigin = corsOrigin;
     exchange.rate = rate;
     if (this.sticky.mode === "cookie") exchange.stickyToken = this.sticky.takeCookie(req.headers);
@@ -450,7 +531,7 @@ export class ProxyServer {
   ): void {
     // The connection goes with the answer: whatever the client sends next on it is not read, not
     // even requests Node has already parsed from the same packet.
-    this.refusedConnections.add(req.socket);
+    this.connectionOf(req.socket).refused = true;
     sendErrorPage(res, status, reason, true, headers);
     res.once("finish", () => req.socket.destroySoon());
     if (!log) return;
@@ -480,6 +561,7 @@ export class ProxyServer {
       reason === "rate-limit" ? "rate limit exceeded" : "too many requests in flight from this client";
     const corsOrigin = this.cors.allowedOrigin(req.headers);
     if (corsOrigin !== undefined) this.cors.applyToResponse(headers, corsOrigin);
+    else this.cors.applyVary(headers);
     if (hasBody) {
       this.refuse(req, res, 429, detail, startedAt, headers, false);
     } else sendErrorPage(res, 429, detail, clientWantsClose(req) || this.closing, headers);
@@ -506,7 +588,7 @@ export class ProxyServer {
     servedBy: string,
   ): void {
     const close = hasBody || clientWantsClose(req) || this.closing;
-    if (hasBody) this.refusedConnections.add(req.socket);
+    if (hasBody) this.connectionOf(req.socket).refused = true;
     res.writeHead(204, { ...headers, connection: close ? "close" : "keep-alive" });
     res.end();
     if (hasBody) res.once("finish", () => req.socket.destroySoon());
@@ -633,7 +715,13 @@ export class ProxyServer {
       exchange.abortAttempt?.();
       return false;
     }
+    exchange.status = status;
     const headers = headersFromRaw(rawHeaders);
+    if (status === 204 || status === 304) {
+      // No body, whatever the backend says (RFC 9110 §6.4.1): no framing the client could wait on.
+      delete headers["transfer-encoding"];
+      if (status === 204) delete headers["content-length"];
+    }
     exchange.responsePausable = responseMayPause(headers);
     prepareResponseHeaders(headers, exchange.closeClient || !exchange.bodyComplete);
     this.addPolicyHeaders(exchange, headers, backend);
@@ -673,6 +761,7 @@ export class ProxyServer {
     backend: LiveBackend,
   ): void {
     if (exchange.corsOrigin !== undefined) this.cors.applyToResponse(headers, exchange.corsOrigin);
+    else this.cors.applyVary(headers);
     if (exchange.rate) Object.assign(headers, this.rateLimiter.headers(exchange.rate));
     if (this.sticky.mode === "cookie" && exchange.stickyToken !== this.sticky.token(backend)) {
       const existing = headers["set-cookie"] ?? [];
@@ -687,6 +776,15 @@ export class ProxyServer {
     this.endAttempt(exchange);
     if (!backend || res.destroyed || res.writableEnded) return;
     if (exchange.answered || res.headersSent) {
+      if (
+        error.code === "UND_ERR_RES_CONTENT_LENGTH_MISMATCH" &&
+        (exchange.status === 204 || exchange.status === 304)
+      ) {
+        // undici takes a 204's or 304's Content-Length for a body that never comes (or a body
+        // the backend should not have sent): the answer itself is whole, and goes out as it is.
+        this.flushBatch.end(res);
+        return;
+      }
       // The backend failed mid-response: the client can only learn it from a cut connection.
       res.destroy();
       return;
@@ -705,16 +803,7 @@ export class ProxyServer {
     const backend = exchange.backend;
     const abortAttempt = exchange.abortAttempt;
     if (which === "body-idle") {
-      exchange.bodyLastAt = 0;
-      this.endAttempt(exchange);
-      abortAttempt?.();
-      if (exchange.answered || exchange.res.headersSent) {
-        // The backend had started answering: the client can only learn of the cut from the close.
-        exchange.res.destroy();
-        return;
-      }
-      exchange.closeClient = true;
-      this.answerError(exchange, 408, `request body stalled for ${this.settings.bodyIdleTimeoutMs}ms`);
+      this.failUpload(exchange, 408, `request body stalled for ${this.settings.bodyIdleTimeoutMs}ms`);
       return;
     }
     if (!backend) return;
@@ -775,6 +864,7 @@ export class ProxyServer {
     const headers: http.OutgoingHttpHeaders = status === 503 ? { "retry-after": "1" } : {};
     // A browser must be able to read the error's status, not just see a CORS failure.
     if (exchange.corsOrigin !== undefined) this.cors.applyToResponse(headers, exchange.corsOrigin);
+    else this.cors.applyVary(headers);
     const sent = sendErrorPage(exchange.res, status, detail, close, headers);
     if (sent && !exchange.bodyComplete) {
       const socket = exchange.req.socket;
@@ -798,14 +888,27 @@ export class ProxyServer {
     this.pool.release(backend);
   }
 
-  /** The client's response is over (sent, or the connection closed): release everything it held. */
+  private connectionOf(socket: Socket): ClientConnection<Exchange> {
+    return ClientConnection.of(socket, this.connectionClosed);
+  }
+
+  /**
+   * The client's response is over (sent, or the connection closed): release everything it held.
+   * Runs once per request, from its response's close or, for one queued behind another on a
+   * connection that went away (Node never closes those responses), from the connection's close.
+   */
   private finish(exchange: Exchange): void {
+    if (exchange.finished) return;
+    exchange.finished = true;
     this.activeRequests--;
     this.deadlines.untrack(exchange);
     // A client that left before its answer was complete: the backend request goes too.
     if (!exchange.res.writableFinished) exchange.abortAttempt?.();
     this.endAttempt(exchange);
     if (exchange.client !== undefined) this.perClient.release(exchange.client);
+    exchange.aborted = !exchange.res.writableFinished;
     this.accessLog.record(exchange.req, exchange.res, exchange, this.now());
+    // Last: this may run what waited for the connection's open requests (a raw answer, an upgrade).
+    exchange.connection.remove(exchange);
   }
 }

@@ -6,6 +6,7 @@ import { describeWriteFailure, type Inventory } from "../inventory/open.js";
 import type { RollupStore } from "../inventory/rollups.js";
 import type { SampleRow, SampleStore } from "../inventory/samples.js";
 import type { Logger } from "../log.js";
+import type { BackendCode } from "../model/reason-codes.js";
 import { formatHostPort, type HostPort } from "../util/address.js";
 import { inFlightOf, type LiveBackend } from "./backend.js";
 import { Balancer } from "./balancer.js";
@@ -215,7 +216,7 @@ export class ProxyService {
     const label = `backend ${backend.id} (${backend.address})`;
     let kind: string;
     let message: string;
-    let code: string;
+    let code: BackendCode;
     if (event.kind === "ejected") {
       kind = "backend.ejected";
       code = event.code;
@@ -251,7 +252,8 @@ export class ProxyService {
     reason: string,
   ): Promise<void> {
     try {
-      const moved = await this.backends.transition(id, to, reason, [from]);
+      const code = to === "active" ? "health-passed" : "health-failed";
+      const moved = await this.backends.transition(id, to, code, reason, [from]);
       if (!moved && (await this.backends.get(id))?.state !== to) await this.syncFromInventory(true);
     } catch (error) {
       this.writeFailed("a backend transition", error);

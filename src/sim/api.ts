@@ -54,6 +54,12 @@ const ERROR_IDS: Record<number, string> = {
   503: "service_unavailable",
 };
 
+/**
+ * The simulator's answer of an API error: caught by its router and sent as the HTTP status and
+ * DigitalOcean's `{ id, message }` body; never thrown to a person. doproxy's own side reads that
+ * answer in cloud/digitalocean.ts as an `ApiError` (code DOPROXY_API), so it stays out of the
+ * error catalogue (errors.ts).
+ */
 class ApiFailure extends Error {
   constructor(
     readonly status: number,

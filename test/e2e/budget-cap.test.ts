@@ -11,6 +11,7 @@ import { waitFor } from "../helpers/wait.js";
 interface EventRow {
   kind: string;
   message: string;
+  code: string | null;
 }
 
 describe("[autoscale] max-hourly-cost against doproxy sim", () => {
@@ -63,7 +64,7 @@ ${autoscaleToml({ min: 1, max: 3, "scale-up-latency": "150ms", "scale-up-connect
           maxDroplets = Math.max(maxDroplets, (await sim.state()).droplets.length);
           const result = await runCliAsync(ws, ["events", "--since", "1h", "--json"], env);
           const rows = JSON.parse(result.stdout) as EventRow[];
-          return rows.find((e) => e.kind === "scale.hold" && /budget cap/.test(e.message));
+          return rows.find((e) => e.kind === "scale.hold" && e.code === "budget");
         },
         "a hold because of the budget cap",
         30_000,

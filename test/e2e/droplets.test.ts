@@ -88,22 +88,31 @@ describe("doproxy droplets against doproxy sim", () => {
       const events = JSON.parse((await runCliAsync(ws, ["events", "--json"], env)).stdout) as Array<{
         kind: string;
         backendId: number;
+        code: string | null;
       }>;
-      const victimKinds = events.filter((e) => e.backendId === victim.id).map((e) => e.kind);
-      assert.deepEqual(victimKinds, [
-        "backend.provisioning",
-        "backend.joining",
-        "backend.active",
-        "backend.draining",
-        "backend.removed",
-      ]);
+      const victimEvents = events.filter((e) => e.backendId === victim.id);
+      assert.deepEqual(
+        victimEvents.map((e) => [e.kind, e.code]),
+        [
+          ["backend.provisioning", "create-ordered"],
+          ["backend.joining", "booted"],
+          ["backend.active", "health-passed"],
+          ["backend.draining", "drain-by-hand"],
+          ["backend.removed", "destroyed"],
+        ],
+      );
+      assert.deepEqual(
+        events.filter((e) => e.code === null),
+        [],
+        "every event carries a reason code",
+      );
 
       // Refuses to remove the last active backend without --force.
       const last = (await listed(ws, env))[0] as ListEntry;
       const refused = await runCliAsync(ws, ["droplets", "remove", String(last.id)], env);
       assert.equal(refused.status, 1);
-      assert.match(refused.stderr, /last active backend/);
-      assert.match(refused.stderr, /--force/);
+      assert.match(refused.stderr, /^doproxy: \[DOPROXY_REFUSED\] .*last active backend/m);
+      assert.match(refused.stderr, /^ {2}hint: .*--force/m);
       const kept = await runCliAsync(
         ws,
         ["droplets", "remove", String(last.id), "--force", "--keep-droplet"],
@@ -122,6 +131,7 @@ describe("doproxy droplets against doproxy sim", () => {
       assert.ok(readopted && readopted.id !== last.id, "a new backend row for the same droplet");
       const unknown = await runCliAsync(ws, ["droplets", "remove", "4242"], env);
       assert.equal(unknown.status, 2);
+      assert.match(unknown.stderr, /^doproxy: \[DOPROXY_USAGE\] /m);
       assert.match(unknown.stderr, /no live backend with inventory id or droplet id 4242/);
     } finally {
       await serve.stop();
@@ -232,12 +242,14 @@ describe("doproxy droplets against doproxy sim", () => {
     try {
       const rejected = await runCliAsync(ws, ["droplets", "sync"], { DIGITALOCEAN_TOKEN: "not-the-token" });
       assert.equal(rejected.status, 1);
+      assert.match(rejected.stderr, /^doproxy: \[DOPROXY_API\] /m);
       assert.match(rejected.stderr, /DigitalOcean rejected the API token \(401/);
       assert.match(rejected.stderr, /environment variable DIGITALOCEAN_TOKEN/);
       assert.doesNotMatch(rejected.stderr, /not-the-token/);
 
       const missing = await runCliAsync(ws, ["droplets", "add"], { DIGITALOCEAN_TOKEN: "" });
       assert.equal(missing.status, 2);
+      assert.match(missing.stderr, /^doproxy: \[DOPROXY_CONFIG\] /m);
       assert.match(missing.stderr, /no DigitalOcean API token/);
 
       ws.writeConfig(serveConfig(await freePort(), { rest: `${simSection(sim)}region = "mars1"\n` }));

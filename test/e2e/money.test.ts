@@ -169,12 +169,13 @@ ${autoscaleToml({ min: 2, max: 5, "replace-unhealthy-after": "1s" })}`,
       const bootTimeoutPassed = Date.now() + 2_000;
       await waitFor(
         async () => {
+          // Each boot poll lists the pool's droplets and then applies boot-timeout.
           const polls = (await sim.requests()).filter(
-            (r) => r.method === "GET" && r.path === `/v2/droplets/${id}` && r.ts > bootTimeoutPassed,
+            (r) => r.method === "GET" && r.path === "/v2/droplets" && r.ts > bootTimeoutPassed,
           );
           return polls.length > 0;
         },
-        "the boot watcher to look at the droplet by id after boot-timeout",
+        "a boot poll after boot-timeout",
         60_000,
         250,
       );
@@ -186,8 +187,8 @@ ${autoscaleToml({ min: 2, max: 5, "replace-unhealthy-after": "1s" })}`,
       // It boots: advanced by id (it is not in the tagged list), it joins and serves.
       await waitFor(
         async () => (await rows(ws, env)).find((r) => r.dropletId === id)?.state === "active",
-        "the adopted droplet to join",
-        60_000,
+        "the adopted droplet to join (looked up by id once a minute)",
+        120_000,
         250,
       );
     } finally {

@@ -21,7 +21,8 @@ const table: {
     allowed: 3,
     capped: false,
   },
-  { name: "price unknown", wanted: 3, counted: 10, price: undefined, cap: 0.01, allowed: 3, capped: false },
+  // A cap is set but the price is unknown: nothing can be shown to fit, so nothing is created.
+  { name: "price unknown", wanted: 3, counted: 10, price: undefined, cap: 0.01, allowed: 0, capped: true },
   { name: "everything fits", wanted: 2, counted: 2, price: 0.01, cap: 0.05, allowed: 2, capped: false },
   {
     name: "a cap equal to an exact multiple admits that droplet",

@@ -180,7 +180,11 @@ describe("the API budget over one simulated hour", () => {
       // Booted and joined: serve's health checks put them in rotation (here by hand: no proxy runs).
       await a.watcher.lifecycle.advanceBooted();
       for (const row of await inventory.backends.live())
-        assert.ok(await inventory.backends.transition(row.id, "active", "passed health checks", ["joining"]));
+        assert.ok(
+          await inventory.backends.transition(row.id, "active", "health-passed", "passed health checks", [
+            "joining",
+          ]),
+        );
       const before = sim.requests.length;
       let ipMoved = false;
       for (let second = 0; second < 3_600; second++) {

@@ -243,9 +243,11 @@ describeEachStore("money invariants", (stores) => {
     assert.deepEqual(expired.expired, []);
     assert.ok(sim.state.droplets.has(adopted.id), "the operator's droplet still exists");
     // It boots a moment later: found by id (it carries no ownership tag), and it starts joining.
+    // Looked up by id at most once a minute (it may stay off for ever): each try a minute later.
+    let minute = 0;
     await waitFor(
       async () =>
-        (await life.advanceBooted()).length > 0 ||
+        (await life.advanceBooted(undefined, row.createdAt + ++minute * 60_000)).length > 0 ||
         (await inventory.backends.get(row.id))?.state === "joining",
       "the adopted droplet joining",
     );

@@ -20,12 +20,12 @@ describeEachStore("the backends table", (stores) => {
       const first = proxies[0] as Inventory;
       for (let round = 0; round < 5; round++) {
         const row = await first.backends.addStatic(`127.0.0.1:${9000 + round}`);
-        await first.backends.transition(row.id, "active", "healthy", ["joining"]);
+        await first.backends.transition(row.id, "active", "health-passed", "healthy", ["joining"]);
         // Each proxy saw it active and decides something different at the same moment.
         const moves: Array<boolean | undefined> = await Promise.all([
-          proxies[0]?.backends.transition(row.id, "unhealthy", "failing checks", ["active"]),
-          proxies[1]?.backends.transition(row.id, "draining", "removed by hand", ["active"]),
-          proxies[2]?.backends.transition(row.id, "unhealthy", "failing checks", ["active"]),
+          proxies[0]?.backends.transition(row.id, "unhealthy", "health-failed", "failing checks", ["active"]),
+          proxies[1]?.backends.transition(row.id, "draining", "drain-by-hand", "removed by hand", ["active"]),
+          proxies[2]?.backends.transition(row.id, "unhealthy", "health-failed", "failing checks", ["active"]),
         ]);
         assert.equal(moves.filter(Boolean).length, 1, `round ${round}: ${JSON.stringify(moves)}`);
         const events = (await first.events.list(0)).filter(
@@ -37,6 +37,39 @@ describeEachStore("the backends table", (stores) => {
       }
     } finally {
       for (const proxy of new Set(proxies)) await proxy?.close();
+    }
+  });
+
+  it("every change writes its event with a reason code", async () => {
+    const inventory = await stores.open();
+    try {
+      const { backends } = inventory;
+      const row = await backends.addStatic("127.0.0.1:9200");
+      await backends.transition(row.id, "active", "health-passed", "healthy", ["joining"]);
+      await backends.setWeight(row.id, 3, "by hand");
+      await backends.startDrain(row.id, Date.now() + 1_000, "autoscale: calm", Date.now(), true);
+      await backends.reclaim(row.id, "autoscale: load is back");
+      await backends.startDrain(row.id, Date.now() + 1_000, "removed by hand");
+      const [created] = await backends.addProvisioningWithin(["d-1"], "autoscale: floor", 1, () => 1);
+      await backends.setAddressJoining((created as { id: number }).id, "127.0.0.1:9201");
+      await backends.close((created as { id: number }).id, "boot-timeout", "did not boot");
+      const events = await inventory.events.list(0);
+      assert.deepEqual(
+        events.map((e) => [e.kind, e.code]),
+        [
+          ["backend.joining", "added-by-hand"],
+          ["backend.active", "health-passed"],
+          ["backend.weight", "weight-changed"],
+          ["backend.draining", "drain-scale-down"],
+          ["backend.active", "load-back"],
+          ["backend.draining", "drain-by-hand"],
+          ["backend.provisioning", "create-ordered"],
+          ["backend.joining", "booted"],
+          ["backend.removed", "boot-timeout"],
+        ],
+      );
+    } finally {
+      await inventory.close();
     }
   });
 
@@ -69,7 +102,7 @@ describeEachStore("the backends table", (stores) => {
       const weighted = await inventory.backendsVersion();
       assert.ok(weighted > added, "a weight change moves it");
       await inventory.samples.insertBatch([]);
-      await inventory.events.add("test", "not a backend write");
+      await inventory.events.add("test", "not a backend write", null, undefined, Date.now(), "steady");
       assert.equal(await inventory.backendsVersion(), weighted, "other tables do not");
     } finally {
       await inventory.close();
@@ -102,7 +135,7 @@ describeEachStore("the backends table", (stores) => {
       const none = inventory.backends.fencedBy(() => undefined);
       await assert.rejects(() => none.markDrained(row.id), FencedError);
       assert.equal(
-        await inventory.backends.transition(row.id, "removed", "by hand"),
+        await inventory.backends.transition(row.id, "removed", "removed", "by hand"),
         true,
         "unfenced writes are not",
       );

@@ -21,8 +21,8 @@ describeEachStore("inventory retention", (stores) => {
         histogram: "30:1",
       });
       await samples.insertBatch([sample(1_000), sample(2_000), sample(10_000)]);
-      await backends.events.add("test.old", "old", null, undefined, 1_500);
-      await backends.events.add("test.new", "new", null, undefined, 9_000);
+      await backends.events.add("test.old", "old", null, undefined, 1_500, "steady");
+      await backends.events.add("test.new", "new", null, undefined, 9_000, "steady");
       assert.equal(await backends.events.prune(5_000), 2, "the backend.joining event at 1000 and test.old");
       assert.deepEqual(
         (await backends.events.list(0)).map((e) => e.kind),
