@@ -10,6 +10,7 @@ import {
   resumeReplacements,
 } from "../../../src/autoscale/policy.js";
 import { billingCount } from "../../../src/cloud/spend-gate.js";
+import { testConfig } from "../../helpers/config.js";
 
 /**
  * Hours of the policy against a pool whose image never passes health checks, on a simulated
@@ -17,29 +18,8 @@ import { billingCount } from "../../../src/cloud/spend-gate.js";
  * from then on. The money invariant is checked after every tick, not only at the end.
  */
 
-const settings: AutoscaleSettings = {
-  enabled: true,
-  dryRun: false,
-  min: 2,
-  max: 5,
-  evaluate: "*/5 * * * * *",
-  scaleUpLatencyMs: 500,
-  scaleUpConnections: 50,
-  scaleUpAfterMs: 60_000,
-  scaleUpCooldownMs: 300_000,
-  scaleDownLatencyMs: 150,
-  scaleDownConnections: 10,
-  scaleDownAfterMs: 600_000,
-  scaleDownCooldownMs: 900_000,
-  replaceUnhealthyAfterMs: 180_000,
-  replacementAttempts: 3,
-  maxHourlyCost: undefined,
-  schedule: [],
-  predictive: false,
-  predictivePeriodMs: 86_400_000,
-  predictivePeriods: 7,
-  predictiveMarginMs: 120_000,
-};
+// min 2, max 5, every other setting at its default (replace-unhealthy-after 3m, 3 attempts).
+const settings: AutoscaleSettings = testConfig({ autoscale: { enabled: true, min: 2, max: 5 } }).autoscale;
 
 const TICK_MS = 5_000;
 const BOOT_MS = 60_000;
