@@ -2,7 +2,8 @@ import { DigitalOceanProvider } from "../cloud/digitalocean.js";
 import { DropletLifecycle } from "../cloud/lifecycle.js";
 import { type CloudDroplet, type CloudProvider, ownershipTag } from "../cloud/provider.js";
 import { settleUnknownCreates } from "../cloud/settle-create.js";
-import { ApiError, CreateOutcomeError, RefusedError, UsageError } from "../errors.js";
+import { billingCount, mayGrow } from "../cloud/spend-gate.js";
+import { ApiError, CreateOutcomeError, RefusedError, SpendRefusedError, UsageError } from "../errors.js";
 import type { BackendRow } from "../inventory/backends.js";
 import {
   type CommandContext,
@@ -174,6 +175,15 @@ async function adopt(
   options: CloudAddOptions,
 ): Promise<void> {
   const droplet = await findDroplet(provider, String(options.id));
+  // An adopted droplet bills like the pool's own and fills `max` for the autoscaler: past max only
+  // on purpose (the spend gate's rule, though adopting creates nothing).
+  const gate = mayGrow(1, billingCount(await ctx.backends.live()), { max: ctx.config.autoscale.max });
+  if (gate.allowed === 0 && gate.cut !== undefined && !options.force)
+    throw new SpendRefusedError(
+      `not adopted: droplet ${droplet.id} would take the pool past its ${gate.note}`,
+      gate.cut,
+      "raise [autoscale] max, remove a droplet first, or pass --force to go past it on purpose",
+    );
   const address = droplet.status === "active" ? lifecycle.addressOf(droplet) : undefined;
   const autoscale = Boolean(options.autoscale);
   const row = await ctx.backends.addDroplet(droplet.id, droplet.name, address ?? null, "adopted by hand", {

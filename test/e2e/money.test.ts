@@ -146,6 +146,38 @@ ${autoscaleToml({ min: 2, max: 5, "replace-unhealthy-after": "1s" })}`,
     }
   });
 
+  it("droplets add past max is refused without --force, for a create and for an adoption alike", async () => {
+    const ws = workspace("");
+    const sim = await startSim(ws, ["--boot-time", "100ms"]);
+    const env = { DIGITALOCEAN_TOKEN: sim.token };
+    try {
+      ws.writeConfig(serveConfig(await freePort(), { rest: `${simSection(sim)}\n[autoscale]\nmax = 1\n` }));
+      const first = await runCliAsync(ws, ["droplets", "add", "--no-wait"], env);
+      assert.equal(first.status, 0, first.stderr);
+      const more = await runCliAsync(ws, ["droplets", "add", "--no-wait"], env);
+      assert.equal(more.status, 1);
+      assert.match(more.stderr, /DOPROXY_SPEND_REFUSED/);
+      assert.match(more.stderr, /--force/);
+      const made = await sim.api("POST", "/_sim/droplets", { name: "operators-own", status: "active" });
+      const id = (made.body as { droplet: { id: number } }).droplet.id;
+      const adopt = await runCliAsync(ws, ["droplets", "add", "--id", String(id), "--no-wait"], env);
+      assert.equal(adopt.status, 1);
+      assert.match(adopt.stderr, /DOPROXY_SPEND_REFUSED/);
+      assert.equal((await sim.state()).droplets.length, 2, "nothing created by the refused add");
+      assert.equal((await rows(ws, env)).length, 1);
+      const forced = await runCliAsync(
+        ws,
+        ["droplets", "add", "--id", String(id), "--no-wait", "--force"],
+        env,
+      );
+      assert.equal(forced.status, 0, forced.stderr);
+      assert.equal((await rows(ws, env)).length, 2);
+    } finally {
+      await sim.daemon.stop();
+      cleanupAll(ws);
+    }
+  });
+
   it("a droplet adopted with --id while still new survives boot-timeout and joins once it boots", async () => {
     const ws = workspace("");
     const sim = await startSim(ws, ["--boot-time", "100ms"]);
