@@ -3,10 +3,10 @@ import { describe, it } from "node:test";
 import { freePort } from "../helpers/backend.js";
 import {
   cleanupAll,
+  listBackends,
   runCliAsync,
   serveConfig,
   startDaemon,
-  type Workspace,
   workspace,
 } from "../helpers/cli.js";
 import { autoscaleToml } from "../helpers/config.js";
@@ -26,12 +26,6 @@ const PHASES = Number(process.env.DOPROXY_CHAOS_PHASES ?? 10);
 const PHASE_MS = 7_000;
 const MIN = 1;
 const MAX = 4;
-
-interface Row {
-  id: number;
-  dropletId: number | null;
-  state: string;
-}
 
 interface EventRow {
   kind: string;
@@ -60,12 +54,6 @@ const FAULTS: Fault[] = [
     injected429: 2,
   },
 ];
-
-async function rows(ws: Workspace, env: NodeJS.ProcessEnv): Promise<Row[]> {
-  const result = await runCliAsync(ws, ["droplets", "list", "--json", "--all"], env);
-  assert.equal(result.status, 0, result.stderr);
-  return JSON.parse(result.stdout) as Row[];
-}
 
 describe("chaos: the autoscaler against a faulty, lagging DigitalOcean", () => {
   it(`keeps every invariant (seed ${SEED}, ${PHASES} phases)`, async () => {
@@ -126,7 +114,7 @@ ${autoscaleToml({ min: MIN, max: MAX, "scale-up-latency": "120ms", "scale-up-con
 
     async function checkInvariants(when: string): Promise<void> {
       const state = await sim.state();
-      const inventory = await rows(ws, env);
+      const inventory = await listBackends(ws, env, true);
       // No droplet without the ownership tag is destroyed or sent traffic.
       for (const id of foreign) {
         const d = state.droplets.find((x) => x.id === id);
@@ -180,7 +168,7 @@ ${autoscaleToml({ min: MIN, max: MAX, "scale-up-latency": "120ms", "scale-up-con
       await waitFor(
         async () => {
           const state = await sim.state();
-          const inventory = await rows(ws, env);
+          const inventory = await listBackends(ws, env, true);
           lastSeen = JSON.stringify({ inventory, droplets: state.droplets.map((d) => [d.id, d.status]) });
           const live = inventory.filter((r) => r.state !== "removed");
           const owned = state.droplets.filter((d) => ownerTagOf(d.tags));

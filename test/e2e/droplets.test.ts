@@ -4,25 +4,18 @@ import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import Database from "better-sqlite3";
 import { freePort } from "../helpers/backend.js";
-import { CLI, runCliAsync, serveConfig, startServe, workspace } from "../helpers/cli.js";
+import {
+  CLI,
+  type ListedBackend,
+  listBackends,
+  runCliAsync,
+  serveConfig,
+  startServe,
+  workspace,
+} from "../helpers/cli.js";
 import { request } from "../helpers/http.js";
 import { simSection, startSim } from "../helpers/sim.js";
 import { waitFor } from "../helpers/wait.js";
-
-interface ListEntry {
-  id: number;
-  kind: string;
-  name: string;
-  address: string | null;
-  dropletId: number | null;
-  state: string;
-}
-
-async function listed(ws: ReturnType<typeof workspace>, env: NodeJS.ProcessEnv): Promise<ListEntry[]> {
-  const result = await runCliAsync(ws, ["droplets", "list", "--json"], env);
-  assert.equal(result.status, 0, result.stderr);
-  return JSON.parse(result.stdout) as ListEntry[];
-}
 
 describe("doproxy droplets against doproxy sim", () => {
   it("add waits for boot and joins the pool a running serve proxies to; remove drains a request in flight, then destroys", async () => {
@@ -53,17 +46,18 @@ describe("doproxy droplets against doproxy sim", () => {
         "both droplets serving through the proxy",
         2_000,
       );
-      const entries = await listed(ws, env);
+      const entries = await listBackends(ws, env);
       assert.deepEqual([...seen].sort(), entries.map((e) => e.name).sort());
       assert.ok(entries.every((e) => e.state === "active" && e.kind === "droplet" && e.dropletId));
 
       // A slow request in flight on the droplet being removed completes before it is destroyed.
       await sim.faults({ serviceTimeMs: 1_500 });
-      const victim = entries[0] as ListEntry;
+      const victim = entries[0] as ListedBackend;
+      const victimName = victim.name as string; // a droplet the proxy reached by name above
       const inFlight = (async () => {
         for (;;) {
           const reply = await request(port, "/slow");
-          if (reply.body.startsWith(victim.name)) return reply;
+          if (reply.body.startsWith(victimName)) return reply;
         }
       })();
       await waitFor(
@@ -84,7 +78,7 @@ describe("doproxy droplets against doproxy sim", () => {
       );
       await sim.faults({ serviceTimeMs: 5 });
       for (let i = 0; i < 6; i++)
-        assert.doesNotMatch((await request(port, "/")).body, new RegExp(victim.name));
+        assert.doesNotMatch((await request(port, "/")).body, new RegExp(victimName));
       const events = JSON.parse((await runCliAsync(ws, ["events", "--json"], env)).stdout) as Array<{
         kind: string;
         backendId: number;
@@ -108,7 +102,7 @@ describe("doproxy droplets against doproxy sim", () => {
       );
 
       // Refuses to remove the last active backend without --force.
-      const last = (await listed(ws, env))[0] as ListEntry;
+      const last = (await listBackends(ws, env))[0] as ListedBackend;
       const refused = await runCliAsync(ws, ["droplets", "remove", String(last.id)], env);
       assert.equal(refused.status, 1);
       assert.match(refused.stderr, /^doproxy: \[DOPROXY_REFUSED\] .*last active backend/m);
@@ -127,7 +121,7 @@ describe("doproxy droplets against doproxy sim", () => {
       const again = await runCliAsync(ws, ["droplets", "add", "--id", String(last.dropletId)], env);
       assert.equal(again.status, 0, again.stderr);
       assert.match(again.stdout, new RegExp(`droplet ${last.dropletId} ${last.name} adopted`));
-      const readopted = (await listed(ws, env)).find((entry) => entry.dropletId === last.dropletId);
+      const readopted = (await listBackends(ws, env)).find((entry) => entry.dropletId === last.dropletId);
       assert.ok(readopted && readopted.id !== last.id, "a new backend row for the same droplet");
       const unknown = await runCliAsync(ws, ["droplets", "remove", "4242"], env);
       assert.equal(unknown.status, 2);
@@ -186,7 +180,7 @@ describe("doproxy droplets against doproxy sim", () => {
         ["another-pools"],
         "the configured tag without the ownership tag is reported, not adopted",
       );
-      assert.equal((await listed(ws, env)).length, 0, "without --apply nothing changes");
+      assert.equal((await listBackends(ws, env)).length, 0, "without --apply nothing changes");
       const listCalls = (await sim.requests())
         .slice(before)
         .filter((r) => r.method === "GET" && r.path === "/v2/droplets" && r.query.tag_name === ownerTag);
@@ -202,10 +196,10 @@ describe("doproxy droplets against doproxy sim", () => {
       const refused = await runCliAsync(ws, ["droplets", "sync", "--apply"], env);
       assert.equal(refused.status, 0, refused.stderr);
       assert.match(refused.stdout, /IDENTITY CONFLICT/);
-      assert.equal((await listed(ws, env)).length, 0, "not adopted without the operator's say-so");
+      assert.equal((await listBackends(ws, env)).length, 0, "not adopted without the operator's say-so");
       const applied = await runCliAsync(ws, ["droplets", "sync", "--apply", "--adopt-conflicts"], env);
       assert.equal(applied.status, 0, applied.stderr);
-      const entries = await listed(ws, env);
+      const entries = await listBackends(ws, env);
       assert.equal(entries.length, 210);
       assert.ok(
         entries.every(
@@ -217,7 +211,7 @@ describe("doproxy droplets against doproxy sim", () => {
       assert.equal(table.stdout.trim().split("\n").length, 211, "a header and one line per droplet");
 
       // A droplet destroyed behind doproxy's back is marked removed by sync.
-      const gone = entries[5] as ListEntry;
+      const gone = entries[5] as ListedBackend;
       assert.equal((await sim.api("DELETE", `/v2/droplets/${gone.dropletId}`)).status, 204);
       const again = JSON.parse(
         (await runCliAsync(ws, ["droplets", "sync", "--apply", "--json"], env)).stdout,
@@ -227,7 +221,7 @@ describe("doproxy droplets against doproxy sim", () => {
         [gone.id],
       );
       assert.equal(again.unknown.length, 0);
-      assert.equal((await listed(ws, env)).length, 209);
+      assert.equal((await listBackends(ws, env)).length, 209);
     } finally {
       await sim.daemon.stop();
       ws.cleanup();
@@ -256,7 +250,7 @@ describe("doproxy droplets against doproxy sim", () => {
       const invalid = await runCliAsync(ws, ["droplets", "add"], env);
       assert.equal(invalid.status, 1);
       assert.match(invalid.stderr, /refused the create request \(422\): You specified an invalid region/);
-      assert.equal((await listed(ws, env)).length, 0, "a refused create leaves no live row");
+      assert.equal((await listBackends(ws, env)).length, 0, "a refused create leaves no live row");
       ws.writeConfig(serveConfig(await freePort(), { rest: simSection(sim) }));
 
       await sim.faults({ failNext: { status: 429, count: 1, resetInMs: 1000 } });
@@ -294,7 +288,7 @@ describe("doproxy droplets against doproxy sim", () => {
         "an ambiguous create is not sent twice",
       );
       assert.equal(
-        (await listed(ws, env)).length,
+        (await listBackends(ws, env)).length,
         0,
         "the row is closed once lookups confirm nothing was created",
       );
@@ -342,7 +336,7 @@ describe("doproxy droplets against doproxy sim", () => {
       assert.equal(added.status, 1);
       assert.match(added.stderr, /did not boot within 2s/);
       assert.match(added.stderr, /droplets remove ID/);
-      const rows = await listed(ws, env);
+      const rows = await listBackends(ws, env);
       assert.equal(rows.length, 1);
       assert.equal(rows[0]?.state, "provisioning");
       assert.equal((await sim.state()).droplets[0]?.status, "new", "still booting on DigitalOcean");
@@ -390,7 +384,7 @@ describe("doproxy droplets against doproxy sim", () => {
       );
       await sim.faults({ slowMs: 0 });
 
-      const before = await listed(ws, env);
+      const before = await listBackends(ws, env);
       assert.equal(before.length, 1);
       assert.equal(before[0]?.state, "provisioning");
       assert.equal(before[0]?.dropletId, null, "the command died before it learned the droplet id");
@@ -401,7 +395,7 @@ describe("doproxy droplets against doproxy sim", () => {
       assert.equal(synced.recovered.length, 1);
       assert.equal(synced.unknown.length, 0, "recovered by name, not adopted twice");
       const droplet = (await sim.state()).droplets[0];
-      const after = await listed(ws, env);
+      const after = await listBackends(ws, env);
       assert.equal(after.length, 1);
       assert.equal(after[0]?.dropletId, droplet?.id);
       assert.ok(["provisioning", "joining"].includes(after[0]?.state as string));

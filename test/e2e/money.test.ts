@@ -5,9 +5,11 @@ import { freePort } from "../helpers/backend.js";
 import {
   cleanupAll,
   type Daemon,
+  listBackends,
   runCliAsync,
   serveConfig,
   startDaemon,
+  stopAll,
   type Workspace,
   workspace,
 } from "../helpers/cli.js";
@@ -21,19 +23,6 @@ import { waitFor } from "../helpers/wait.js";
  * counted at the simulator (its billing ledger), not taken from doproxy's word.
  */
 
-interface Row {
-  id: number;
-  dropletId: number | null;
-  name: string | null;
-  state: string;
-}
-
-async function rows(ws: Workspace, env: NodeJS.ProcessEnv, all = false): Promise<Row[]> {
-  const result = await runCliAsync(ws, ["droplets", "list", "--json", ...(all ? ["--all"] : [])], env);
-  assert.equal(result.status, 0, result.stderr);
-  return JSON.parse(result.stdout) as Row[];
-}
-
 async function ownerTag(ws: Workspace, env: NodeJS.ProcessEnv): Promise<string> {
   const sync = await runCliAsync(ws, ["droplets", "sync", "--json"], env);
   assert.equal(sync.status, 0, sync.stderr);
@@ -42,10 +31,6 @@ async function ownerTag(ws: Workspace, env: NodeJS.ProcessEnv): Promise<string> 
 
 async function billing(sim: SimHandle, tag: string): Promise<{ alive: number; peak: number }> {
   return (await sim.api("GET", `/_sim/billing?tag=${tag}`)).body as { alive: number; peak: number };
-}
-
-async function stopAll(...daemons: Array<Daemon | undefined>): Promise<void> {
-  for (const daemon of daemons) await daemon?.stop();
 }
 
 describe("money invariants, end to end", () => {
@@ -104,7 +89,7 @@ ${autoscaleToml({ min: 2, max: 5, "replace-unhealthy-after": "1s" })}`,
       );
       // A healthy replacement joins; the peak is still within max.
       await waitFor(
-        async () => (await rows(ws, env)).some((r) => r.state === "active"),
+        async () => (await listBackends(ws, env)).some((r) => r.state === "active"),
         "a healthy droplet after the resume",
         60_000,
         250,
@@ -133,7 +118,7 @@ ${autoscaleToml({ min: 2, max: 5, "replace-unhealthy-after": "1s" })}`,
       const alive = (await sim.state()).droplets.filter((d) => d.tags.includes(tag));
       assert.equal(alive.length, 12);
       assert.equal((await billing(sim, tag)).peak, 12);
-      const all = await rows(ws, env, true);
+      const all = await listBackends(ws, env, true);
       for (const droplet of alive) {
         const owning = all.filter((r) => r.dropletId === droplet.id);
         assert.equal(owning.length, 1, `droplet ${droplet.id} has ${owning.length} rows`);
@@ -164,14 +149,14 @@ ${autoscaleToml({ min: 2, max: 5, "replace-unhealthy-after": "1s" })}`,
       assert.equal(adopt.status, 1);
       assert.match(adopt.stderr, /DOPROXY_SPEND_REFUSED/);
       assert.equal((await sim.state()).droplets.length, 2, "nothing created by the refused add");
-      assert.equal((await rows(ws, env)).length, 1);
+      assert.equal((await listBackends(ws, env)).length, 1);
       const forced = await runCliAsync(
         ws,
         ["droplets", "add", "--id", String(id), "--no-wait", "--force"],
         env,
       );
       assert.equal(forced.status, 0, forced.stderr);
-      assert.equal((await rows(ws, env)).length, 2);
+      assert.equal((await listBackends(ws, env)).length, 2);
     } finally {
       await sim.daemon.stop();
       cleanupAll(ws);
@@ -218,7 +203,7 @@ ${autoscaleToml({ min: 2, max: 5, "replace-unhealthy-after": "1s" })}`,
       assert.ok(!(await sim.requests()).some((r) => r.method === "DELETE"), "no DELETE was sent");
       // It boots: advanced by id (it is not in the tagged list), it joins and serves.
       await waitFor(
-        async () => (await rows(ws, env)).find((r) => r.dropletId === id)?.state === "active",
+        async () => (await listBackends(ws, env)).find((r) => r.dropletId === id)?.state === "active",
         "the adopted droplet to join (looked up by id once a minute)",
         120_000,
         250,

@@ -5,10 +5,11 @@ import { freePort } from "../helpers/backend.js";
 import {
   cleanupAll,
   type Daemon,
+  listBackends,
   runCliAsync,
   serveConfig,
   startDaemon,
-  type Workspace,
+  stopAll,
   workspace,
 } from "../helpers/cli.js";
 import { autoscaleToml } from "../helpers/config.js";
@@ -20,19 +21,6 @@ import { waitFor } from "../helpers/wait.js";
  * ownership, eventual consistency, quotas. No droplet leaked, duplicated or wrongly destroyed.
  */
 
-interface ListEntry {
-  id: number;
-  dropletId: number | null;
-  name: string | null;
-  state: string;
-}
-
-async function listed(ws: Workspace, env: NodeJS.ProcessEnv, all = false): Promise<ListEntry[]> {
-  const result = await runCliAsync(ws, ["droplets", "list", "--json", ...(all ? ["--all"] : [])], env);
-  assert.equal(result.status, 0, result.stderr);
-  return JSON.parse(result.stdout) as ListEntry[];
-}
-
 function autoscaled(port: number, sim: SimHandle, autoscale: string, digitalocean = ""): string {
   return serveConfig(port, {
     inventory: 'flush-interval = "250ms"',
@@ -40,10 +28,6 @@ function autoscaled(port: number, sim: SimHandle, autoscale: string, digitalocea
 ${autoscaleToml({ "scale-up-after": "1s", "scale-up-cooldown": "1s", "scale-down-after": "1s", "scale-down-cooldown": "1s" })}${autoscale}
 `,
   });
-}
-
-async function stopAll(...daemons: Array<Daemon | undefined>): Promise<void> {
-  for (const daemon of daemons) await daemon?.stop();
 }
 
 describe("DigitalOcean as it really behaves", () => {
@@ -68,7 +52,7 @@ describe("DigitalOcean as it really behaves", () => {
       ws.writeConfig(autoscaled(port, sim, "min = 2\nmax = 3"));
       serve = startDaemon(ws, ["serve"], env);
       await waitFor(
-        async () => (await listed(ws, env)).filter((e) => e.state === "active").length === 2,
+        async () => (await listBackends(ws, env)).filter((e) => e.state === "active").length === 2,
         "two droplets of this pool active",
         40_000,
         250,
@@ -77,7 +61,7 @@ describe("DigitalOcean as it really behaves", () => {
       // for a while (delete lag) — it must not come back.
       ws.writeConfig(autoscaled(port, sim, "min = 1\nmax = 3"));
       const removed = await waitFor(
-        async () => (await listed(ws, env, true)).find((e) => e.state === "removed"),
+        async () => (await listBackends(ws, env, true)).find((e) => e.state === "removed"),
         "one droplet scaled down",
         40_000,
         250,
@@ -105,7 +89,7 @@ describe("DigitalOcean as it really behaves", () => {
         [removed.dropletId],
       );
       assert.deepEqual(sync.foreign.map((d) => d.id).sort(), [...foreignIds].sort());
-      const rows = await listed(ws, env, true);
+      const rows = await listBackends(ws, env, true);
       assert.equal(rows.filter((r) => r.dropletId === removed.dropletId).length, 1, "re-adopted");
       assert.equal(rows.filter((r) => r.state !== "removed").length, 1);
 
@@ -207,7 +191,7 @@ describe("DigitalOcean as it really behaves", () => {
       await serve.exited;
       serve = startDaemon(ws, ["serve"], env);
       await waitFor(
-        async () => (await listed(ws, env)).some((e) => e.state === "active"),
+        async () => (await listBackends(ws, env)).some((e) => e.state === "active"),
         () =>
           `the droplet in rotation after the restart\n${(serve as Daemon)
             .logs()
@@ -220,7 +204,7 @@ describe("DigitalOcean as it really behaves", () => {
       );
       const droplets = (await sim.state()).droplets;
       assert.equal(droplets.length, 1, `droplets: ${droplets.map((d) => d.name).join(", ")}`);
-      const rows = await listed(ws, env);
+      const rows = await listBackends(ws, env);
       assert.deepEqual(
         rows.map((r) => r.dropletId),
         [droplets[0]?.id],
@@ -253,7 +237,7 @@ describe("DigitalOcean as it really behaves", () => {
       const sync = await runCliAsync(ws, ["droplets", "sync", "--apply"], env);
       assert.equal(sync.status, 0, sync.stderr);
       assert.match(sync.stdout, /: 0 differences/, "nothing left for sync to settle");
-      const settled = await listed(ws, env);
+      const settled = await listBackends(ws, env);
       assert.deepEqual(
         settled.map((r) => r.dropletId).sort(),
         (await owned()).map((d) => d.id).sort(),
@@ -293,7 +277,7 @@ describe("DigitalOcean as it really behaves", () => {
       );
       assert.equal(byId.status, 0, byId.stderr);
       assert.match(byId.stdout, /may drain and destroy it/);
-      const adopted = (await listed(ws, env)).map((r) => r.name);
+      const adopted = (await listBackends(ws, env)).map((r) => r.name);
       assert.ok(adopted.includes("hand-picked") && adopted.includes("twin"), adopted.join());
     } finally {
       await sim.daemon.stop();

@@ -1,35 +1,10 @@
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { freePort } from "../helpers/backend.js";
 import { cleanupAll, runCliAsync, serveConfig, startDaemon, workspace } from "../helpers/cli.js";
-
-/** A fresh self-signed certificate and key (P-256: quick to make) named `<name>.cert.pem`/`.key.pem`. */
-function makeCertificate(dir: string, name: string): void {
-  execFileSync(
-    "openssl",
-    [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
-      "-keyout",
-      `${name}.key.pem`,
-      "-out",
-      `${name}.cert.pem`,
-      "-days",
-      "1",
-      "-subj",
-      `/CN=${name}`,
-    ],
-    { cwd: dir, stdio: "ignore" },
-  );
-}
+import { makeCertificate } from "../helpers/tls.js";
 
 /**
  * `config check` loads the TLS files exactly as `serve` does (one shared function): whatever

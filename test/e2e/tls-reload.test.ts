@@ -9,32 +9,8 @@ import { after, describe, it } from "node:test";
 import tls from "node:tls";
 import { freePort, startBackend } from "../helpers/backend.js";
 import { runCliAsync, serveConfig, startServe, workspace } from "../helpers/cli.js";
+import { makeCertificate } from "../helpers/tls.js";
 import { waitFor } from "../helpers/wait.js";
-
-/** A fresh self-signed certificate and key (P-256: quick to make) named `<name>.cert.pem`/`.key.pem`. */
-function makeCertificate(dir: string, name: string): void {
-  execFileSync(
-    "openssl",
-    [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
-      "-keyout",
-      `${name}.key.pem`,
-      "-out",
-      `${name}.cert.pem`,
-      "-days",
-      "1",
-      "-subj",
-      `/CN=${name}`,
-    ],
-    { cwd: dir, stdio: "ignore" },
-  );
-}
 
 /** The fingerprint of the certificate a new TLS connection to the proxy is given. */
 function servedFingerprint(port: number): Promise<string> {

@@ -200,3 +200,29 @@ export function cleanupAll(...items: Array<{ cleanup(): void } | undefined>): vo
 }
 
 export { rmSync };
+
+/** One backend as `droplets list --json` shows it. */
+export interface ListedBackend {
+  id: number;
+  kind: string;
+  name: string | null;
+  address: string | null;
+  dropletId: number | null;
+  state: string;
+}
+
+/** `doproxy droplets list --json` (with `--all`, removed rows too); fails the test on a non-zero exit. */
+export async function listBackends(
+  ws: Workspace,
+  env: NodeJS.ProcessEnv,
+  all = false,
+): Promise<ListedBackend[]> {
+  const result = await runCliAsync(ws, ["droplets", "list", "--json", ...(all ? ["--all"] : [])], env);
+  if (result.status !== 0) throw new Error(`droplets list exited ${result.status}: ${result.stderr}`);
+  return JSON.parse(result.stdout) as ListedBackend[];
+}
+
+/** Stops each daemon that was started, in order. */
+export async function stopAll(...daemons: Array<Daemon | undefined>): Promise<void> {
+  for (const daemon of daemons) await daemon?.stop();
+}
