@@ -1,5 +1,5 @@
+import { DestroyRetries } from "../cloud/destroy-retries.js";
 import type { DropletLifecycle } from "../cloud/lifecycle.js";
-import { destroyRetryMs } from "../cloud/watcher.js";
 import type { Config } from "../config/load.js";
 import { ApiError, FencedError, IdentityConflictError, SpendRefusedError } from "../errors.js";
 import type { BackendRow, BackendStore } from "../inventory/backends.js";
@@ -65,7 +65,7 @@ export class AutoscaleController {
   /** The last destroy error said per backend (events say each once). */
   private readonly destroyErrors = new Map<number, string>();
   /** Backends whose destroy failed: when to try again. */
-  private readonly destroyRetry = new Map<number, { failures: number; retryAt: number }>();
+  private readonly destroyRetries = new DestroyRetries();
   lastDecision: Decision | undefined;
 
   private readonly predictions: PredictionReader;
@@ -425,8 +425,7 @@ export class AutoscaleController {
       .filter((row) => row.drainedAt !== null || (row.drainDeadline !== null && now >= row.drainDeadline));
     for (const row of done) {
       // A destroy that failed waits its backoff (5 s doubling to 5 minutes), not the next tick.
-      const retry = this.destroyRetry.get(row.id);
-      if (retry && now < retry.retryAt) continue;
+      if (this.destroyRetries.waiting(row.id, now)) continue;
       if (!(await this.stillLeads(`destroying backend ${row.id}`))) return;
       try {
         await this.deps.lifecycle.destroy(row, {
@@ -434,11 +433,10 @@ export class AutoscaleController {
           // Not if it was put back in rotation (or moved by another process) since it was read.
           from: ["draining"],
         });
-        this.destroyRetry.delete(row.id);
+        this.destroyRetries.succeeded(row.id);
       } catch (error) {
-        const failures = (retry?.failures ?? 0) + 1;
-        this.destroyRetry.set(row.id, { failures, retryAt: now + destroyRetryMs(failures) });
-        // Tried again next tick; said once per backend and cause, not every tick.
+        this.destroyRetries.failed(row.id, now);
+        // Tried again after its backoff; said once per backend and cause, not every tick.
         const message = (error as Error).message;
         if (this.destroyErrors.get(row.id) === message) continue;
         this.destroyErrors.set(row.id, message);

@@ -1,4 +1,4 @@
-import { mayGrow, type SpendLimits } from "../cloud/spend-gate.js";
+import { mayGrow, spendLimits } from "../cloud/spend-gate.js";
 import type { Config } from "../config/load.js";
 import type { BackendState } from "../model/backend-state.js";
 import type { DecisionCode } from "../model/reason-codes.js";
@@ -135,7 +135,7 @@ function effectiveFloor(
 ): { floor: number; predictedNote?: string; capNote?: string; budgetCapped?: boolean } {
   const prediction = inputs.prediction;
   if (!prediction) return { floor: inputs.floor };
-  const budget = mayGrow(prediction.droplets, 0, spendLimits(inputs, settings));
+  const budget = mayGrow(prediction.droplets, 0, spendLimits(settings, inputs.hourlyPrice));
   if (budget.allowed <= inputs.floor) return { floor: inputs.floor };
   const capNote =
     budget.cut === "budget"
@@ -149,11 +149,6 @@ function effectiveFloor(
     ...(capNote ? { capNote } : {}),
     ...(budget.cut === "budget" ? { budgetCapped: true } : {}),
   };
-}
-
-/** The limits of the spend gate (cloud/spend-gate.ts) as this decision sees them. */
-function spendLimits(inputs: ScaleInputs, settings: AutoscaleSettings): SpendLimits {
-  return { max: settings.max, hourlyPrice: inputs.hourlyPrice, maxHourlyCost: settings.maxHourlyCost };
 }
 
 export function decide(inputs: ScaleInputs, settings: AutoscaleSettings, previous: PolicyMemory): Decision {
@@ -202,7 +197,7 @@ function decideFreely(inputs: ScaleInputs, settings: AutoscaleSettings, previous
   const counted = droplets.length - draining.length;
   // Droplets that bill or may bill, whatever their state: what max and the budget cap count.
   const billing = droplets.length;
-  const limits = spendLimits(inputs, settings);
+  const limits = spendLimits(settings, inputs.hourlyPrice);
 
   // The breach and calm windows advance on every tick, whatever else is decided.
   const latencyRatio = inputs.p95Ms === undefined ? 0 : inputs.p95Ms / settings.scaleUpLatencyMs;

@@ -248,6 +248,7 @@ export class DigitalOceanProvider implements CloudProvider {
 
   private async listWhere(filter: { tag_name: string } | { name: string }): Promise<CloudDroplet[]> {
     const all: CloudDroplet[] = [];
+    const seen = new Set<number>();
     let page = 1;
     for (;;) {
       const data = await this.call("list", async () => {
@@ -262,7 +263,10 @@ export class DigitalOceanProvider implements CloudProvider {
       });
       // Pages can shift between requests (droplets created or deleted meanwhile): no droplet twice.
       for (const droplet of data.droplets)
-        if (!all.some((d) => d.id === droplet.id)) all.push(toCloud(droplet));
+        if (!seen.has(droplet.id)) {
+          seen.add(droplet.id);
+          all.push(toCloud(droplet));
+        }
       const more = data.links?.pages?.next !== undefined && data.droplets.length > 0;
       if (!more || page > 10_000) return all;
       page++;

@@ -4,7 +4,8 @@ import { ApiError, FencedError, IdentityConflictError, SpendRefusedError } from 
 import type { BackendRow, BackendState, BackendStore } from "../inventory/backends.js";
 import { probe } from "../util/http-probe.js";
 import { type CloudDroplet, type CloudProvider, dropletAddress } from "./provider.js";
-import { type GrowthVerdict, mayGrow } from "./spend-gate.js";
+import { recordCreated } from "./record-created.js";
+import { type GrowthVerdict, mayGrow, spendLimits } from "./spend-gate.js";
 
 /**
  * DigitalOcean's eventual consistency, as doproxy allows for it: a droplet created less than
@@ -126,11 +127,7 @@ export class DropletLifecycle {
     const { weight, partial = false, force = false, written } = options;
     const names = Array.from({ length: count }, () => this.newName());
     let verdict: GrowthVerdict = { allowed: count, cut: undefined };
-    const limits = {
-      max: this.config.autoscale.max,
-      hourlyPrice: this.hourlyPrice(),
-      maxHourlyCost: this.config.autoscale.maxHourlyCost,
-    };
+    const limits = spendLimits(this.config.autoscale, this.hourlyPrice());
     const rows = await this.backends.addProvisioningWithin(
       names,
       reason,
@@ -162,7 +159,7 @@ export class DropletLifecycle {
     );
     for (const droplet of result.created) {
       const row = byName.get(droplet.name);
-      if (row) await this.recordCreated(row, droplet, weight);
+      if (row) await recordCreated(this.backends, row, droplet, weight ?? this.weightFor(droplet));
     }
     const failure = result.failed;
     if (failure) {
@@ -199,26 +196,6 @@ export class DropletLifecycle {
     const now: BackendRow[] = [];
     for (const row of rows) now.push((await this.backends.get(row.id)) as BackendRow);
     return now;
-  }
-
-  /**
-   * A create's answer for `row`: its droplet id goes on the row while the row is live; when the
-   * row was closed meanwhile (the answer came after boot-timeout, or reconciliation gave up on
-   * it), the droplet is adopted again as a row of its own: it bills, so the pool must see it.
-   */
-  private async recordCreated(
-    row: BackendRow,
-    droplet: CloudDroplet,
-    weight: number | undefined,
-  ): Promise<void> {
-    if (await this.backends.setDropletId(row.id, droplet.id, weight ?? this.weightFor(droplet))) return;
-    await this.backends.addDroplet(
-      droplet.id,
-      droplet.name,
-      null,
-      `adopted again: its create answered after backend ${row.id} was closed`,
-      { origin: "reconciled", autoscale: true, weight: weight ?? this.weightFor(droplet) },
-    );
   }
 
   /**
@@ -496,7 +473,8 @@ export class DropletLifecycle {
           await fix(item).catch((error: Error) => report.failures.push(error.message));
       };
       await each(report.recovered, ({ row, droplet }) =>
-        this.recordCreated(
+        recordCreated(
+          this.backends,
           row,
           droplet,
           this.config.digitalocean.weight === "vcpus" ? this.weightFor(droplet) : undefined,

@@ -1,5 +1,6 @@
 import type { BackendRow, BackendStore } from "../inventory/backends.js";
 import type { CloudDroplet, CloudProvider } from "./provider.js";
+import { recordCreated } from "./record-created.js";
 
 /** What lookups found for one row whose create call's outcome was unknown. */
 export type SettledOutcome =
@@ -86,19 +87,13 @@ export async function settleUnknownCreates(
           continue;
         }
         taken.add(droplet.id);
-        if (!(await backends.setDropletId(row.id, droplet.id, options.weightOf?.(droplet)))) {
-          // The row was closed meanwhile (a serve gave up on it): the droplet bills, so it gets a row.
-          const adopted = await backends.addDroplet(
-            droplet.id,
-            droplet.name,
-            null,
-            `adopted: its create's outcome was settled after backend ${row.id} was closed`,
-            { origin: "reconciled", autoscale: true, weight: options.weightOf?.(droplet) },
-          );
-          settle({ row: adopted, outcome: "created", dropletId: droplet.id });
-          continue;
-        }
-        settle({ row: (await backends.get(row.id)) ?? row, outcome: "created", dropletId: droplet.id });
+        // A row closed meanwhile (a serve gave up on it) gets its droplet adopted again.
+        const adopted = await recordCreated(backends, row, droplet, options.weightOf?.(droplet));
+        settle({
+          row: adopted ?? (await backends.get(row.id)) ?? row,
+          outcome: "created",
+          dropletId: droplet.id,
+        });
       }
       pending = unfound;
       if (final)

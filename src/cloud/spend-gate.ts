@@ -21,6 +21,14 @@ export interface SpendLimits {
   maxHourlyCost?: number | undefined;
 }
 
+/** The limits from `[autoscale]` and the size's price (the policy and the lifecycle read them alike). */
+export function spendLimits(
+  autoscale: { max: number; maxHourlyCost?: number | undefined },
+  hourlyPrice: number | undefined,
+): SpendLimits {
+  return { max: autoscale.max, hourlyPrice, maxHourlyCost: autoscale.maxHourlyCost };
+}
+
 /** Why the gate let fewer through than wanted: the stable code a decision or error carries. */
 export type SpendCode = "at-max" | "budget";
 

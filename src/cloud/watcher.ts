@@ -2,6 +2,7 @@ import type { Config } from "../config/load.js";
 import type { BackendStore } from "../inventory/backends.js";
 import type { Leadership } from "../inventory/leadership.js";
 import type { Logger } from "../log.js";
+import { DestroyRetries } from "./destroy-retries.js";
 import { DropletLifecycle } from "./lifecycle.js";
 import type { CloudProvider } from "./provider.js";
 
@@ -16,11 +17,6 @@ const SETTLE_EVERY_MS = 30_000;
 const CONFIRMATIONS_PER_RECONCILE = 2;
 /** The watcher wakes this often (reading the inventory); API calls follow the poll backoff. */
 const TICK_MS = 1_000;
-
-/** A destroy past boot-timeout that failed is tried again after 5 s, doubling up to 5 minutes. */
-export function destroyRetryMs(failures: number): number {
-  return Math.min(300_000, 5_000 * 2 ** Math.max(0, failures - 1));
-}
 
 /**
  * When to look at booting droplets next: 5 s after something changed, then twice as long each
@@ -50,7 +46,7 @@ export class CloudWatcher {
   private booting = 0;
   private nextPollAt = 0;
   /** Rows whose destroy past boot-timeout failed: when to try again. */
-  private readonly destroyRetry = new Map<number, { failures: number; retryAt: number }>();
+  private readonly destroyRetries = new DestroyRetries();
 
   constructor(
     readonly provider: CloudProvider,
@@ -163,14 +159,12 @@ export class CloudWatcher {
             "droplet booted; health checks start",
           );
         }
-        const boots = await this.lifecycle.expireBoots(
-          config.digitalocean.bootTimeoutMs,
-          now,
-          (row) => (this.destroyRetry.get(row.id)?.retryAt ?? 0) > now,
+        const boots = await this.lifecycle.expireBoots(config.digitalocean.bootTimeoutMs, now, (row) =>
+          this.destroyRetries.waiting(row.id, now),
         );
         for (const row of boots.expired) {
           changed = true;
-          this.destroyRetry.delete(row.id);
+          this.destroyRetries.succeeded(row.id);
           this.log.warn(
             { id: row.id, dropletId: row.dropletId },
             "droplet did not boot within boot-timeout; destroyed",
@@ -178,9 +172,7 @@ export class CloudWatcher {
         }
         // A destroy that failed is tried again with backoff; the others went ahead regardless.
         for (const { row, error } of boots.failed) {
-          const failures = (this.destroyRetry.get(row.id)?.failures ?? 0) + 1;
-          const delayMs = destroyRetryMs(failures);
-          this.destroyRetry.set(row.id, { failures, retryAt: now + delayMs });
+          const { failures, delayMs } = this.destroyRetries.failed(row.id, now);
           this.log.warn(
             { id: row.id, dropletId: row.dropletId, err: error.message, failures, retryInMs: delayMs },
             "could not destroy a droplet past boot-timeout; trying again later",
