@@ -13,7 +13,7 @@ import { CloudWatcher } from "../../../src/cloud/watcher.js";
 import { type Config, parseConfigText } from "../../../src/config/load.js";
 import { Leadership } from "../../../src/inventory/leadership.js";
 import { openInventory } from "../../../src/inventory/open.js";
-import { Pool } from "../../../src/proxy/pool.js";
+import { Pool } from "../../../src/proxy/balance/pool.js";
 import { Simulator } from "../../../src/sim/api.js";
 import { freePort } from "../../helpers/backend.js";
 import { waitFor } from "../../helpers/wait.js";
