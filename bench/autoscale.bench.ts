@@ -8,7 +8,10 @@
  * `--set KEY=VALUE` changes one [autoscale] setting; `--keep` keeps the run's inventory for
  * `doproxy events`. Loopback only; bounded by the trace.
  * The last line reads:
- *   autoscale-bench: droplet-seconds X, oracle Y, ratio R, above-threshold S s, failed F
+ *   autoscale-bench: droplet-seconds X, oracle Y, ratio R, above-threshold S s, oracle-above T s, failed F
+ * Before it, the figures `doproxy replay` reports for the recorded run against the same SLO (the
+ * threshold): SLO-violation seconds, over- and under-provisioned droplet-hours, actions, reversals,
+ * peak pool and cost.
  */
 import { type ChildProcess, execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -241,7 +244,19 @@ ${PREDICTIVE ? `predictive = true\npredictive-period = "${trace.periodSeconds}s"
       cwd: scratch,
       encoding: "utf8",
     }),
-  ) as { actual: { actions: number; reversals: number; peakPool: number } };
+  ) as {
+    slo: { ms: number };
+    actual: {
+      actions: number;
+      reversals: number;
+      peakPool: number;
+      secondsAboveLatency: number;
+      overProvisionedDropletHours: number;
+      overProvisionedPercent: number | null;
+      underProvisionedDropletHours: number;
+      cost: number | null;
+    };
+  };
   const summary = {
     trace: path.basename(TRACE),
     predictive: PREDICTIVE,
@@ -254,8 +269,16 @@ ${PREDICTIVE ? `predictive = true\npredictive-period = "${trace.periodSeconds}s"
     aboveByPeriod,
     oracleAboveThresholdSeconds: oracleAbove,
     failed,
+    sloMs: SETTINGS.thresholdMs,
     actions: replay.actual.actions,
     reversals: replay.actual.reversals,
+    // Measured by the replay from the inventory's samples (server-side p95), against its fitted oracle.
+    replaySloViolationSeconds: replay.actual.secondsAboveLatency,
+    overProvisionedDropletHours: replay.actual.overProvisionedDropletHours,
+    overProvisionedPercent: replay.actual.overProvisionedPercent,
+    underProvisionedDropletHours: replay.actual.underProvisionedDropletHours,
+    peakPool: replay.actual.peakPool,
+    cost: Math.round((dropletSeconds / 3600) * hourlyPrice * 1e6) / 1e6,
     minPool: Math.min(...poolSamples),
     maxPool: Math.max(...poolSamples),
     poolMin: SETTINGS.min,
@@ -264,7 +287,10 @@ ${PREDICTIVE ? `predictive = true\npredictive-period = "${trace.periodSeconds}s"
   };
   console.log(`autoscale-bench-json: ${JSON.stringify(summary)}`);
   console.log(
-    `autoscale-bench: droplet-seconds ${summary.dropletSeconds}, oracle ${summary.oracleDropletSeconds}, ratio ${summary.ratio}, above-threshold ${summary.aboveThresholdSeconds} s, failed ${summary.failed}`,
+    `autoscale-bench-replay: slo ${summary.sloMs} ms, SLO-violation ${summary.aboveThresholdSeconds} s (client-side; ${summary.replaySloViolationSeconds} s server-side), over-provisioned ${summary.overProvisionedDropletHours} droplet-hours (${summary.overProvisionedPercent ?? "-"} % of the oracle), under-provisioned ${summary.underProvisionedDropletHours} droplet-hours, actions ${summary.actions}, reversals ${summary.reversals}, peak pool ${summary.peakPool}, cost US$${summary.cost}`,
+  );
+  console.log(
+    `autoscale-bench: droplet-seconds ${summary.dropletSeconds}, oracle ${summary.oracleDropletSeconds}, ratio ${summary.ratio}, above-threshold ${summary.aboveThresholdSeconds} s, oracle-above ${summary.oracleAboveThresholdSeconds} s, failed ${summary.failed}`,
   );
 }
 

@@ -8,12 +8,13 @@ import type { SampleStore } from "../inventory/samples.js";
 import type { Logger } from "../log.js";
 import { loadOf } from "../proxy/balance/backend.js";
 import type { Pool } from "../proxy/balance/pool.js";
-import { type ActionBackoff, afterFailure, inBackoff, NO_BACKOFF } from "./backoff.js";
+import { type ActionBackoff, afterFailure, applyBackoff, NO_BACKOFF, undoActions } from "./backoff.js";
 import { dropletViews } from "./droplet-views.js";
 import {
   type Decision,
   decide,
   EMPTY_MEMORY,
+  metricsWindowMs,
   type PolicyMemory,
   replacementsHeld,
   resumeReplacements,
@@ -130,41 +131,11 @@ export class AutoscaleController {
     await this.resumeIfAsked();
     const inputs = await this.gather(config, now);
     const previous = this.memory;
-    let decision = decide(inputs, settings, this.memory);
-    if (this.backoff.reason === "droplet-limit" && !inBackoff(this.backoff, now)) {
-      // At the droplet limit the API refuses a whole batch that would pass it: try one at a time,
-      // so the pool gets every droplet the account still has room for.
-      decision = {
-        ...decision,
-        actions: decision.actions.map((a) =>
-          a.kind === "create" ? { ...a, count: Math.min(1, a.count) } : a,
-        ),
-      };
-    }
-    if (decision.actions.some((a) => a.kind === "create") && inBackoff(this.backoff, now)) {
-      // The last create failed: hold until the backoff passes, with the failure as the reason.
-      const limit = this.backoff.reason === "droplet-limit";
-      decision = {
-        kind: "hold",
-        code: limit ? "droplet-limit" : "backoff",
-        reason: `${limit ? "at the account's droplet limit" : `the last create failed (${this.backoff.reason})`}: ${decision.reason}; next try in ${Math.ceil((this.backoff.retryAt - now) / 1000)}s`,
-        actions: [],
-        memory: {
-          ...decision.memory,
-          lastScaleUp: previous.lastScaleUp,
-          lastScaleDown: previous.lastScaleDown,
-          replacing: previous.replacing,
-          replacementStreak: previous.replacementStreak,
-          replacementsSince: previous.replacementsSince,
-          lastReplacementAt: previous.lastReplacementAt,
-          retiring: previous.retiring,
-        },
-      };
-    }
+    const decision = applyBackoff(decide(inputs, settings, this.memory), previous, this.backoff, now);
     this.memory = decision.memory;
     this.lastInputs = inputs;
     this.lastDecision = decision;
-    await this.record(decision, inputs, settings.dryRun);
+    await this.record(decision, inputs, settings.dryRun, settings.scaleUpLatencyMs);
     this.deps.onDecision?.(decision);
     // The pool wants no more droplets: a droplet-limit episode is over.
     if (this.backoff.failures === 0 && !decision.actions.some((a) => a.kind === "create"))
@@ -202,16 +173,7 @@ export class AutoscaleController {
         return decision;
       }
       // Forget that this step happened so the next tick tries again (still within the rules).
-      this.memory = {
-        ...decision.memory,
-        lastScaleUp: previous.lastScaleUp,
-        lastScaleDown: previous.lastScaleDown,
-        replacing: previous.replacing,
-        replacementStreak: previous.replacementStreak,
-        replacementsSince: previous.replacementsSince,
-        lastReplacementAt: previous.lastReplacementAt,
-        retiring: previous.retiring,
-      };
+      this.memory = undoActions(decision.memory, previous);
       const message = (error as Error).message;
       const reason = error instanceof ApiError ? error.reason : "error";
       if (decision.actions.some((a) => a.kind === "create"))
@@ -292,10 +254,7 @@ export class AutoscaleController {
   /** Gathers the policy's inputs from the live pool and the recent samples. */
   async gather(config: Config, now: number): Promise<ScaleInputs> {
     const settings = config.autoscale;
-    const windowMs = Math.max(
-      3 * config.inventory.flushIntervalMs,
-      Math.min(10_000, settings.scaleUpAfterMs || 10_000),
-    );
+    const windowMs = metricsWindowMs(settings, config.inventory.flushIntervalMs);
     const window = await this.deps.samples.poolWindow(now - windowMs, now);
     const active = this.deps.pool.routable();
     // Load is requests whose body has arrived: slow or stalled uploads must not buy droplets.
@@ -327,7 +286,12 @@ export class AutoscaleController {
     };
   }
 
-  private async record(decision: Decision, inputs: ScaleInputs, dryRun: boolean): Promise<void> {
+  private async record(
+    decision: Decision,
+    inputs: ScaleInputs,
+    dryRun: boolean,
+    scaleUpLatencyMs: number,
+  ): Promise<void> {
     const count = (state: string) => inputs.droplets.filter((d) => d.state === state).length;
     const data = {
       dryRun,
@@ -342,6 +306,8 @@ export class AutoscaleController {
       floor: inputs.floor,
       predicted: inputs.prediction?.droplets ?? null,
       actions: decision.actions,
+      // The threshold in force: `doproxy replay` judges every candidate against the recorded run's.
+      scaleUpLatencyMs,
     };
     // A hold is recorded when its kind changes, not on every tick, so events stay readable.
     if (decision.kind === "hold") {

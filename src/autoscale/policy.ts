@@ -122,6 +122,15 @@ export interface Decision {
   budgetCapped?: boolean;
 }
 
+/**
+ * The window the controller reads the pool's p95 and rates over: the breach window up to 10 s,
+ * at least three inventory flushes (a shorter window would see no samples). Pure, so the replay
+ * reads its recorded steps over the same window.
+ */
+export function metricsWindowMs(settings: AutoscaleSettings, flushIntervalMs: number): number {
+  return Math.max(3 * flushIntervalMs, Math.min(10_000, settings.scaleUpAfterMs || 10_000));
+}
+
 const seconds = (ms: number): string => `${Math.round(ms / 100) / 10}s`;
 
 /**

@@ -143,7 +143,14 @@ withConfig(
       "what the recorded run did, and what --config's [autoscale] would have done with the same load (reads the inventory only)",
     )
     .option("--since <duration>", "how much history to replay", "24h")
-    .option("--json", 'machine-readable output: {"actual": {...}, "candidate": {...}}'),
+    .option(
+      "--slo <latency>",
+      "the p95 every run (recorded, candidate, oracle) is judged against (default: the recorded run's scale-up-latency)",
+    )
+    .option(
+      "--json",
+      'machine-readable output: {"slo": {...}, "actual": {...}, "candidate": {...}, "oracle": {...}}',
+    ),
 ).action(action((options) => replay(options)));
 
 const autoscale = program.command("autoscale").description("the autoscaler's holds");

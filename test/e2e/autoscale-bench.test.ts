@@ -43,7 +43,7 @@ describe("npm run bench:autoscale on the short trace", () => {
     t.diagnostic(last);
     assert.match(
       last,
-      /^autoscale-bench: droplet-seconds \d+, oracle \d+, ratio [\d.]+, above-threshold \d+ s, failed \d+$/,
+      /^autoscale-bench: droplet-seconds \d+, oracle \d+, ratio [\d.]+, above-threshold \d+ s, oracle-above \d+ s, failed \d+$/,
     );
     assert.equal(summary.trace, "short.json");
     assert.ok(summary.requests > 1000, `the trace sent ${summary.requests} requests`);

@@ -1,5 +1,6 @@
 import type { HistoryStep } from "../../inventory/samples.js";
 import { type DropletSpan, dropletHours } from "../cost.js";
+import { provisioning } from "./oracle.js";
 import type { ReplaySummary } from "./simulate.js";
 
 export interface RecordedEvent {
@@ -25,8 +26,11 @@ export function recordedSummary(input: {
   stepMs: number;
   spans: readonly DropletSpan[];
   events: readonly RecordedEvent[];
-  scaleUpLatencyMs: number;
+  /** The SLO the run is judged against (`--slo`). */
+  sloMs: number;
   scaleDownCooldownMs: number;
+  /** The oracle's pool at each step, to measure over- and under-provisioning. */
+  oracle?: readonly number[];
   hourlyPrice: number | undefined;
   sinceMs: number;
   nowMs: number;
@@ -47,18 +51,22 @@ export function recordedSummary(input: {
       reversals++;
   }
   const hours = dropletHours(input.spans, input.sinceMs, input.nowMs);
-  let peakPool = 0;
-  for (const step of input.steps) {
-    const size = input.spans.filter(
-      (s) => s.createdAt <= step.ts && (s.removedAt === null || s.removedAt > step.ts),
-    ).length;
-    peakPool = Math.max(peakPool, size);
-  }
+  const pool = input.steps.map(
+    (step) =>
+      input.spans.filter((s) => s.createdAt <= step.ts && (s.removedAt === null || s.removedAt > step.ts))
+        .length,
+  );
+  const peakPool = Math.max(0, ...pool);
+  const held = provisioning(pool, input.oracle, seconds);
   return {
     dropletHours: hours,
     cost: input.hourlyPrice === undefined ? null : hours * input.hourlyPrice,
+    sloMs: input.sloMs,
     secondsAboveLatency:
-      input.steps.filter((s) => s.p95Ms !== undefined && s.p95Ms > input.scaleUpLatencyMs).length * seconds,
+      input.steps.filter((s) => s.p95Ms !== undefined && s.p95Ms > input.sloMs).length * seconds,
+    overProvisionedDropletHours: held.overDropletHours,
+    overProvisionedPercent: held.overPercent,
+    underProvisionedDropletHours: held.underDropletHours,
     actions: decisions.length,
     reversals,
     peakPool,

@@ -32,3 +32,38 @@ export function oraclePool(input: OracleInput): number[] {
 export function oracleDropletSeconds(input: OracleInput): number {
   return oraclePool(input).reduce((sum, count) => sum + count * input.stepSeconds, 0);
 }
+
+/**
+ * Over- and under-provisioning against the oracle (SPEC RG's elasticity metrics): droplet-hours a
+ * run held beyond what the oracle held at the same step, and droplet-hours it lacked. `pool` and
+ * `oracle` have one entry per step of `stepSeconds`; the percentage is of the oracle's hours.
+ */
+export interface Provisioning {
+  overDropletHours: number;
+  underDropletHours: number;
+  /** overDropletHours as a percentage of the oracle's droplet-hours; null without an oracle. */
+  overPercent: number | null;
+}
+
+export function provisioning(
+  pool: readonly number[],
+  oracle: readonly number[] | undefined,
+  stepSeconds: number,
+): Provisioning {
+  if (!oracle || oracle.length === 0) return { overDropletHours: 0, underDropletHours: 0, overPercent: null };
+  let over = 0;
+  let under = 0;
+  let total = 0;
+  for (const [i, held] of pool.entries()) {
+    const needed = oracle[Math.min(i, oracle.length - 1)] as number;
+    over += Math.max(0, held - needed);
+    under += Math.max(0, needed - held);
+    total += needed;
+  }
+  const hours = (count: number) => (count * stepSeconds) / 3600;
+  return {
+    overDropletHours: hours(over),
+    underDropletHours: hours(under),
+    overPercent: total > 0 ? (over / total) * 100 : null,
+  };
+}

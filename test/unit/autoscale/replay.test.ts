@@ -1,8 +1,15 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { learnedBootMs, recordedSummary } from "../../../src/autoscale/replay/actual.js";
-import { type CapacityModel, fitCapacity, predictP95 } from "../../../src/autoscale/replay/capacity.js";
+import {
+  type CapacityModel,
+  fitCapacity,
+  fitCapacityToHistory,
+  predictP95,
+} from "../../../src/autoscale/replay/capacity.js";
+import { oraclePool, provisioning } from "../../../src/autoscale/replay/oracle.js";
 import { simulate } from "../../../src/autoscale/replay/simulate.js";
+import { chooseSlo } from "../../../src/cli/replay.js";
 import type { HistoryStep } from "../../../src/inventory/samples.js";
 import { defaultConfig } from "../../helpers/defaults.js";
 
@@ -94,10 +101,12 @@ describe("replaying a load step through decide()", () => {
     assert.ok(Math.abs((result.cost as number) - result.dropletHours * 0.01) < 1e-9);
   });
 
-  it("a higher threshold spends fewer droplet-hours and more seconds above the old one", () => {
+  it("a higher threshold spends fewer droplet-hours and more seconds above the one SLO", () => {
     const live = simulate({ ...base, settings });
-    const lax = simulate({ ...base, settings: { ...settings, scaleUpLatencyMs: 1_000 } });
+    const lax = simulate({ ...base, settings: { ...settings, scaleUpLatencyMs: 1_000 }, sloMs: 100 });
     assert.ok(lax.dropletHours < live.dropletHours, `${lax.dropletHours} < ${live.dropletHours}`);
+    assert.ok(lax.secondsAboveLatency > live.secondsAboveLatency);
+    assert.equal(lax.sloMs, 100, "judged against the SLO, not the candidate's own threshold");
   });
 
   it("never goes above max", () => {
@@ -157,7 +166,7 @@ describe("the recorded run", () => {
           data: { dryRun: true },
         },
       ],
-      scaleUpLatencyMs: 100,
+      sloMs: 100,
       scaleDownCooldownMs: 15_000,
       hourlyPrice: undefined,
       sinceMs: 1_000_000_000,
@@ -184,5 +193,145 @@ describe("the recorded run", () => {
     ];
     assert.equal(learnedBootMs(events), 50_000);
     assert.equal(learnedBootMs([]), undefined);
+  });
+});
+
+describe("one SLO for every comparison (issue #26)", () => {
+  const truth: CapacityModel = { baseMs: 20, capacityRps: 10, observedKnee: true };
+  const live = {
+    ...defaultConfig().autoscale,
+    enabled: true,
+    min: 1,
+    max: 6,
+    scaleUpLatencyMs: 100,
+    scaleUpConnections: 1000,
+    scaleUpAfterMs: 5_000,
+    scaleUpCooldownMs: 10_000,
+    scaleDownLatencyMs: 30,
+    scaleDownConnections: 1000,
+    scaleDownAfterMs: 20_000,
+    scaleDownCooldownMs: 30_000,
+  };
+  // A day in 600 s: quiet, a rise, a plateau, a spike, back to quiet.
+  const rps = Array.from({ length: 600 }, (_, i) =>
+    i < 60 ? 4 : i < 200 ? 4 + (i - 60) * 0.12 : i < 300 ? 21 : i < 360 ? 38 : i < 450 ? 15 : 4,
+  );
+  const steps: HistoryStep[] = rps.map((r, i) => ({
+    ts: 2_000_000_000 + (i + 1) * 1000,
+    requests: r,
+    errors: 0,
+    p95Ms: undefined,
+    inFlight: 0,
+    backends: 1,
+  }));
+  // The "live" run: the recording the controller would have left (steps with p95, spans, events).
+  const recorded = simulate({
+    steps,
+    stepMs: 1000,
+    settings: live,
+    model: truth,
+    bootMs: 15_000,
+    initialDroplets: 1,
+    staticBackends: 0,
+    hourlyPrice: 0.01,
+    record: true,
+  });
+  const run = recorded.run as NonNullable<typeof recorded.run>;
+  // What `doproxy replay` does with that recording: the model fitted from it, the SLO from its events.
+  const model = fitCapacityToHistory(run.steps, 1000);
+  const slo = chooseSlo(undefined, run.events, 999);
+  const oracle = oraclePool({
+    rps,
+    stepSeconds: 1,
+    model,
+    thresholdMs: slo.ms,
+    bootSeconds: 15,
+    min: 1,
+    max: 6,
+  });
+  const actual = recordedSummary({
+    steps: run.steps,
+    stepMs: 1000,
+    spans: run.spans,
+    events: run.events,
+    sloMs: slo.ms,
+    scaleDownCooldownMs: live.scaleDownCooldownMs,
+    oracle,
+    hourlyPrice: 0.01,
+    sinceMs: 2_000_000_000,
+    nowMs: 2_000_600_000,
+  });
+  const candidate = (settings: typeof live) =>
+    simulate({
+      steps: run.steps,
+      stepMs: 1000,
+      settings,
+      model,
+      bootMs: 15_000,
+      initialDroplets: 1,
+      staticBackends: 0,
+      hourlyPrice: 0.01,
+      sloMs: slo.ms,
+      oracle,
+    });
+
+  it("takes the SLO from --slo, else from the recorded decisions, else from the configuration", () => {
+    assert.deepEqual(chooseSlo(undefined, run.events, 999), {
+      ms: 100,
+      source: "the recorded run's scale-up-latency",
+    });
+    assert.equal(chooseSlo("250ms", run.events, 999).ms, 250);
+    assert.equal(chooseSlo(undefined, [], 180).ms, 180);
+    assert.throws(() => chooseSlo("soon", [], 180), /--slo soon/);
+  });
+
+  const table: Array<{
+    name: string;
+    settings: typeof live;
+    check: (c: ReturnType<typeof candidate>) => void;
+  }> = [
+    {
+      name: "identical to the live settings: the live run's actions, within one",
+      settings: live,
+      check: (c) => {
+        assert.ok(Math.abs(c.actions - actual.actions) <= 1, `${c.actions} vs ${actual.actions}`);
+      },
+    },
+    {
+      name: "never scales up (scale-up-latency 30 s): more violation seconds than the live run",
+      settings: { ...live, scaleUpLatencyMs: 30_000, scaleUpConnections: 1_000_000 },
+      check: (c) => {
+        assert.ok(
+          c.secondsAboveLatency > actual.secondsAboveLatency + 30,
+          `${c.secondsAboveLatency} vs ${actual.secondsAboveLatency}`,
+        );
+        assert.ok(c.underProvisionedDropletHours > actual.underProvisionedDropletHours);
+        assert.equal(c.peakPool, 1);
+      },
+    },
+    {
+      name: "max 6 at all times (min 6): no violations, far over-provisioned",
+      settings: { ...live, min: 6 },
+      check: (c) => {
+        assert.equal(c.secondsAboveLatency, 0);
+        assert.ok((c.overProvisionedPercent as number) > 50, `${c.overProvisionedPercent}%`);
+        assert.ok(c.overProvisionedDropletHours > actual.overProvisionedDropletHours);
+      },
+    },
+  ];
+  for (const row of table)
+    it(`a candidate ${row.name}`, () => {
+      const result = candidate(row.settings);
+      assert.equal(result.sloMs, 100);
+      row.check(result);
+    });
+
+  it("measures over- and under-provisioning against the oracle, step by step", () => {
+    assert.deepEqual(provisioning([1, 2, 3, 3], [1, 3, 2, 3], 3600), {
+      overDropletHours: 1,
+      underDropletHours: 1,
+      overPercent: 100 / 9,
+    });
+    assert.equal(provisioning([1], undefined, 1).overPercent, null);
   });
 });
