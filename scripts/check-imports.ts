@@ -1,7 +1,8 @@
 /**
  * The import rules of docs/architecture.md, checked on every CI run: each layer of src/ imports
  * only the layers below it, each chosen library is imported only by the layer that owns it, and no
- * two files import each other (directly or around a cycle). Prints every breach and exits 1.
+ * two files import each other (directly or around a cycle). Inside src/proxy/ the same holds for
+ * its rooms (ROOMS below). Prints every breach and exits 1.
  */
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
@@ -25,6 +26,22 @@ const ALLOWED: Record<string, string[]> = {
   cli: ["admin", "autoscale", "cloud", "proxy", "sim", "inventory", "config", "model", "util"],
 };
 
+/**
+ * The rooms of src/proxy/ and which other rooms each may import (docs/architecture.md). A file
+ * directly in src/proxy/ is its own room, named after the file: server.ts orchestrates the
+ * request path, service.ts starts the whole data plane.
+ */
+const ROOMS: Record<string, string[]> = {
+  http: [],
+  observe: [],
+  balance: [],
+  policy: ["http"],
+  forward: ["http", "balance"],
+  server: ["http", "policy", "forward", "balance", "observe"],
+  workers: ["server", "http", "balance", "observe"],
+  service: ["server", "workers", "http", "policy", "forward", "balance", "observe"],
+};
+
 /** A library and the only layer that may import it. */
 const OWNERS: Record<string, string> = {
   "digitalocean-js": "cloud",
@@ -42,10 +59,16 @@ function files(dir: string): string[] {
   });
 }
 
-/** "proxy" for src/proxy/x.ts, "errors" for src/errors.ts. */
+/** "proxy" for src/proxy/x.ts and src/proxy/x/y.ts, "errors" for src/errors.ts. */
 function layerOf(file: string): string {
   const relative = path.relative(SRC, file).split(path.sep);
   return relative.length === 1 ? (relative[0] as string).replace(/\.ts$/, "") : (relative[0] as string);
+}
+
+/** "balance" for src/proxy/balance/x.ts, "server" for src/proxy/server.ts. */
+function roomOf(file: string): string {
+  const relative = path.relative(path.join(SRC, "proxy"), file).split(path.sep);
+  return (relative[0] as string).replace(/\.ts$/, "");
 }
 
 const breaches: string[] = [];
@@ -69,6 +92,15 @@ for (const file of files(SRC)) {
     const target = path.resolve(path.dirname(file), spec).replace(/\.js$/, ".ts");
     edges.push(target);
     const targetLayer = layerOf(target);
+    if (layer === "proxy" && targetLayer === "proxy") {
+      const room = roomOf(file);
+      const targetRoom = roomOf(target);
+      if (targetRoom !== room && !(ROOMS[room] ?? []).includes(targetRoom))
+        breaches.push(
+          `${name}: imports ${path.relative(SRC, target)} (proxy/${room} may not import proxy/${targetRoom})`,
+        );
+      continue;
+    }
     if (targetLayer === layer || BASE.has(targetLayer) || BASE.has(layer)) continue;
     if (!(ALLOWED[layer] ?? []).includes(targetLayer))
       breaches.push(

@@ -223,7 +223,7 @@ scale-down-cooldown = "${Math.max(1, Math.round(3 * SCALE))}s"
   if (failed > 0) process.exitCode = 1;
 }
 
-/** Saves the dashboard as a headless Chromium sees it (for README's docs/dashboard.png). */
+/** Saves the dashboard as a headless Chromium sees it (for docs/operations.md's docs/dashboard.png). */
 async function screenshot(adminUrl: string, file: string): Promise<void> {
   const browser = await launchChromium();
   try {

@@ -8,9 +8,9 @@ import {
 } from "prom-client";
 import type { BudgetStatus } from "../cloud/api-budget.js";
 import type { BackendRow } from "../inventory/backends.js";
-import { inFlightOf, type LiveBackend } from "../proxy/backend.js";
-import { isEjected } from "../proxy/outliers.js";
-import type { OutlierEvent } from "../proxy/pool.js";
+import { inFlightOf, type LiveBackend } from "../proxy/balance/backend.js";
+import { isEjected } from "../proxy/balance/outliers.js";
+import type { OutlierEvent } from "../proxy/balance/pool.js";
 import type { RejectReason, RequestObserver } from "../proxy/server.js";
 
 /** Round-trip time buckets in seconds: 1 ms to 60 s. */

@@ -6,8 +6,8 @@ import type { BackendRow, BackendStore } from "../inventory/backends.js";
 import type { Leadership } from "../inventory/leadership.js";
 import type { SampleStore } from "../inventory/samples.js";
 import type { Logger } from "../log.js";
-import { loadOf } from "../proxy/backend.js";
-import type { Pool } from "../proxy/pool.js";
+import { loadOf } from "../proxy/balance/backend.js";
+import type { Pool } from "../proxy/balance/pool.js";
 import { type ActionBackoff, afterFailure, inBackoff, NO_BACKOFF } from "./backoff.js";
 import { dropletViews } from "./droplet-views.js";
 import {

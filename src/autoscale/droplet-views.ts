@@ -1,5 +1,5 @@
 import type { BackendRow } from "../inventory/backends.js";
-import { inFlightOf, type LiveBackend } from "../proxy/backend.js";
+import { inFlightOf, type LiveBackend } from "../proxy/balance/backend.js";
 import type { DropletView } from "./policy.js";
 
 /**

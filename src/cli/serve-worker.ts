@@ -1,8 +1,12 @@
 import cluster from "node:cluster";
 import { Metrics } from "../admin/metrics.js";
 import { createLogger, flushLog } from "../log.js";
-import { isProtocolMessage, type PrimaryMessage, type WorkerMessage } from "../proxy/cluster-messages.js";
-import { ProxyWorker } from "../proxy/cluster-worker.js";
+import {
+  isProtocolMessage,
+  type PrimaryMessage,
+  type WorkerMessage,
+} from "../proxy/workers/cluster-messages.js";
+import { ProxyWorker } from "../proxy/workers/cluster-worker.js";
 import { logBugs } from "./run.js";
 
 /**

@@ -1,5 +1,5 @@
 /**
- * doproxy's own restraint with the DigitalOcean API (README, "The API budget"). DigitalOcean
+ * doproxy's own restraint with the DigitalOcean API (docs/digitalocean.md, "API budget"). DigitalOcean
  * allows 5,000 requests an hour per account, shared by every tool using the account's tokens
  * (Terraform, CI, the control panel's own calls do not count, but other scripts do). doproxy keeps
  * to `[digitalocean] api-budget` requests an hour of its own (default 1,000, a fifth), and reads

@@ -28,7 +28,7 @@ export interface ProviderOptions {
   policy?: RetryPolicy;
   sleep?: (ms: number) => Promise<void>;
   /**
-   * Fencing (README, "Money invariants"): asked immediately before every request that changes
+   * Fencing (docs/digitalocean.md, "Money invariants"): asked immediately before every request that changes
    * something (each batch of a create, each retry, each destroy, each reserved-IP action); false
    * and the request is not sent (FencedError). serve passes its leadership's local check (the
    * renewal loop's last confirmed term and deadline), so a deposed leader makes no such call.
@@ -93,7 +93,7 @@ export class DigitalOceanProvider implements CloudProvider {
   private readonly policy: RetryPolicy;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly mayMutate: () => boolean;
-  /** This token's request budget and the account's remaining requests (README, "The API budget"). */
+  /** This token's request budget and the account's remaining requests (docs/digitalocean.md, "API budget"). */
   readonly budget: ApiBudget;
 
   constructor(
@@ -398,7 +398,7 @@ export class DigitalOceanProvider implements CloudProvider {
     if (status === 401) {
       return {
         message: `DigitalOcean rejected the API token (401: ${message})`,
-        hint: `the token comes from ${this.config.tokenSource}; check that it is current and has the scopes README.md lists`,
+        hint: `the token comes from ${this.config.tokenSource}; check that it is current and has the scopes docs/digitalocean.md lists`,
       };
     }
     if (status === 403)

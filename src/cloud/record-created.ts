@@ -5,7 +5,7 @@ import type { CloudDroplet } from "./provider.js";
  * A create's answer, or a lookup that found its droplet, for the row written before the call: the
  * droplet id goes on that row while it is live. When the row was closed meanwhile (the answer
  * came after boot-timeout, or a serve gave up on it), the droplet is adopted again as a row of its
- * own: it bills, so the pool must see it (README, "Money invariants"). Returns that adopted row,
+ * own: it bills, so the pool must see it (docs/digitalocean.md, "Money invariants"). Returns that adopted row,
  * or undefined when the id went onto `row`.
  */
 export async function recordCreated(

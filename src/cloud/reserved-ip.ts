@@ -57,7 +57,7 @@ export class ReservedIpKeeper {
       ip: string;
       selfDropletId: number;
     },
-    /** The clock (tests drive an hour of it: README, "The API budget"). */
+    /** The clock (tests drive an hour of it: docs/digitalocean.md, "API budget"). */
     private readonly clock: () => number = Date.now,
   ) {}
 

@@ -1,7 +1,7 @@
 import type { BackendKind, BackendState } from "../model/backend-state.js";
 
 /**
- * The one choke point for spending (README, "Money invariants"): every path that creates a
+ * The one choke point for spending (docs/digitalocean.md, "Money invariants"): every path that creates a
  * droplet — scale-up, the floor, a schedule, a predicted floor, a replacement, `droplets add` —
  * asks `mayGrow` how many droplets the pool may add. The policy asks it to plan; the inventory
  * asks it again inside the transaction that writes the provisioning rows

@@ -55,7 +55,7 @@ export class CloudWatcher {
     private readonly leadership: Leadership,
     private readonly log: Logger,
     hourlyPrice: () => number | undefined = () => undefined,
-    /** The clock (tests drive an hour of it: README, "The API budget"). */
+    /** The clock (tests drive an hour of it: docs/digitalocean.md, "API budget"). */
     private readonly clock: () => number = Date.now,
   ) {
     this.lifecycle = new DropletLifecycle(provider, backends, config, { hourlyPrice });

@@ -9,18 +9,23 @@ import type { Config } from "../config/config.js";
 import type { Logger } from "../log.js";
 import { formatHostPort, type HostPort } from "../util/address.js";
 import { listenOn } from "../util/listen.js";
-import { AccessLog, type AccessLogSink } from "./access-log.js";
-import { type LiveBackend, observeRoundTrip } from "./backend.js";
-import { type AttemptReceiver, BackendAttempt } from "./backend-attempt.js";
-import type { Balancer } from "./balancer.js";
-import { ClientIdentity } from "./client-address.js";
-import { ClientInFlight } from "./client-cap.js";
-import { ClientConnection, type ConnectionLinked } from "./client-connection.js";
-import { CorsPolicy } from "./cors.js";
-import { DeadlineSweeper, type ExpiredDeadline } from "./deadlines.js";
-import { type ProxyStatus, sendErrorPage, sendRawError } from "./error-pages.js";
-import { FlushBatch } from "./flush-batch.js";
-import { checkFraming } from "./framing.js";
+import { type LiveBackend, observeRoundTrip } from "./balance/backend.js";
+import type { Balancer } from "./balance/balancer.js";
+import type { Pool } from "./balance/pool.js";
+import { rendezvous, StickySessions } from "./balance/sticky.js";
+import { type AttemptReceiver, BackendAttempt } from "./forward/backend-attempt.js";
+import { DeadlineSweeper, type ExpiredDeadline } from "./forward/deadlines.js";
+import { attemptErrorCode, decideProxyRetry, isConnectFailure } from "./forward/retry-rule.js";
+import {
+  attachBackendRequest,
+  handleUpgrade,
+  type UpgradeDeps,
+  type UpgradeTunnel,
+} from "./forward/upgrade.js";
+import { ClientIdentity } from "./http/client-address.js";
+import { ClientConnection, type ConnectionLinked } from "./http/client-connection.js";
+import { type ProxyStatus, sendErrorPage, sendRawError } from "./http/error-pages.js";
+import { checkFraming } from "./http/framing.js";
 import {
   clientWantsClose,
   headersFromRaw,
@@ -28,17 +33,17 @@ import {
   prepareResponseHeaders,
   relayableReason,
   responseMayPause,
-} from "./headers.js";
-import { createListener } from "./listener.js";
-import { LogSampler } from "./log-sampler.js";
-import { LoopSaturation } from "./loop-saturation.js";
-import type { Pool } from "./pool.js";
-import { type RateDecision, RateLimiter } from "./rate-limit.js";
-import type { Recorder } from "./recorder.js";
-import { checkTarget, isValidAuthority } from "./request-target.js";
-import { attemptErrorCode, decideProxyRetry, isConnectFailure } from "./retry-rule.js";
-import { rendezvous, StickySessions } from "./sticky.js";
-import { attachBackendRequest, handleUpgrade, type UpgradeDeps, type UpgradeTunnel } from "./upgrade.js";
+} from "./http/headers.js";
+import { createListener } from "./http/listener.js";
+import { checkTarget, isValidAuthority } from "./http/request-target.js";
+import { AccessLog, type AccessLogSink } from "./observe/access-log.js";
+import { FlushBatch } from "./observe/flush-batch.js";
+import { LogSampler } from "./observe/log-sampler.js";
+import { LoopSaturation } from "./observe/loop-saturation.js";
+import type { Recorder } from "./observe/recorder.js";
+import { ClientInFlight } from "./policy/client-cap.js";
+import { CorsPolicy } from "./policy/cors.js";
+import { type RateDecision, RateLimiter } from "./policy/rate-limit.js";
 
 /** The request path's settings: a view of the configuration (a single process and workers alike). */
 export type ProxySettings = Pick<

@@ -8,15 +8,15 @@ import type { SampleRow, SampleStore } from "../inventory/samples.js";
 import type { Logger } from "../log.js";
 import type { BackendCode } from "../model/reason-codes.js";
 import { formatHostPort, type HostPort } from "../util/address.js";
-import { inFlightOf, type LiveBackend } from "./backend.js";
-import { Balancer } from "./balancer.js";
-import { CertificateWatcher } from "./certificates.js";
-import { ProxyCluster } from "./cluster-primary.js";
-import { HealthChecker } from "./health.js";
-import { type OutlierEvent, Pool } from "./pool.js";
-import { Recorder } from "./recorder.js";
-import { RedirectListener } from "./redirect.js";
+import { inFlightOf, type LiveBackend } from "./balance/backend.js";
+import { Balancer } from "./balance/balancer.js";
+import { HealthChecker } from "./balance/health.js";
+import { type OutlierEvent, Pool } from "./balance/pool.js";
+import { CertificateWatcher } from "./http/certificates.js";
+import { Recorder } from "./observe/recorder.js";
+import { RedirectListener } from "./policy/redirect.js";
 import { ProxyServer, proxySettings, type RequestObserver } from "./server.js";
+import { ProxyCluster } from "./workers/cluster-primary.js";
 
 export { proxySettings } from "./server.js";
 

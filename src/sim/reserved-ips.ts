@@ -3,7 +3,7 @@ import { PENDING_EVENT } from "./faults.js";
 import type { ApiSpec } from "./spec.js";
 import { actionJson, dropletJson, type SimAction, type SimState } from "./state.js";
 
-/** An API failure the simulator answers with (the same shape as api.ts's). */
+/** An API failure the simulator answers with (answer.ts's ApiFailure). */
 export type FailWith = (status: number, message: string) => Error;
 
 interface SimReservedIp {

@@ -41,7 +41,7 @@ const FAULTS: Fault[] = [
   { name: "a create accepted then answered 500", change: { acceptThenFail: 1 } },
   { name: "a burst 429", change: { failNext: { status: 429, count: 1, resetInMs: 1000 } }, injected429: 1 },
   { name: "slower list lag", change: { listLagMs: 2500 } },
-  // The money-invariant faults (README, "Money invariants").
+  // The money-invariant faults (docs/digitalocean.md, "Money invariants").
   { name: "creates answered 3 s late", change: { createDelayMs: 3000 } },
   { name: "a DELETE of a young droplet answered 404", change: { deleteNotFoundYoungMs: 4000 } },
   {

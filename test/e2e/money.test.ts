@@ -18,7 +18,7 @@ import { type SimHandle, simSection, startSim } from "../helpers/sim.js";
 import { waitFor } from "../helpers/wait.js";
 
 /**
- * The money invariants end to end (README, "Money invariants"): a real `doproxy serve` and the
+ * The money invariants end to end (docs/digitalocean.md, "Money invariants"): a real `doproxy serve` and the
  * real CLI against `doproxy sim` with DigitalOcean's bad days switched on. What is billed is
  * counted at the simulator (its billing ledger), not taken from doproxy's word.
  */

@@ -233,7 +233,7 @@ ${autoscaleToml({ min: 1, max: 3, "scale-up-latency": "20s", "scale-up-connectio
       );
       const joinedMs = Date.now() - addedAt;
       t.diagnostic(`a backend added from the CLI served through all three proxies after ${joinedMs} ms`);
-      // About a second on a quiet machine (the figure README gives); the bound leaves room for a
+      // About a second on a quiet machine (the figure docs/several-proxies.md gives); the bound leaves room for a
       // busy one, where starting the CLI alone can take seconds.
       assert.ok(joinedMs < 10_000, `it took ${joinedMs} ms`);
       const removed = await runCliAsync(

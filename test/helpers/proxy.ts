@@ -1,7 +1,7 @@
 import pino from "pino";
-import { Balancer } from "../../src/proxy/balancer.js";
-import { Pool } from "../../src/proxy/pool.js";
-import { Recorder } from "../../src/proxy/recorder.js";
+import { Balancer } from "../../src/proxy/balance/balancer.js";
+import { Pool } from "../../src/proxy/balance/pool.js";
+import { Recorder } from "../../src/proxy/observe/recorder.js";
 import { ProxyServer, type ProxySettings } from "../../src/proxy/server.js";
 import { defaultConfig } from "./defaults.js";
 import { activeRow } from "./pool.js";

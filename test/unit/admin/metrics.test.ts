@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Metrics } from "../../../src/admin/metrics.js";
-import { closeConnections, createLiveBackend, type LiveBackend } from "../../../src/proxy/backend.js";
+import { closeConnections, createLiveBackend, type LiveBackend } from "../../../src/proxy/balance/backend.js";
 
 function backend(id: number, address: string): LiveBackend {
   return createLiveBackend({ id, address, name: null, state: "active", createdAt: 0, drainDeadline: null });

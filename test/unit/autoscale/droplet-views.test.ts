@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import { dropletViews } from "../../../src/autoscale/droplet-views.js";
 import { decide, EMPTY_MEMORY } from "../../../src/autoscale/policy.js";
 import type { BackendRow } from "../../../src/inventory/backends.js";
-import { createLiveBackend } from "../../../src/proxy/backend.js";
+import { createLiveBackend } from "../../../src/proxy/balance/backend.js";
 import { defaultConfig } from "../../helpers/defaults.js";
 
 function row(id: number, state: BackendRow["state"], stateChangedAt = 0): BackendRow {

@@ -12,7 +12,7 @@ import { ownershipTag } from "../../../src/cloud/provider.js";
 import { parseConfigText } from "../../../src/config/load.js";
 import { LEADER_LEASE, Leadership } from "../../../src/inventory/leadership.js";
 import { type Inventory, openInventory } from "../../../src/inventory/open.js";
-import { Pool } from "../../../src/proxy/pool.js";
+import { Pool } from "../../../src/proxy/balance/pool.js";
 import { Simulator } from "../../../src/sim/api.js";
 import { freePort } from "../../helpers/backend.js";
 

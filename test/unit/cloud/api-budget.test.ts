@@ -13,7 +13,7 @@ import { CloudWatcher } from "../../../src/cloud/watcher.js";
 import { type Config, parseConfigText } from "../../../src/config/load.js";
 import { Leadership } from "../../../src/inventory/leadership.js";
 import { openInventory } from "../../../src/inventory/open.js";
-import { Pool } from "../../../src/proxy/pool.js";
+import { Pool } from "../../../src/proxy/balance/pool.js";
 import { Simulator } from "../../../src/sim/api.js";
 import { freePort } from "../../helpers/backend.js";
 import { waitFor } from "../../helpers/wait.js";
@@ -52,7 +52,7 @@ describe("pollStretch(): polling stretches as the budget runs low", () => {
 });
 
 /**
- * README's API budget table, measured: an hour of `serve`'s leader duties on a simulated clock
+ * docs/digitalocean.md's API budget table, measured: an hour of `serve`'s leader duties on a simulated clock
  * (no real waiting) against the simulator as a real HTTP server, through the real client. Steady
  * state, a failover to another proxy at 15 minutes, the account's droplet limit from 30 minutes
  * on, and a reserved-IP assign refused with 422 from 45 minutes on. The calls are counted at the
@@ -74,7 +74,7 @@ const HOUR_TABLE = {
 };
 
 describe("the API budget over one simulated hour", () => {
-  it("steady state, a failover, a droplet limit and a persistent reserved-IP 422 stay within README's table", async () => {
+  it("steady state, a failover, a droplet limit and a persistent reserved-IP 422 stay within docs/digitalocean.md's table", async () => {
     const dir = mkdtempSync(path.join(tmpdir(), "doproxy-budget-"));
     const sim = new Simulator({
       token: "budget-token",
@@ -218,7 +218,7 @@ describe("the API budget over one simulated hour", () => {
       for (const [what, limit] of Object.entries(HOUR_TABLE))
         assert.ok(
           measured[what as keyof typeof measured] <= limit,
-          `${what}: ${measured[what as keyof typeof measured]} calls in the hour, README says at most ${limit} (${JSON.stringify(measured)})`,
+          `${what}: ${measured[what as keyof typeof measured]} calls in the hour, docs/digitalocean.md says at most ${limit} (${JSON.stringify(measured)})`,
         );
       // The failover moved the address once, and the droplet limit was tried, not hammered.
       assert.ok(measured.create >= 2, "the creates at the droplet limit were tried");

@@ -13,7 +13,7 @@ import { describeEachStore } from "../../helpers/stores.js";
 import { waitFor } from "../../helpers/wait.js";
 
 /**
- * The money invariants of README's "Money invariants", one at a time, with real parts: the
+ * The money invariants of docs/digitalocean.md's "Money invariants", one at a time, with real parts: the
  * simulator as a real HTTP server, the real DigitalOcean client, the real lifecycle and both
  * inventories. Where DigitalOcean's lags matter, `now` is passed in (no waiting them out).
  */

@@ -8,7 +8,7 @@ import {
   newCounts,
   quantile,
 } from "../../../src/model/histogram.js";
-import { Recorder } from "../../../src/proxy/recorder.js";
+import { Recorder } from "../../../src/proxy/observe/recorder.js";
 
 describe("round-trip time histogram", () => {
   it("puts each value in the first bucket whose bound holds it", () => {
