@@ -180,6 +180,25 @@ function filePath(baseDir: string) {
   };
 }
 
+/** A DNS name as an ACME order may name it (no wildcard: http-01 and tls-alpn-01 cannot prove one). */
+const DOMAIN_NAME =
+  /^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)*[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
+/** The ACME directories `[tls] directory` names by a word. */
+export const ACME_DIRECTORIES = {
+  production: "https://acme-v02.api.letsencrypt.org/directory",
+  staging: "https://acme-staging-v02.api.letsencrypt.org/directory",
+} as const;
+const acmeDirectory = {
+  schema: z
+    .string()
+    .refine((v) => v in ACME_DIRECTORIES || /^https?:\/\/[^\s]+$/.test(v), {
+      message: 'expected "production", "staging" or an https:// URL of an ACME directory',
+    })
+    .transform((v) => (v in ACME_DIRECTORIES ? ACME_DIRECTORIES[v as keyof typeof ACME_DIRECTORIES] : v)),
+  type: "string",
+  range: '"production", "staging" or a URL',
+};
+
 /** What identifies a client: its address (behind trusted proxies), or a request header. */
 export type ClientKey = { kind: "ip" } | { kind: "header"; name: string };
 
@@ -844,6 +863,79 @@ export function configKeys(baseDir: string) {
         "Clients remembered at once; the least recently seen are forgotten first (bounds memory under a flood).",
       ),
     },
+    tls: {
+      acme: key(
+        "acme",
+        bool,
+        false,
+        "Obtain and renew the HTTPS certificate of `domains` by ACME (Let's Encrypt by default), shared through the inventory by every proxy; instead of [proxy] tls-cert.",
+        "restart",
+      ),
+      email: key(
+        "email",
+        text,
+        "",
+        "Contact address given to the certificate authority (expiry warnings); may be empty.",
+        "restart",
+      ),
+      domains: key(
+        "domains",
+        {
+          schema: z
+            .array(z.string().regex(DOMAIN_NAME, { message: "expected a DNS name such as www.example.com" }))
+            .transform((names) => [...new Set(names.map((n) => n.toLowerCase()))]),
+          type: "array of DNS names",
+        },
+        [],
+        "Names the one ACME certificate covers (its subject alternative names); each must resolve to this proxy.",
+        "restart",
+      ),
+      directory: key(
+        "directory",
+        acmeDirectory,
+        "production",
+        'ACME directory: "production" (Let\'s Encrypt), "staging" (Let\'s Encrypt staging: untrusted, generous limits) or an https:// URL of another CA.',
+        "restart",
+      ),
+      challenge: key(
+        "challenge",
+        oneOf(["both", "http-01", "tls-alpn-01"]),
+        "both",
+        'How the CA checks control of a name: "http-01" (port 80, [proxy] redirect-http), "tls-alpn-01" (the TLS listener, port 443) or "both".',
+        "restart",
+      ),
+      "eab-kid": optional(
+        "eabKid",
+        nonEmpty,
+        "External account binding key id, for CAs that need one (ZeroSSL, Google); with eab-hmac-key.",
+        "restart",
+      ),
+      "eab-hmac-key": shown(
+        "${DOPROXY_EAB_HMAC_KEY}",
+        optional(
+          "eabHmacKey",
+          { schema: z.string().transform((t) => t || undefined), type: "string" },
+          "External account binding HMAC key (base64url) from the CA; never logged.",
+          "restart",
+        ),
+      ),
+      "key-encryption-key": shown(
+        "${DOPROXY_KEY_ENCRYPTION_KEY}",
+        optional(
+          "keyEncryptionKey",
+          {
+            schema: z
+              .string()
+              .refine((t) => t === "" || t.length >= 16, { message: "expected at least 16 characters" })
+              .transform((t) => t || undefined),
+            type: "string",
+            range: "at least 16 characters",
+          },
+          "When set, private keys in the inventory are encrypted with it (AES-256-GCM); take it from the environment; never logged.",
+          "restart",
+        ),
+      ),
+    },
     cors: {
       "allow-origins": key(
         "allowOrigins",
@@ -891,10 +983,6 @@ export function configSchema(baseDir: string = process.cwd()) {
     .refine((p) => (p["tls-cert"] === undefined) === (p["tls-key"] === undefined), {
       message: "tls-cert and tls-key must be set together",
       path: ["tls-cert"],
-    })
-    .refine((p) => p["redirect-http"] === undefined || p["tls-cert"] !== undefined, {
-      message: "redirect-http needs tls-cert and tls-key: it redirects plain HTTP to the HTTPS listener",
-      path: ["redirect-http"],
     })
     .transform(renamed(keys.proxy))
     .transform(({ stickyMode, stickyCookie, stickyMaxAgeMs, stickyHashKey, tlsCert, tlsKey, ...rest }) => ({
@@ -957,6 +1045,17 @@ export function configSchema(baseDir: string = process.cwd()) {
     )
     .transform(renamed(keys.cors));
 
+  const tls = table(keys.tls)
+    .refine((t) => !t.acme || t.domains.length > 0, {
+      message: "acme = true needs domains: the names the certificate covers",
+      path: ["domains"],
+    })
+    .refine((t) => (t["eab-kid"] === undefined) === !t["eab-hmac-key"], {
+      message: "eab-kid and eab-hmac-key must be set together",
+      path: ["eab-kid"],
+    })
+    .transform(renamed(keys.tls));
+
   return (
     z
       .strictObject({
@@ -968,10 +1067,25 @@ export function configSchema(baseDir: string = process.cwd()) {
         autoscale: autoscale.prefault({}),
         "rate-limit": rateLimit.prefault({}),
         cors: cors.prefault({}),
+        tls: tls.prefault({}),
       })
       // The admin exposure rule lives in the schema, so `config check`, the start of `serve` and
       // every hot reload refuse the same thing: a reload that would open /metrics and /api/* to the
       // network is a broken edit, and the last good configuration stays.
+      .refine((f) => f.proxy.redirectHttp === undefined || f.proxy.tls !== undefined || f.tls.acme, {
+        message:
+          "redirect-http needs tls-cert and tls-key (or [tls] acme = true): it redirects plain HTTP to the HTTPS listener",
+        path: ["proxy", "redirect-http"],
+      })
+      .refine((f) => !(f.tls.acme && f.proxy.tls), {
+        message: "[tls] acme = true and [proxy] tls-cert both name the certificate: keep one",
+        path: ["tls", "acme"],
+      })
+      .refine((f) => !f.tls.acme || f.tls.challenge === "tls-alpn-01" || f.proxy.redirectHttp !== undefined, {
+        message:
+          'challenge "http-01" (or "both") needs [proxy] redirect-http (e.g. "0.0.0.0:80"): the CA asks on port 80',
+        path: ["tls", "challenge"],
+      })
       .refine((f) => !adminNeedsToken(f.admin.listen) || Boolean(f.admin.token), {
         message:
           'a non-loopback admin listener needs [admin] token (e.g. token = "${DOPROXY_ADMIN_TOKEN}"), or listen on 127.0.0.1',

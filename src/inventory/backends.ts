@@ -1,7 +1,8 @@
-import { FencedError, InventoryError } from "../errors.js";
+import { InventoryError } from "../errors.js";
 import { BACKEND_STATES, type BackendKind, type BackendState } from "../model/backend-state.js";
 import type { BackendCode, CloseCode, ReasonCode } from "../model/reason-codes.js";
 import { EventStore, insertEvent } from "./events.js";
+import { checkFence, type Fence } from "./fence.js";
 import { placeholders, type Sql, type SqlRunner } from "./sql.js";
 
 export { BACKEND_STATES, type BackendKind, type BackendState } from "../model/backend-state.js";
@@ -42,11 +43,7 @@ export interface BackendRow {
 }
 
 /** A leadership term: the lease, its holder and the token of the acquisition (inventory/leadership.ts). */
-export interface Fence {
-  lease: string;
-  holder: string;
-  token: number;
-}
+export type { Fence };
 
 export type BackendOrigin = "static" | "created" | "reconciled" | "manual";
 export type CloseReason = CloseCode;
@@ -149,22 +146,9 @@ export class BackendStore {
 
   private write<T>(body: (tx: SqlRunner) => Promise<T>): Promise<T> {
     return this.sql.transaction(async (tx) => {
-      if (this.fence) await this.checkFence(tx, this.fence());
+      if (this.fence) await checkFence(this.sql.dialect, tx, this.fence());
       return body(tx);
     });
-  }
-
-  private async checkFence(tx: SqlRunner, term: Fence | undefined): Promise<void> {
-    if (!term) throw new FencedError("not written: this proxy does not lead the pool (any more)");
-    const lock = this.sql.dialect === "postgres" ? " FOR SHARE" : "";
-    const held = await tx.get(
-      `SELECT token FROM leases WHERE name = ? AND holder = ? AND token = ? AND expires_at >= ?${lock}`,
-      [term.lease, term.holder, term.token, Date.now()],
-    );
-    if (!held)
-      throw new FencedError(
-        `not written: the ${term.lease} lease is no longer this proxy's (term ${term.token}); another proxy leads`,
-      );
   }
 
   get(id: number): Promise<BackendRow | undefined> {

@@ -4,6 +4,7 @@ import Database from "better-sqlite3";
 import { InventoryError } from "../errors.js";
 import { redactUrl } from "../util/url-secrets.js";
 import { BackendStore } from "./backends.js";
+import { CertificateStore } from "./certificates.js";
 import type { EventStore } from "./events.js";
 import { InstanceStore } from "./instances.js";
 import { LeaseStore } from "./leases.js";
@@ -33,6 +34,7 @@ export interface Inventory {
   readonly leases: LeaseStore;
   readonly pool: PoolStore;
   readonly prices: PriceStore;
+  readonly certificates: CertificateStore;
   /** The first thing the inventory recorded (an event or a backend), if anything. */
   firstRecordAt(): Promise<number | undefined>;
   /** Moves whenever any process writes the backends table: the proxies' change poll reads only this. */
@@ -52,6 +54,7 @@ export function inventoryOn(sql: Sql): Inventory {
     leases: new LeaseStore(sql),
     pool: new PoolStore(sql),
     prices: new PriceStore(sql),
+    certificates: new CertificateStore(sql),
     firstRecordAt: async () => {
       const row = await sql.get<{ first: number | null }>(
         `SELECT MIN(t) AS first FROM (SELECT MIN(ts) AS t FROM events UNION ALL SELECT MIN(created_at) FROM backends) AS firsts`,

@@ -87,6 +87,27 @@ export const POOL_CODES = {
   api: "An API call of the reserved-IP keeper failed.",
 } as const;
 
+/** Automatic HTTPS (`certificate.*` events): each order, renewal and failure of an ACME certificate. */
+export const CERTIFICATE_CODES = {
+  "order-placed":
+    "The leader placed an ACME order for the certificate's domains (first issuance or renewal).",
+  issued: "The CA issued the certificate: it is stored in the inventory and every proxy loads it.",
+  "renew-due": "Two thirds of the certificate's lifetime (with jitter) have passed: it is renewed.",
+  "renew-requested": "An operator ran `doproxy certs renew`: the leader renews at its next look.",
+  "acme-rate-limited":
+    "The CA refused the order for its rate limits (HTTP 429, rateLimited): retried after a longer backoff.",
+  "challenge-failed":
+    "The CA could not validate a challenge (the answer did not reach it, or was wrong): retried with backoff.",
+  "dns-mismatch": "The CA could not resolve a domain, or it resolved elsewhere: check its DNS records.",
+  "acme-unreachable": "The ACME directory did not answer (network, TLS, 5xx): retried with backoff.",
+  "acme-account":
+    "The CA refused the account (terms, external account binding, contact): retried with backoff.",
+  "acme-error": "The order failed for another reason (the message says which): retried with backoff.",
+  "self-signed":
+    "No certificate from the CA yet: the TLS listener answers with a short-lived self-signed one meanwhile.",
+  loaded: "A proxy loaded a new certificate from the inventory, without a restart.",
+} as const;
+
 /** Every reason code, by table; the union type below is the one every event's code is checked against. */
 export const REASON_CODE_TABLES = {
   "Autoscaler decisions (`scale.*`)": DECISION_CODES,
@@ -94,10 +115,18 @@ export const REASON_CODE_TABLES = {
   "Backend transitions and changes (`backend.*`)": BACKEND_CODES,
   "API failures (`scale.error`, `reserved-ip.error`)": API_FAILURE_REASONS,
   "Pool, leadership, reserved IP and operator": POOL_CODES,
+  "Automatic HTTPS (`certificate.*`)": CERTIFICATE_CODES,
 } as const;
 
 export type DecisionCode = keyof typeof DECISION_CODES;
 export type CloseCode = keyof typeof CLOSE_CODES;
 export type BackendCode = keyof typeof BACKEND_CODES;
 export type PoolCode = keyof typeof POOL_CODES;
-export type ReasonCode = DecisionCode | CloseCode | BackendCode | keyof typeof API_FAILURE_REASONS | PoolCode;
+export type CertificateCode = keyof typeof CERTIFICATE_CODES;
+export type ReasonCode =
+  | DecisionCode
+  | CloseCode
+  | BackendCode
+  | keyof typeof API_FAILURE_REASONS
+  | PoolCode
+  | CertificateCode;
